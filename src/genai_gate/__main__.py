@@ -1,0 +1,3 @@
+from genai_gate.cli import run
+
+run()

@@ -1,0 +1,207 @@
+"""The `genai-gate` command. `main` is the only place that prints errors and picks exit codes.
+
+Heavy imports (mlflow, pandas, pydantic) happen inside the commands, so `--version` and
+`--help` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from genai_gate import __version__
+from genai_gate.errors import ConfigError, ExitCode, GateError
+
+DEFAULT_OUT = "genai-gate-out"
+
+
+def _overrides(**flags: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value is None or value == () or value == "":
+            continue
+        out[key.replace("_", "-")] = value
+    return out
+
+
+def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--set {pair!r} is not KEY=VALUE",
+                fix="For example: --set max-errors=2 --set experiment=nightly",
+            )
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+    return out
+
+
+def _print_verdict(doc: dict[str, Any], out_dir: Path) -> None:
+    word = "PASSED" if doc["passed"] else "FAILED"
+    click.echo(f"genai-gate: {word} ({doc['rows']} rows, model {doc['model']})")
+    width = max((len(c["metric"]) for c in doc["checks"]), default=0)
+    for c in doc["checks"]:
+        value = "missing" if c["value"] is None else f"{c['value']:.4g}"
+        mark = "ok  " if c["passed"] else "FAIL"
+        click.echo(f"  {mark} {c['metric']:<{width}}  {value:>9}  {c['op']} {c['threshold']:g}")
+    for failure in doc["failures"]:
+        click.echo(f"  - {failure}")
+    if doc.get("run_url"):
+        click.echo(f"MLflow run: {doc['run_url']}")
+    elif doc.get("run_id"):
+        click.echo(f"MLflow run: {doc['run_id']} ({doc.get('tracking_uri')})")
+    click.echo(f"Report: {out_dir / 'summary.md'}  Results: {out_dir / 'results.json'}")
+
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config",
+    envvar="GENAI_GATE_CONFIG",
+    default=None,
+    help="Config file (default: genai-gate.yml, if present).",
+)
+out_option = click.option(
+    "--out",
+    "out",
+    envvar="GENAI_GATE_OUT",
+    default=DEFAULT_OUT,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for results and evidence.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="genai-gate")
+def cli() -> None:
+    """Gate, deploy and watch GenAI models the way code is shipped."""
+
+
+@cli.command("eval")
+@config_option
+@out_option
+@click.option("--data", help="Eval set (CSV, JSONL, JSON, Parquet).")
+@click.option(
+    "--model", help="python:module:function, models:/name/3, models:/name@alias, runs:/.."
+)
+@click.option("--scorers", help="Comma-separated scorer names.")
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="'METRIC OP VALUE'",
+    help="A threshold such as 'exact_match/mean >= 0.6'; repeatable.",
+)
+@click.option("--max-errors", help='Rows allowed to fail: a count or a share such as "5%".')
+@click.option("--tracking-uri", help="MLflow tracking URI.")
+@click.option("--experiment", help="MLflow experiment name.")
+@click.option("--limit", type=int, help="Evaluate only the first N rows.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any config key, e.g. --set concurrency=4; repeatable.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def eval_command(
+    config: str | None,
+    out: Path,
+    data: str | None,
+    model: str | None,
+    scorers: str | None,
+    thresholds: tuple[str, ...],
+    max_errors: str | None,
+    tracking_uri: str | None,
+    experiment: str | None,
+    limit: int | None,
+    sets: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Evaluate the model on the eval set and gate on the thresholds."""
+    from genai_gate.config import coerce_text
+    from genai_gate.progress import Progress
+    from genai_gate.run_eval import run_eval
+
+    overrides = _parse_sets(sets)
+    overrides.update(
+        _overrides(
+            data=data,
+            model=model,
+            max_errors=max_errors,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            limit=limit,
+        )
+    )
+    if scorers:
+        overrides["scorers"] = coerce_text("scorers", scorers)
+    if thresholds:
+        try:
+            overrides["thresholds"] = coerce_text("thresholds", "\n".join(thresholds))
+        except ValueError as exc:
+            raise ConfigError(
+                f"--threshold: {exc}", fix="--threshold 'exact_match/mean >= 0.6'"
+            ) from None
+    report = run_eval(
+        config_path=config, out_dir=out, overrides=overrides, progress=Progress(enabled=not quiet)
+    )
+    for notice in report.doc["notices"]:
+        click.echo(f"notice: {notice}", err=True)
+    _print_verdict(report.doc, out)
+    if report.tracking_error is not None:
+        raise report.tracking_error
+    if not report.verdict.passed:
+        raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
+
+
+@cli.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of genai-gate.yml (for editor completion)."""
+    from genai_gate.config import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        # standalone_mode=False hands back click.exceptions.Exit's code as the return value
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="genai-gate",
+            standalone_mode=False,
+        )
+    except GateError as exc:
+        click.echo(exc.render(), err=True)
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.BAD_INPUT)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return code if isinstance(code, int) else int(ExitCode.PASSED)
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    run()

@@ -1,0 +1,430 @@
+"""One validated, frozen config from three sources: the YAML file, `GENAI_GATE_*`, and flags.
+
+Precedence is flags > environment > file; mappings (`thresholds`, `columns`) merge key by
+key so that one `--threshold` can override one metric of the file. The merge is ours and
+not pydantic-settings' because every problem must be reported under the name the user
+typed (`genai-gate.yml: max-errors`, `GENAI_GATE_MAX_ERRORS` or `--max-errors`), and
+pydantic-settings loses which source a value came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from genai_gate.errors import ConfigError
+from genai_gate.thresholds import (
+    METRIC_ALIASES,
+    THRESHOLD_HELP,
+    Threshold,
+    parse_expression,
+    parse_lines,
+)
+
+ENV_PREFIX = "GENAI_GATE_"
+DEFAULT_CONFIG = "genai-gate.yml"
+
+# GENAI_GATE_* names that belong to the CLI or the action, not to the config model.
+RESERVED_ENV = frozenset(
+    {"CONFIG", "OUT", "COMMAND", "GITHUB_TOKEN", "COMMENT", "WORKING_DIRECTORY", "LOG_LEVEL"}
+)
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True
+    )
+
+
+class ThresholdRule(_Model):
+    """The mapping form of a threshold: exactly one of `at-least` / `at-most`."""
+
+    at_least: float | None = Field(default=None, description="The metric must be >= this.")
+    at_most: float | None = Field(default=None, description="The metric must be <= this.")
+
+
+class Columns(_Model):
+    """Maps genai-gate's roles to the data file's column names."""
+
+    inputs: str | list[str] | None = Field(
+        default=None,
+        description="Column(s) holding the model's inputs. One column of dicts is used as is; "
+        "a scalar column becomes {column: value}; several columns become one dict.",
+    )
+    expectations: str | list[str] | None = Field(
+        default=None,
+        description="Column(s) holding the expected answer. A scalar column becomes "
+        "{expected_response: value}, MLflow's key for the reference answer.",
+    )
+    outputs: str | None = Field(
+        default=None,
+        description="Column holding precomputed outputs; then no model is called.",
+    )
+
+
+class Config(_Model):
+    """genai-gate.yml. Keys are kebab-case; each one is also `GENAI_GATE_<KEY>` and a flag."""
+
+    data: str = Field(description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file.")
+    model: str | None = Field(
+        default=None,
+        description="What answers each input: python:module:function, models:/name/3, "
+        "models:/name@alias or runs:/<run-id>/<path>. Optional when the data has outputs.",
+    )
+    scorers: tuple[str, ...] = Field(
+        default=(),
+        description="Scorer names (exact_match, token_f1, rouge_l, latency, response_length) "
+        "or python:module:function. Empty: the scorers the thresholds name.",
+    )
+    thresholds: dict[str, str | ThresholdRule] = Field(
+        default_factory=dict,
+        description='Metric (scorer/aggregation) -> ">= 0.8" | "<= 800" | {at-least: ..} | '
+        "{at-most: ..}.",
+    )
+    columns: Columns = Field(default_factory=Columns)
+    max_errors: int | str = Field(
+        default=0,
+        description='Rows allowed to fail (model or scorer error): a count, or a share like "5%".',
+    )
+    call_style: Literal["auto", "kwargs", "dataframe"] = Field(
+        default="auto",
+        description="How a python: model is called: per row with the inputs as keyword "
+        "arguments, or with a one-row pandas DataFrame (the seed's batch style). "
+        "auto decides from the function's signature.",
+    )
+    concurrency: int = Field(default=8, ge=1, le=256, description="Rows in flight at once.")
+    timeout: float = Field(default=120.0, gt=0, description="Seconds one model call may take.")
+    limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N rows.")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else a sqlite store "
+        "in the output folder.",
+    )
+    experiment: str = Field(default="genai-gate", description="MLflow experiment name.")
+    run_name: str | None = Field(default=None, description="MLflow run name.")
+    worst_rows: int = Field(default=5, ge=0, le=100, description="Rows shown in the report.")
+
+    @field_validator("data")
+    @classmethod
+    def _data_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a file")
+        return v
+
+    @field_validator("max_errors")
+    @classmethod
+    def _max_errors_form(cls, v: int | str) -> int | str:
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError("must be 0 or more")
+            return v
+        text = v.strip()
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+        if not m or float(m.group(1)) > 100:
+            raise ValueError(f'{v!r} is neither a count (3) nor a share ("5%")')
+        return f"{m.group(1)}%"
+
+    def allowed_errors(self, rows: int) -> int:
+        if isinstance(self.max_errors, int):
+            return self.max_errors
+        return math.floor(rows * float(self.max_errors.rstrip("%")) / 100.0)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated config plus what the run needs to know about where it came from."""
+
+    config: Config
+    thresholds: tuple[Threshold, ...]
+    base_dir: Path
+    source: str
+    notices: tuple[str, ...] = ()
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def resolve(self, relative: str) -> Path:
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _fields_by_alias() -> dict[str, str]:
+    return {(f.alias or name): name for name, f in Config.model_fields.items()}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{path} is not valid YAML{where}",
+            fix="Check the indentation and quote values that start with > or <:\n"
+            '  thresholds:\n    exact_match/mean: ">= 0.6"',
+        ) from exc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(
+            f"{path} must be a YAML mapping of settings, not a {type(doc).__name__}",
+            fix="data: eval/qa.jsonl\nmodel: python:app.model:predict\nscorers: [exact_match]",
+        )
+    return {str(k): v for k, v in doc.items()}
+
+
+def _split_list(text: str) -> list[str]:
+    stripped = text.strip()
+    if stripped.startswith("["):
+        loaded = yaml.safe_load(stripped)
+        if isinstance(loaded, list):
+            return [str(x) for x in loaded]
+    return [p.strip() for p in re.split(r"[,\n]", text) if p.strip()]
+
+
+def coerce_text(key: str, text: str) -> Any:
+    """Turn an environment or flag string into the shape the field wants."""
+    if key == "scorers":
+        return _split_list(text)
+    if key == "thresholds":
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            return yaml.safe_load(stripped)
+        return parse_lines(text)
+    if key == "columns":
+        loaded = yaml.safe_load(text)
+        if not isinstance(loaded, dict):
+            raise ValueError("expected a mapping such as {inputs: question, expectations: answer}")
+        return loaded
+    return text
+
+
+def env_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """GENAI_GATE_<KEY> values, with empty ones dropped (the runner sets unset inputs to "")."""
+    aliases = _fields_by_alias()
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    problems: list[str] = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or raw.strip() == "":
+            continue
+        suffix = name[len(ENV_PREFIX) :]
+        if suffix in RESERVED_ENV:
+            continue
+        key = suffix.lower().replace("_", "-")
+        if key not in aliases:
+            problems.append(f"{name}: not a genai-gate setting{_did_you_mean(key, aliases)}")
+            continue
+        try:
+            values[key] = coerce_text(key, raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            problems.append(f"{name}: {exc}")
+        origins[key] = name
+    if problems:
+        raise ConfigError("the environment has settings that cannot be used", problems=problems)
+    return values, origins
+
+
+def _did_you_mean(key: str, known: Mapping[str, str] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _merge(
+    layers: list[tuple[dict[str, Any], dict[str, str]]],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for values, where in layers:
+        for key, value in values.items():
+            if (
+                key in ("thresholds", "columns")
+                and isinstance(merged.get(key), dict)
+                and isinstance(value, dict)
+            ):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+            origins[key] = where.get(key, key)
+    return merged, origins
+
+
+def _label(origins: Mapping[str, str], loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "config"
+    head = str(loc[0])
+    rest = ".".join(str(x) for x in loc[1:] if not (isinstance(x, str) and x in ("str", "int")))
+    base = origins.get(head, head)
+    if rest and not base.startswith(("GENAI_GATE_", "--")):
+        return f"{base}.{rest}"
+    return f"{base} ({rest})" if rest else base
+
+
+def _explain(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "is not a known setting"
+    if kind == "missing":
+        return "is required"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _validation_problems(
+    exc: ValidationError, origins: Mapping[str, str], known: list[str]
+) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        # A union (str | ThresholdRule) reports once per branch; keep the first per place.
+        place = _label(origins, tuple(x for x in loc if x not in ("str", "ThresholdRule")))
+        if place in seen:
+            continue
+        seen.add(place)
+        text = f"{place}: {_explain(err)}"
+        if err["type"] == "extra_forbidden" and len(loc) == 1:
+            text += _did_you_mean(str(loc[0]), known)
+        problems.append(text)
+    return problems
+
+
+def _parse_thresholds(
+    raw: Mapping[str, str | ThresholdRule], origins: Mapping[str, str]
+) -> tuple[tuple[Threshold, ...], list[str], list[str]]:
+    where = origins.get("thresholds", "thresholds")
+    out: dict[str, Threshold] = {}
+    problems: list[str] = []
+    notices: list[str] = []
+    for given, spec in raw.items():
+        metric = given.strip()
+        if metric in METRIC_ALIASES:
+            new = METRIC_ALIASES[metric]
+            notices.append(
+                f"threshold {metric!r} is the seed pipeline's name, which MLflow never writes; "
+                f"using {new!r}. Rename it in {where} to silence this notice."
+            )
+            metric = new
+        label = f"{where}.{given}" if not where.startswith(("--", "GENAI_GATE_")) else where
+        if "/" not in metric:
+            problems.append(
+                f"{label}: {given!r} is not an MLflow metric name; metrics are "
+                f"scorer/aggregation, for example {given}/mean"
+            )
+            continue
+        try:
+            if isinstance(spec, ThresholdRule):
+                if (spec.at_least is None) == (spec.at_most is None):
+                    raise ValueError("give exactly one of at-least or at-most")
+                op, value = (
+                    (">=", spec.at_least) if spec.at_least is not None else ("<=", spec.at_most)
+                )
+                assert value is not None
+                if not math.isfinite(value):
+                    raise ValueError("the limit must be a finite number")
+                parsed = Threshold(metric, op, float(value))  # type: ignore[arg-type]
+            else:
+                op2, value2 = parse_expression(spec)
+                parsed = Threshold(metric, op2, value2)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        if metric in out:
+            problems.append(f"{label}: {metric!r} is given twice (once through an alias)")
+            continue
+        out[metric] = parsed
+    return tuple(out.values()), problems, notices
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    override_origins: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Read, merge and validate. Raises ConfigError listing every problem at once."""
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    cfg_path = Path(path if path is not None else DEFAULT_CONFIG)
+    file_values: dict[str, Any] = {}
+    if cfg_path.is_file():
+        file_values = _read_file(cfg_path)
+        base_dir = cfg_path.resolve().parent
+        source = str(cfg_path)
+    elif explicit:
+        raise ConfigError(
+            f"the config file {cfg_path} does not exist",
+            fix="Create it, or point at the right one:\n"
+            f"  genai-gate eval -c path/to/{DEFAULT_CONFIG}",
+        )
+    else:
+        base_dir = Path.cwd()
+        source = "(no config file)"
+    file_origins = {k: f"{cfg_path.name}: {k}" for k in file_values}
+
+    env_values, env_origins = env_settings(environ)
+    flag_values = dict(overrides or {})
+    flag_origins = {k: (override_origins or {}).get(k, f"--{k}") for k in flag_values}
+    merged, origins = _merge(
+        [(file_values, file_origins), (env_values, env_origins), (flag_values, flag_origins)]
+    )
+    known = list(_fields_by_alias())
+    if "data" not in merged:
+        raise ConfigError(
+            f"no eval data is configured ({source})",
+            fix="Name the eval set in genai-gate.yml, or pass --data:\n"
+            "  data: eval/qa.jsonl\n  model: python:app.model:predict\n"
+            "  scorers: [exact_match, token_f1, latency]\n"
+            '  thresholds:\n    exact_match/mean: ">= 0.6"',
+        )
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{source} has {exc.error_count()} problem(s)",
+            problems=_validation_problems(exc, origins, known),
+            fix=f"Run `genai-gate schema` for every key and its type.\n{THRESHOLD_HELP}",
+        ) from None
+    thresholds, problems, notices = _parse_thresholds(config.thresholds, origins)
+    if problems:
+        raise ConfigError(
+            f"{source} has {len(problems)} threshold problem(s)",
+            problems=problems,
+            fix=THRESHOLD_HELP,
+        )
+    return LoadedConfig(
+        config=config,
+        thresholds=thresholds,
+        base_dir=base_dir,
+        source=source,
+        notices=tuple(notices),
+        origins=origins,
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "genai-gate.yml"
+    return schema

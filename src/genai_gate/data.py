@@ -1,0 +1,299 @@
+"""Eval sets: CSV, JSONL, JSON and Parquet into typed rows, with a content digest.
+
+Two shapes are understood without configuration: MLflow's (`inputs` dict, `expectations`
+dict, optional `outputs`) and the seed pipeline's (`inputs` text + `ground_truth`). Any other
+naming goes through `columns:`. Every problem names the file, the row or line, and the column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genai_gate.config import Columns
+from genai_gate.errors import DataError
+
+FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+# MLflow's key for the reference answer; its Correctness judge reads it too.
+EXPECTED_KEY = "expected_response"
+_EXPECTATION_FALLBACKS = ("expectations", "ground_truth", "expected_response", "targets")
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    index: int  # 0-based position in the file's records
+    where: str  # "line 7" (JSONL) or "row 7": how a message points at it
+    inputs: dict[str, Any]
+    expectations: dict[str, Any] | None
+    outputs: Any | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    path: Path
+    format: str
+    rows: tuple[EvalRow, ...]
+    digest: str  # sha256 of the canonical rows: the same data in CSV or JSONL digests the same
+    file_sha256: str
+    columns: tuple[str, ...]
+    has_outputs: bool
+
+    @property
+    def has_expectations(self) -> bool:
+        return any(r.expectations for r in self.rows)
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def _maybe_json_object(value: Any) -> Any:
+    # CSV cannot hold a dict, so MLflow-shaped CSVs carry JSON text in the cell.
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _read_records(path: Path, fmt: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """Records with their locations, and the column names in file order."""
+    if fmt == "jsonl":
+        return _read_jsonl(path)
+    if fmt == "json":
+        return _read_json(path)
+    if fmt == "csv":
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path, dtype=object, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            return [], []
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"{path} is not valid CSV: {exc}".strip(),
+                fix="Quote fields that contain commas or newlines, and save the file as UTF-8.",
+            ) from exc
+        records = frame.to_dict("records")
+        return [
+            (f"row {i + 1}", {str(k): v for k, v in r.items()}) for i, r in enumerate(records)
+        ], [str(c) for c in frame.columns]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
+    rows = table.to_pylist()
+    return [(f"row {i + 1}", r) for i, r in enumerate(rows)], list(table.column_names)
+
+
+def _read_jsonl(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    records: list[tuple[str, dict[str, Any]]] = []
+    columns: dict[str, None] = {}
+    with path.open(encoding="utf-8") as fh:
+        try:
+            lines = list(fh)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path} is not UTF-8 text: {exc.reason}") from exc
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}, line {n}: not valid JSON ({exc.msg} at column {exc.colno})",
+                fix="Each line of a JSONL file is one JSON object, for example:\n"
+                '  {"inputs": {"question": "What is MLflow?"}, '
+                '"expectations": {"expected_response": "..."}}',
+            ) from exc
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}, line {n}: expected a JSON object, found {type(obj).__name__}")
+        columns.update(dict.fromkeys(obj))
+        records.append((f"line {n}", obj))
+    return records, list(columns)
+
+
+def _read_json(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text: {exc.reason}") from exc
+    if isinstance(doc, dict):
+        lists = [
+            v for k, v in doc.items() if k in ("data", "records", "rows") and isinstance(v, list)
+        ]
+        if len(lists) != 1:
+            raise DataError(
+                f'{path}: a JSON eval set is an array of objects (or {{"data": [...]}})',
+                fix='[\n  {"inputs": {"question": "..."},\n'
+                '   "expectations": {"expected_response": "..."}}\n]',
+            )
+        doc = lists[0]
+    if not isinstance(doc, list):
+        raise DataError(f"{path}: expected an array of objects, found {type(doc).__name__}")
+    records: list[tuple[str, dict[str, Any]]] = []
+    columns: dict[str, None] = {}
+    for i, obj in enumerate(doc, start=1):
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}, record {i}: expected an object, found {type(obj).__name__}")
+        columns.update(dict.fromkeys(obj))
+        records.append((f"record {i}", obj))
+    return records, list(columns)
+
+
+def _as_list(spec: str | list[str] | None) -> list[str] | None:
+    if spec is None:
+        return None
+    return [spec] if isinstance(spec, str) else list(spec)
+
+
+def _resolve_roles(
+    path: Path, columns: Sequence[str], mapping: Columns
+) -> tuple[list[str], list[str] | None, str | None]:
+    present = set(columns)
+    problems: list[str] = []
+
+    inputs = _as_list(mapping.inputs)
+    if inputs is None:
+        inputs = ["inputs"] if "inputs" in present else None
+        if inputs is None:
+            guess = next(
+                (c for c in ("question", "prompt", "input", "query", "request") if c in present),
+                None,
+            )
+            hint = guess or (columns[0] if columns else "question")
+            raise DataError(
+                f"{path} has no 'inputs' column (columns: {', '.join(columns) or 'none'})",
+                fix="Tell genai-gate which column holds the inputs:\n"
+                f"  columns:\n    inputs: {hint}",
+            )
+    expectations = _as_list(mapping.expectations)
+    if expectations is None:
+        found = next((c for c in _EXPECTATION_FALLBACKS if c in present), None)
+        expectations = [found] if found else None
+    outputs = mapping.outputs or ("outputs" if "outputs" in present else None)
+
+    for role, names in (
+        ("inputs", inputs),
+        ("expectations", expectations or []),
+        ("outputs", [outputs] if outputs else []),
+    ):
+        for name in names:
+            if name not in present:
+                problems.append(f"columns.{role}: {name!r} is not a column of {path.name}")
+    if problems:
+        raise DataError(
+            f"{path} does not have the configured columns (it has: {', '.join(columns) or 'none'})",
+            problems=problems,
+            fix="Map genai-gate's roles to your file's columns:\n"
+            "  columns:\n    inputs: question          # or [question, context]\n"
+            "    expectations: answer",
+        )
+    return inputs, expectations, outputs
+
+
+def _role_value(
+    record: dict[str, Any], names: list[str], scalar_key: str | None
+) -> dict[str, Any] | None:
+    """One column of dicts is used as is; scalars become {key: value}; several columns merge."""
+    if len(names) == 1:
+        value = _maybe_json_object(record.get(names[0]))
+        if _missing(value):
+            return None
+        if isinstance(value, dict):
+            return value
+        return {scalar_key or names[0]: value}
+    merged = {n: _maybe_json_object(record.get(n)) for n in names}
+    return None if all(_missing(v) for v in merged.values()) else merged
+
+
+def _canonical(rows: Iterable[EvalRow]) -> bytes:
+    return json.dumps(
+        [{"inputs": r.inputs, "expectations": r.expectations, "outputs": r.outputs} for r in rows],
+        sort_keys=True,
+        default=str,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
+
+
+def load_dataset(path: Path, columns: Columns, *, limit: int | None = None) -> Dataset:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix or '(none)'}",
+            fix="Use one of: " + ", ".join(sorted(FORMATS)),
+        )
+    if not path.is_file():
+        raise DataError(
+            f"the eval data {path} does not exist",
+            fix="Paths in genai-gate.yml are relative to the config file's folder:\n"
+            "  data: eval/qa.jsonl",
+        )
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path} is empty", fix="Add at least one row to the eval set.")
+    records, names = _read_records(path, fmt)
+    if not records:
+        raise DataError(f"{path} has no rows", fix="Add at least one row to the eval set.")
+    if limit is not None:
+        records = records[:limit]
+    in_cols, exp_cols, out_col = _resolve_roles(path, names, columns)
+
+    rows: list[EvalRow] = []
+    problems: list[str] = []
+    for i, (where, record) in enumerate(records):
+        inputs = _role_value(record, in_cols, None)
+        if inputs is None:
+            problems.append(f"{where}: no inputs (column {', '.join(in_cols)} is empty)")
+            continue
+        if not all(isinstance(k, str) and k.isidentifier() for k in inputs):
+            bad = [k for k in inputs if not (isinstance(k, str) and k.isidentifier())]
+            problems.append(f"{where}: input keys must be Python names, found {bad}")
+            continue
+        expectations = _role_value(record, exp_cols, EXPECTED_KEY) if exp_cols else None
+        outputs = record.get(out_col) if out_col else None
+        if out_col and _missing(outputs):
+            problems.append(
+                f"{where}: column {out_col!r} is empty, and no model is called "
+                "for data that carries outputs"
+            )
+            continue
+        rows.append(EvalRow(i, where, inputs, expectations, outputs))
+        if len(problems) >= 20:
+            break
+    if problems:
+        raise DataError(f"{path} has rows that cannot be evaluated", problems=problems[:20])
+    return Dataset(
+        path=path,
+        format=fmt,
+        rows=tuple(rows),
+        digest="sha256:" + hashlib.sha256(_canonical(rows)).hexdigest(),
+        file_sha256=hashlib.sha256(raw).hexdigest(),
+        columns=tuple(names),
+        has_outputs=out_col is not None,
+    )

@@ -1,0 +1,62 @@
+"""Resolve `python:module:function` references relative to the config file's folder."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from genai_gate.errors import ModelLoadError
+
+PREFIX = "python:"
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    body = ref.removeprefix(PREFIX)
+    module, sep, attr = body.partition(":")
+    if not sep or not module or not attr:
+        raise ModelLoadError(
+            f"{ref!r} is not a python reference",
+            fix="Write python:<module>:<function>, with the module relative to the config "
+            "file's folder:\n  model: python:app.model:predict   # ./app/model.py, def predict",
+        )
+    return module, attr
+
+
+def load_object(ref: str, base_dir: Path, *, what: str) -> Any:
+    module_name, attr = split_ref(ref)
+    root = str(base_dir)
+    # The config's folder wins over site-packages, as `python -m` from that folder would.
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ModelLoadError(
+                f"cannot import {module_name!r} for the {what} {ref!r}: no such module "
+                f"under {base_dir}",
+                fix=f"Check the spelling, and that {module_name.replace('.', '/')}.py exists "
+                "next to the config file.",
+            ) from exc
+        raise ModelLoadError(
+            f"importing {module_name!r} for the {what} {ref!r} failed: {exc}",
+            fix=f"Install the missing package ({exc.name}) in the environment that runs "
+            "genai-gate.",
+        ) from exc
+    except Exception as exc:
+        tail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        raise ModelLoadError(
+            f"importing {module_name!r} for the {what} {ref!r} raised: {tail}",
+            fix=f"Run `python -c 'import {module_name}'` in {base_dir} to see the full error.",
+        ) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        public = sorted(n for n in vars(module) if not n.startswith("_"))[:12]
+        raise ModelLoadError(
+            f"{module_name!r} has no attribute {attr!r} (the {what} {ref!r})",
+            fix="It defines: " + (", ".join(public) or "nothing public"),
+        ) from None

@@ -1,0 +1,74 @@
+"""evidence.json: an append-only, hash-chained audit trail of every gate, deploy and rollout.
+
+Each record carries the sha256 of the record before it, so an edited or deleted record
+shows as a broken chain (`verify_chain`). The file is rewritten atomically; a file that no
+longer parses is never overwritten, because it is the audit trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from genai_gate.errors import DataError
+
+SCHEMA = "genai-gate.evidence/v1"
+
+
+def _digest(record: dict[str, Any]) -> str:
+    body = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, sort_keys=False, default=str, allow_nan=False)
+            fh.write("\n")
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path} is not valid JSON, and genai-gate will not overwrite an audit record",
+            fix="Restore it from the MLflow run's artifacts or from version control, or move "
+            "it aside to start a new trail.",
+        ) from exc
+    if (
+        not isinstance(doc, dict)
+        or doc.get("schema") != SCHEMA
+        or not isinstance(doc.get("records"), list)
+    ):
+        raise DataError(f"{path} is not a genai-gate evidence file ({SCHEMA})")
+    return list(doc["records"])
+
+
+def append(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    records = read_records(path)
+    chained = {**record, "prev_sha256": _digest(records[-1]) if records else None}
+    write_json_atomic(path, {"schema": SCHEMA, "records": [*records, chained]})
+    return chained
+
+
+def verify_chain(records: list[dict[str, Any]]) -> list[str]:
+    """Return the breaks in the chain; an empty list means intact."""
+    problems = []
+    for i, rec in enumerate(records):
+        expected = _digest(records[i - 1]) if i else None
+        if rec.get("prev_sha256") != expected:
+            problems.append(f"record {i + 1} does not follow record {i}")
+    return problems

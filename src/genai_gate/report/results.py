@@ -1,0 +1,118 @@
+"""results.json, the per-row table and the worst rows: plain data from an EvalResult."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from genai_gate import __version__
+from genai_gate.evaluate import EvalResult, RowResult
+from genai_gate.gate import Verdict
+from genai_gate.thresholds import Threshold
+
+RESULTS_SCHEMA = "genai-gate.results/v1"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str | None
+    tracking_uri: str | None
+    run_url: str | None
+    experiment: str
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def results_doc(
+    result: EvalResult,
+    verdict: Verdict,
+    thresholds: Sequence[Threshold],
+    run: RunInfo,
+    *,
+    allowed_errors: int,
+    notices: Sequence[str],
+) -> dict[str, Any]:
+    model = result.target.uri if result.target else "(outputs from the data)"
+    return {
+        "schema": RESULTS_SCHEMA,
+        "passed": verdict.passed,
+        "result": "passed" if verdict.passed else "failed",
+        "metrics": {k: _finite(v) for k, v in sorted(result.metrics.items())},
+        "checks": [c.as_dict() for c in verdict.checks],
+        "failures": list(verdict.failures),
+        "run_id": run.run_id,
+        "run_url": run.run_url,
+        "dataset_digest": result.dataset.digest,
+        "model": model,
+        "model_identity": result.target.as_dict() if result.target else None,
+        "dataset": {
+            "path": str(result.dataset.path),
+            "format": result.dataset.format,
+            "rows": len(result.dataset.rows),
+            "file_sha256": result.dataset.file_sha256,
+        },
+        "scorers": [s.name for s in result.scorers],
+        "thresholds": [{"metric": t.metric, "op": t.op, "value": t.value} for t in thresholds],
+        "rows": len(result.rows),
+        "errors": {
+            "rows": len({e.where for e in result.row_errors}),
+            "allowed": allowed_errors,
+            "details": [
+                {"where": e.where, "stage": e.stage, "message": e.message}
+                for e in result.row_errors[:100]
+            ],
+        },
+        "notices": list(notices),
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        "genai_gate_version": __version__,
+    }
+
+
+def row_record(row: RowResult) -> dict[str, Any]:
+    """One row in MLflow's result_df naming: <scorer>/value, /rationale, /error_message."""
+    rec: dict[str, Any] = {
+        "row": row.where,
+        "inputs": row.inputs,
+        "outputs": row.outputs,
+        "expectations": row.expectations,
+        "latency_ms": None if row.latency_ms is None else round(row.latency_ms, 3),
+        "error": row.error,
+    }
+    for name, value in row.scores.items():
+        rec[f"{name}/value"] = value
+    for name, text in row.rationales.items():
+        rec[f"{name}/rationale"] = text
+    for name, text in row.scorer_errors.items():
+        rec[f"{name}/error_message"] = text
+    return rec
+
+
+def rows_jsonl(result: EvalResult) -> str:
+    return "".join(
+        json.dumps(row_record(r), default=str, ensure_ascii=False) + "\n" for r in result.rows
+    )
+
+
+def worst_rows(result: EvalResult, thresholds: Sequence[Threshold], n: int) -> list[RowResult]:
+    """Errors first, then the lowest scores on the quality metrics the gate raises a floor on."""
+    if n <= 0:
+        return []
+    floors = {t.metric.split("/", 1)[0] for t in thresholds if t.op in (">=", ">")}
+    if not floors:
+        floors = {s.name for s in result.scorers if s.needs_expectations}
+
+    def badness(row: RowResult) -> tuple[int, float]:
+        if row.error or row.scorer_errors:
+            return (0, 0.0)
+        vals = [v for k, v in row.scores.items() if k in floors and v is not None]
+        return (1, sum(vals) / len(vals)) if vals else (2, 0.0)
+
+    ranked = sorted(result.rows, key=badness)
+    if not floors:
+        ranked = [r for r in ranked if r.error or r.scorer_errors]
+    return ranked[:n]

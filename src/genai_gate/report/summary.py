@@ -1,0 +1,98 @@
+"""summary.md: the verdict, the gated metrics, the failures and the worst rows, as Markdown.
+
+Pure: it takes the results document and returns a string, so tests read it as text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from genai_gate.evaluate import RowResult
+from genai_gate.report.results import row_record
+
+_CELL_MAX = 120
+
+
+def cell(value: Any, limit: int = _CELL_MAX) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    # a pipe would end the cell; backticks and angle brackets would start markup
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value == int(value) and abs(value) >= 10:
+        return f"{int(value)}"
+    return f"{value:.4g}"
+
+
+def render_summary(doc: dict[str, Any], worst: Sequence[RowResult]) -> str:
+    passed = doc["passed"]
+    icon, word = ("✅", "passed") if passed else ("❌", "failed")
+    ds = doc["dataset"]
+    lines = [
+        f"## {icon} genai-gate: {word}",
+        "",
+        f"**Model** `{cell(doc['model'], 200)}` · **Data** `{cell(ds['path'], 200)}` "
+        f"({ds['rows']} rows, `{doc['dataset_digest'][:19]}`)"
+        + (
+            f" · **MLflow run** [{doc['run_id']}]({doc['run_url']})"
+            if doc.get("run_url")
+            else (f" · **MLflow run** `{doc['run_id']}`" if doc.get("run_id") else "")
+        ),
+        "",
+    ]
+    if doc["checks"]:
+        lines += ["| metric | value | threshold | status |", "|---|---:|---|---|"]
+        for c in doc["checks"]:
+            status = "✅ pass" if c["passed"] else "❌ fail"
+            lines.append(
+                f"| `{c['metric']}` | {fmt(c['value'])} | {c['op']} {fmt(c['threshold'])}"
+                f" | {status} |"
+            )
+        lines.append("")
+    else:
+        lines += ["_No thresholds are configured: the gate checks only for errors._", ""]
+    errors = doc["errors"]
+    lines.append(f"Rows with errors: **{errors['rows']}** (max-errors allows {errors['allowed']}).")
+    lines.append("")
+    if doc["failures"]:
+        lines += ["### Why it failed", ""]
+        lines += [f"- {cell(f, 400)}" for f in doc["failures"]]
+        lines.append("")
+    gated = {c["metric"] for c in doc["checks"]}
+    others = {k: v for k, v in doc["metrics"].items() if k not in gated}
+    if others:
+        lines += ["<details><summary>All metrics</summary>", "", "| metric | value |", "|---|---:|"]
+        lines += [f"| `{k}` | {fmt(v)} |" for k, v in others.items()]
+        lines += ["", "</details>", ""]
+    if worst:
+        lines += [
+            f"<details><summary>Worst {len(worst)} rows</summary>",
+            "",
+            "| row | inputs | output | expected | scores or error |",
+            "|---|---|---|---|---|",
+        ]
+        for r in worst:
+            rec = row_record(r)
+            if r.error:
+                detail = f"model error: {r.error}"
+            elif r.scorer_errors:
+                detail = "; ".join(f"{k}: {v}" for k, v in r.scorer_errors.items())
+            else:
+                detail = ", ".join(f"{k} {fmt(v)}" for k, v in r.scores.items())
+            expected = (r.expectations or {}).get("expected_response", r.expectations)
+            lines.append(
+                f"| {cell(rec['row'])} | {cell(r.inputs)} | {cell(r.outputs)} | "
+                f"{cell(expected)} | {cell(detail)} |"
+            )
+        lines += ["", "</details>", ""]
+    if doc["notices"]:
+        lines += ["> [!NOTE]"] + [f"> {cell(n, 400)}" for n in doc["notices"]] + [""]
+    return "\n".join(lines)

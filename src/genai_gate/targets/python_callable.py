@@ -1,0 +1,96 @@
+"""`python:module:function` targets, in the two styles users write.
+
+- kwargs: `def predict(question: str) -> str`, called as predict(**row.inputs), like
+  MLflow's `predict_fn`;
+- dataframe: the seed's `def my_model(data) -> list[str]`, called with a one-row DataFrame
+  so that each row gets its own latency and its own error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from genai_gate.data import EvalRow
+from genai_gate.errors import ModelLoadError
+from genai_gate.pyimport import load_object
+from genai_gate.targets.base import TargetIdentity
+
+Style = Literal["kwargs", "dataframe"]
+
+
+def _source_digest(fn: Any) -> str | None:
+    try:
+        source = inspect.getsourcefile(fn)
+    except TypeError:
+        return None
+    if not source or not Path(source).is_file():
+        return None
+    return "sha256:" + hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
+def detect_style(fn: Callable[..., Any], input_keys: Sequence[str], ref: str) -> Style:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return "kwargs"
+    params = list(sig.parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return "kwargs"
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = [p.name for p in named if p.default is p.empty]
+    keys = set(input_keys)
+    if required and set(required) <= keys:
+        return "kwargs"
+    if len(required) == 1 and not keys & {p.name for p in named}:
+        return "dataframe"
+    raise ModelLoadError(
+        f"cannot tell how to call {ref}{sig}: the rows' inputs are {sorted(keys)}",
+        fix="Either name the function's parameters after the input keys (per-row style):\n"
+        f"  def predict({', '.join(sorted(keys))}): ...\n"
+        "or take one DataFrame and return one answer per row, and say so:\n"
+        "  call-style: dataframe",
+    )
+
+
+def _first_answer(result: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(result, str):
+        return result
+    if isinstance(result, pd.DataFrame):
+        if len(result) != 1:
+            raise ValueError(f"the model returned {len(result)} rows for 1 input row")
+        first = result.iloc[0]
+        return first.iloc[0] if len(first) == 1 else first.to_dict()
+    if isinstance(result, pd.Series):
+        result = result.tolist()
+    if hasattr(result, "tolist"):  # numpy arrays
+        result = result.tolist()
+    if isinstance(result, list | tuple):
+        if len(result) != 1:
+            raise ValueError(f"the model returned {len(result)} answers for 1 input row")
+        return result[0]
+    return result
+
+
+class PythonCallableTarget:
+    def __init__(self, ref: str, base_dir: Path, style: str, input_keys: Sequence[str]) -> None:
+        fn = load_object(ref, base_dir, what="model")
+        if not callable(fn):
+            raise ModelLoadError(f"{ref!r} is a {type(fn).__name__}, not a function")
+        self.fn: Callable[..., Any] = fn
+        self.style: Style = detect_style(fn, input_keys, ref) if style == "auto" else style  # type: ignore[assignment]
+        self.identity = TargetIdentity(
+            uri=ref, kind="python", digest=_source_digest(fn), details={"call_style": self.style}
+        )
+
+    def predict(self, row: EvalRow) -> Any:
+        if self.style == "kwargs":
+            return self.fn(**row.inputs)
+        import pandas as pd
+
+        return _first_answer(self.fn(pd.DataFrame([row.inputs])))

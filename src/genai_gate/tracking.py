@@ -1,0 +1,206 @@
+"""Log an evaluation to MLflow tracking in a handful of batched calls, then count it back.
+
+One run per evaluation: params, tags (MLflow's own `mlflow.source.git.commit` included),
+metrics in one `log_batch`, the dataset as a run input, the per-row table through
+`log_table` (so the MLflow UI shows it), and results.json, summary.md and evidence.json as
+artifacts. Afterwards the run is read back: a metric or a row that did not land fails the
+command, because a tracking store that silently drops rows is a known MLflow failure mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from genai_gate.errors import TrackingError
+
+TABLE_FILE = "eval_results.json"
+
+
+def default_tracking_uri(out_dir: Path, configured: str | None, environ: Mapping[str, str]) -> str:
+    if configured:
+        return configured
+    if environ.get("MLFLOW_TRACKING_URI"):
+        return environ["MLFLOW_TRACKING_URI"]
+    # MLflow's file store now refuses to start without MLFLOW_ALLOW_FILE_STORE; sqlite it is
+    return f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
+
+
+def redact(uri: str) -> str:
+    """Drop credentials from a URI before it is printed or recorded."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return uri
+
+
+def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
+    if not uri.startswith(("http://", "https://")):
+        return None
+    base = redact(uri).rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    client: Any
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    url: str | None
+
+
+def _wrap(action: str, uri: str, exc: Exception) -> TrackingError:
+    return TrackingError(
+        f"{action} at {redact(uri)} failed: {type(exc).__name__}: {str(exc)[:500]}",
+        fix="Check that the tracking server is up and reachable, or unset tracking-uri to use "
+        "the local sqlite store in the output folder:\n  tracking-uri: http://mlflow.internal:5000",
+    )
+
+
+def start_run(
+    tracking_uri: str, experiment: str, run_name: str | None, tags: Mapping[str, str]
+) -> StartedRun:
+    import mlflow
+    from mlflow import MlflowClient
+
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        client = MlflowClient(tracking_uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            location = None
+            if tracking_uri.startswith("sqlite:///"):
+                # next to the database, not in whatever folder the command ran from
+                db = Path(tracking_uri.removeprefix("sqlite:///"))
+                location = (db.parent / "mlartifacts").resolve().as_uri()
+            exp_id = client.create_experiment(experiment, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+        run = client.create_run(exp_id, run_name=run_name, tags=dict(tags))
+    except Exception as exc:
+        raise _wrap("starting an MLflow run", tracking_uri, exc) from exc
+    run_id = run.info.run_id
+    return StartedRun(client, run_id, exp_id, tracking_uri, run_url(tracking_uri, exp_id, run_id))
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text[:6000]  # MLflow's param length limit
+
+
+def finish_run(
+    run: StartedRun,
+    *,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    dataset: Mapping[str, str],
+    table: Sequence[Mapping[str, Any]],
+    artifacts: Sequence[Path],
+    verdict_passed: bool,
+) -> None:
+    """Log everything, verify it landed, and close the run; TrackingError on any loss."""
+    import math
+
+    import pandas as pd
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+
+    client = run.client
+    now = int(time.time() * 1000)
+    finite = {k: v for k, v in metrics.items() if not math.isnan(v)}
+    try:
+        client.log_batch(
+            run.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in finite.items()],
+            params=[Param(k, _param_value(v)) for k, v in params.items()],
+            tags=[RunTag("genai_gate.verdict", "passed" if verdict_passed else "failed")],
+        )
+        client.log_inputs(
+            run.run_id,
+            datasets=[
+                DatasetInput(
+                    Dataset(
+                        name=dataset["name"],
+                        digest=dataset["digest"][-64:][:36],
+                        source_type="local",
+                        source=json.dumps({"uri": dataset["source"]}),
+                    ),
+                    tags=[InputTag("mlflow.data.context", "eval")],
+                )
+            ],
+        )
+        frame = pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in table])
+        client.log_table(run.run_id, data=frame, artifact_file=TABLE_FILE)
+        for path in artifacts:
+            client.log_artifact(run.run_id, str(path))
+    except Exception as exc:
+        client_fail(run)
+        raise _wrap("logging the evaluation", run.tracking_uri, exc) from exc
+    _verify(run, finite, len(table))
+    try:
+        client.set_terminated(run.run_id, "FINISHED")
+    except Exception as exc:
+        raise _wrap("closing the MLflow run", run.tracking_uri, exc) from exc
+
+
+def _cell(value: Any) -> Any:
+    # MLflow's table artifact stores each cell as JSON; nested dicts become text to stay flat
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return value
+
+
+def client_fail(run: StartedRun) -> None:
+    try:
+        run.client.set_terminated(run.run_id, "FAILED")
+    except Exception:  # the original error is the one worth reporting
+        return
+
+
+def _verify(run: StartedRun, metrics: Mapping[str, float], rows: int) -> None:
+    import tempfile
+
+    client = run.client
+    try:
+        logged = client.get_run(run.run_id).data.metrics
+        with tempfile.TemporaryDirectory() as tmp:
+            local = client.download_artifacts(run.run_id, TABLE_FILE, tmp)
+            stored = json.loads(Path(local).read_text(encoding="utf-8"))
+    except Exception as exc:
+        client_fail(run)
+        raise _wrap("reading the run back", run.tracking_uri, exc) from exc
+    missing = sorted(set(metrics) - set(logged))
+    stored_rows = len(stored.get("data", [])) if isinstance(stored, dict) else -1
+    if missing or stored_rows != rows:
+        client_fail(run)
+        problems = []
+        if missing:
+            problems.append(f"metrics not recorded: {', '.join(missing)}")
+        if stored_rows != rows:
+            problems.append(f"the row table holds {stored_rows} of {rows} rows")
+        raise TrackingError(
+            f"the MLflow run {run.run_id} did not record everything that was logged",
+            problems=problems,
+            fix="The local results in the output folder are complete. Check the tracking "
+            "server's logs and storage, then re-run.",
+        )
+
+
+def tracking_env() -> dict[str, str]:
+    """MLflow settings that keep MLflow quiet and offline for what genai-gate asks of it."""
+    return {
+        "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
+        "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
+        "DO_NOT_TRACK": os.environ.get("DO_NOT_TRACK", "true"),
+    }
