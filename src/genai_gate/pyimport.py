@@ -25,12 +25,36 @@ def split_ref(ref: str) -> tuple[str, str]:
     return module, attr
 
 
+def _evict_foreign(module_name: str, base_dir: Path) -> None:
+    """Forget an already-imported module of that name that lives outside base_dir.
+
+    Two configs in one process (tests, or a monorepo's several gates) may both say
+    `python:app.model:predict` and mean different files.
+    """
+    top = module_name.split(".", 1)[0]
+    cached = sys.modules.get(top)
+    if cached is None:
+        return
+    locations = [getattr(cached, "__file__", None), *list(getattr(cached, "__path__", []))]
+    root = base_dir.resolve()
+    if any(loc and Path(loc).resolve().is_relative_to(root) for loc in locations):
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]
+
+
 def load_object(ref: str, base_dir: Path, *, what: str) -> Any:
     module_name, attr = split_ref(ref)
     root = str(base_dir)
     # The config's folder wins over site-packages, as `python -m` from that folder would.
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    if (base_dir / module_name.split(".", 1)[0]).exists() or (
+        base_dir / (module_name.split(".", 1)[0] + ".py")
+    ).exists():
+        _evict_foreign(module_name, base_dir)
+    importlib.invalidate_caches()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -1,0 +1,194 @@
+"""Shared test fixtures: the CLI run in-process, small projects on disk, a real MLflow server.
+
+The MLflow server takes tens of seconds to come up, so it is started as soon as collection
+shows that an integration test will run, and the unit tests run while it boots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genai_gate.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "examples" / "quickstart"
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith(("GENAI_GATE_", "GITHUB_")) or name in (
+            "MLFLOW_TRACKING_URI",
+            "GITHUB_ACTIONS",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def cli(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> Any:
+    """Run `genai-gate ARGS` in this process; --out defaults to a fresh temp folder."""
+
+    def run(*argv: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
+        for key, value in (env or {}).items():
+            clean_env.setenv(key, value)
+        if cwd is not None:
+            clean_env.chdir(cwd)
+        args = list(argv)
+        if args and args[0] == "eval" and "--out" not in args:
+            args += ["--out", str(tmp_path / "out")]
+        capsys.readouterr()
+        code = main(args)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+class Project:
+    """A throwaway project folder: a config, a data file and model modules."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def jsonl(self, rel: str, rows: list[dict[str, Any]]) -> Path:
+        return self.write(rel, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def config(self, text: str, name: str = "genai-gate.yml") -> Path:
+        return self.write(name, text)
+
+    @property
+    def out(self) -> Path:
+        return self.root / "out"
+
+    def results(self) -> dict[str, Any]:
+        return json.loads((self.out / "results.json").read_text())
+
+
+ECHO_MODEL = '''
+def predict(question):
+    return KNOWN.get(question, "no idea")
+
+KNOWN = {"What is 2+2?": "4", "Capital of France?": "Paris", "Color of the sky?": "blue"}
+'''
+
+QA_ROWS = [
+    {"inputs": {"question": "What is 2+2?"}, "expectations": {"expected_response": "4"}},
+    {"inputs": {"question": "Capital of France?"}, "expectations": {"expected_response": "Paris"}},
+    {"inputs": {"question": "Color of the sky?"}, "expectations": {"expected_response": "blue"}},
+    {"inputs": {"question": "Largest planet?"}, "expectations": {"expected_response": "Jupiter"}},
+]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """A project whose echo model gets 3 of 4 rows right, under its own package name."""
+    root = tmp_path / "proj"
+    p = Project(root)
+    p.write("qa_model.py", ECHO_MODEL)
+    p.jsonl("qa.jsonl", QA_ROWS)
+    return p
+
+
+# ---------------------------------------------------------------- the MLflow tracking server
+
+_server: dict[str, Any] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_mlflow_server(root: Path) -> None:
+    port = _free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    log = (root / "server.log").open("w")
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    proc = subprocess.Popen(
+        [
+            mlflow_bin, "server",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    _server.update(proc=proc, uri=f"http://127.0.0.1:{port}", root=root, log=log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any(item.get_closest_marker("integration") for item in items) and not _server:
+        base = Path(config.rootpath) / ".pytest-mlflow" / str(os.getpid())
+        _start_mlflow_server(base)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    proc = _server.get("proc")
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        _server["log"].close()
+        shutil.rmtree(_server["root"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server() -> Iterator[str]:
+    """URI of a real `mlflow server` (sqlite backend) on a free loopback port."""
+    if not _server:
+        _start_mlflow_server(Path(".pytest-mlflow") / str(os.getpid()))
+    proc, uri = _server["proc"], _server["uri"]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = (_server["root"] / "server.log").read_text()[-3000:]
+            pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        pytest.fail("mlflow server did not come up within 180 s")
+    yield uri
