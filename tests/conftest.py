@@ -53,9 +53,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture
-def cli(
-    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> Any:
+def cli(clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Any:
     """Run `genai-gate ARGS` in this process; --out defaults to a fresh temp folder."""
 
     def run(*argv: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
@@ -97,15 +95,16 @@ class Project:
         return self.root / "out"
 
     def results(self) -> dict[str, Any]:
-        return json.loads((self.out / "results.json").read_text())
+        doc: dict[str, Any] = json.loads((self.out / "results.json").read_text())
+        return doc
 
 
-ECHO_MODEL = '''
+ECHO_MODEL = """
 def predict(question):
     return KNOWN.get(question, "no idea")
 
 KNOWN = {"What is 2+2?": "4", "Capital of France?": "Paris", "Color of the sky?": "blue"}
-'''
+"""
 
 QA_ROWS = [
     {"inputs": {"question": "What is 2+2?"}, "expectations": {"expected_response": "4"}},
@@ -143,12 +142,21 @@ def _start_mlflow_server(root: Path) -> None:
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     proc = subprocess.Popen(
         [
-            mlflow_bin, "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            mlflow_bin,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
         ],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
     )
     _server.update(proc=proc, uri=f"http://127.0.0.1:{port}", root=root, log=log)

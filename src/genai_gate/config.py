@@ -89,7 +89,7 @@ class Config(_Model):
         description="Scorer names (exact_match, token_f1, rouge_l, latency, response_length) "
         "or python:module:function. Empty: the scorers the thresholds name.",
     )
-    thresholds: dict[str, str | ThresholdRule] = Field(
+    thresholds: dict[str, str | float | ThresholdRule] = Field(
         default_factory=dict,
         description='Metric (scorer/aggregation) -> ">= 0.8" | "<= 800" | {at-least: ..} | '
         "{at-most: ..}.",
@@ -298,7 +298,7 @@ def _validation_problems(
     for err in exc.errors():
         loc = tuple(err["loc"])
         # A union (str | ThresholdRule) reports once per branch; keep the first per place.
-        place = _label(origins, tuple(x for x in loc if x not in ("str", "ThresholdRule")))
+        place = _label(origins, tuple(x for x in loc if x not in ("str", "float", "ThresholdRule")))
         if place in seen:
             continue
         seen.add(place)
@@ -310,7 +310,7 @@ def _validation_problems(
 
 
 def _parse_thresholds(
-    raw: Mapping[str, str | ThresholdRule], origins: Mapping[str, str]
+    raw: Mapping[str, str | float | ThresholdRule], origins: Mapping[str, str]
 ) -> tuple[tuple[Threshold, ...], list[str], list[str]]:
     where = origins.get("thresholds", "thresholds")
     out: dict[str, Threshold] = {}
@@ -333,6 +333,11 @@ def _parse_thresholds(
             )
             continue
         try:
+            if isinstance(spec, int | float):
+                raise ValueError(
+                    f'{spec:g} has no direction; write ">= {spec:g}" (higher is better) or '
+                    f'"<= {spec:g}" (lower is better)'
+                )
             if isinstance(spec, ThresholdRule):
                 if (spec.at_least is None) == (spec.at_most is None):
                     raise ValueError("give exactly one of at-least or at-most")
@@ -401,9 +406,10 @@ def load_config(
     try:
         config = Config.model_validate(merged)
     except ValidationError as exc:
+        problems = _validation_problems(exc, origins, known)
         raise ConfigError(
-            f"{source} has {exc.error_count()} problem(s)",
-            problems=_validation_problems(exc, origins, known),
+            f"{source} has {len(problems)} problem(s)",
+            problems=problems,
             fix=f"Run `genai-gate schema` for every key and its type.\n{THRESHOLD_HELP}",
         ) from None
     thresholds, problems, notices = _parse_thresholds(config.thresholds, origins)
