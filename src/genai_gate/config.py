@@ -105,6 +105,12 @@ class Config(_Model):
         "arguments, or with a one-row pandas DataFrame (the seed's batch style). "
         "auto decides from the function's signature.",
     )
+    batch_size: int = Field(
+        default=1,
+        ge=0,
+        description="Rows per call for DataFrame-style models; 0 sends all rows in one call. "
+        "Above 1, each row's latency is its batch's time divided by the batch's rows.",
+    )
     concurrency: int = Field(default=8, ge=1, le=256, description="Rows in flight at once.")
     timeout: float = Field(default=120.0, gt=0, description="Seconds one model call may take.")
     limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N rows.")
@@ -322,7 +328,7 @@ def _parse_thresholds(
             new = METRIC_ALIASES[metric]
             notices.append(
                 f"threshold {metric!r} is the seed pipeline's name, which MLflow never writes; "
-                f"using {new!r}. Rename it in {where} to silence this notice."
+                f"using {new!r}. Rename it ({where}) to silence this notice."
             )
             metric = new
         label = f"{where}.{given}" if not where.startswith(("--", "GENAI_GATE_")) else where

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from genai_gate.config import LoadedConfig
+from genai_gate.config import Config, LoadedConfig
 from genai_gate.data import Dataset, EvalRow
 from genai_gate.errors import ConfigError, DataError
 from genai_gate.gate import RowError
@@ -202,6 +202,38 @@ def _phase(progress: PhaseProgress | None, phase: str) -> Callable[[int, int], N
     return functools.partial(progress, phase)
 
 
+def _predict(
+    target: Target, rows: Sequence[EvalRow], cfg: Config, progress: PhaseProgress | None
+) -> list[Outcome[Any]]:
+    def one_by_one(some: Sequence[EvalRow]) -> list[Outcome[Any]]:
+        return run_all(
+            [functools.partial(target.predict, r) for r in some],
+            concurrency=cfg.concurrency,
+            timeout=cfg.timeout,
+            on_progress=_phase(progress, "model") if some is rows else None,
+        )
+
+    size = len(rows) if cfg.batch_size == 0 else cfg.batch_size
+    if not target.batched or size <= 1:
+        return one_by_one(rows)
+    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
+    batches = run_all(
+        [functools.partial(target.predict_batch, c) for c in chunks],
+        concurrency=cfg.concurrency,
+        timeout=cfg.timeout,
+        on_progress=_phase(progress, "model"),
+    )
+    out: list[Outcome[Any]] = []
+    for chunk, batch in zip(chunks, batches, strict=True):
+        if batch.error is None and batch.value is not None:
+            share = batch.elapsed_ms / len(chunk)
+            out += [Outcome(answer, None, share) for answer in batch.value]
+        else:
+            # one bad row fails its whole batch; call the rows singly to find which
+            out += one_by_one(chunk)
+    return out
+
+
 def evaluate(
     loaded: LoadedConfig,
     dataset: Dataset,
@@ -217,12 +249,7 @@ def evaluate(
     t0 = time.perf_counter()
     predictions: list[Outcome[Any]]
     if target is not None:
-        predictions = run_all(
-            [functools.partial(target.predict, r) for r in rows],
-            concurrency=cfg.concurrency,
-            timeout=cfg.timeout,
-            on_progress=_phase(progress, "model"),
-        )
+        predictions = _predict(target, rows, cfg, progress)
     else:
         predictions = [Outcome(r.outputs, None, math.nan) for r in rows]
     seconds["predict"] = time.perf_counter() - t0

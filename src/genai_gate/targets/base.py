@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,6 +32,15 @@ class TargetIdentity:
 class Target(Protocol):
     identity: TargetIdentity
 
+    @property
+    def batched(self) -> bool:
+        """True when predict_batch takes many rows in one call (DataFrame-style models)."""
+        ...
+
     def predict(self, row: EvalRow) -> Any:
         """Answer one row; raise to record the row as an error."""
+        ...
+
+    def predict_batch(self, rows: Sequence[EvalRow]) -> list[Any]:
+        """One answer per row, in order; raise to fail the whole batch."""
         ...

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from genai_gate.data import EvalRow
 from genai_gate.errors import ModelLoadError, ServiceError
 from genai_gate.targets.base import TargetIdentity
-from genai_gate.targets.python_callable import _first_answer
+from genai_gate.targets.python_callable import answers
 
 PREFIXES = ("models:/", "runs:/")
 
@@ -54,7 +55,12 @@ class MlflowModelTarget:
             },
         )
 
+    batched = True
+
     def predict(self, row: EvalRow) -> Any:
+        return self.predict_batch([row])[0]
+
+    def predict_batch(self, rows: Sequence[EvalRow]) -> list[Any]:
         import pandas as pd
 
-        return _first_answer(self.model.predict(pd.DataFrame([row.inputs])))
+        return answers(self.model.predict(pd.DataFrame([r.inputs for r in rows])), len(rows))

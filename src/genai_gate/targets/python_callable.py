@@ -56,25 +56,36 @@ def detect_style(fn: Callable[..., Any], input_keys: Sequence[str], ref: str) ->
     )
 
 
-def _first_answer(result: Any) -> Any:
+def answers(result: Any, expected: int) -> list[Any]:
+    """A batch model's return value as one answer per input row, or ValueError."""
     import pandas as pd
 
-    if isinstance(result, str):
-        return result
+    if isinstance(result, str) and expected == 1:
+        return [result]
     if isinstance(result, pd.DataFrame):
-        if len(result) != 1:
-            raise ValueError(f"the model returned {len(result)} rows for 1 input row")
-        first = result.iloc[0]
-        return first.iloc[0] if len(first) == 1 else first.to_dict()
-    if isinstance(result, pd.Series):
-        result = result.tolist()
-    if hasattr(result, "tolist"):  # numpy arrays
-        result = result.tolist()
-    if isinstance(result, list | tuple):
-        if len(result) != 1:
-            raise ValueError(f"the model returned {len(result)} answers for 1 input row")
-        return result[0]
-    return result
+        items: list[Any] = [
+            row.iloc[0] if len(row) == 1 else row.to_dict() for _, row in result.iterrows()
+        ]
+    elif isinstance(result, pd.Series):
+        items = result.tolist()
+    elif hasattr(result, "tolist"):  # numpy arrays
+        items = list(result.tolist())
+    elif isinstance(result, list | tuple):
+        items = list(result)
+    elif expected == 1:
+        items = [result]
+    else:
+        raise ValueError(f"the model returned a {type(result).__name__}, not one answer per row")
+    if len(items) != expected:
+        hint = (
+            "; if it always answers the whole set at once, set batch-size: 0"
+            if expected == 1
+            else ""
+        )
+        raise ValueError(
+            f"the model returned {len(items)} answers for {expected} input row(s){hint}"
+        )
+    return items
 
 
 class PythonCallableTarget:
@@ -88,9 +99,16 @@ class PythonCallableTarget:
             uri=ref, kind="python", digest=_source_digest(fn), details={"call_style": self.style}
         )
 
+    @property
+    def batched(self) -> bool:
+        return self.style == "dataframe"
+
     def predict(self, row: EvalRow) -> Any:
         if self.style == "kwargs":
             return self.fn(**row.inputs)
+        return self.predict_batch([row])[0]
+
+    def predict_batch(self, rows: Sequence[EvalRow]) -> list[Any]:
         import pandas as pd
 
-        return _first_answer(self.fn(pd.DataFrame([row.inputs])))
+        return answers(self.fn(pd.DataFrame([r.inputs for r in rows])), len(rows))

@@ -1,0 +1,28 @@
+"""The README is part of the product: its reference tables must match the code."""
+
+from __future__ import annotations
+
+from genai_gate.config import Config
+from genai_gate.errors import ExitCode
+from tests.conftest import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def test_every_config_key_is_documented() -> None:
+    for name, field in Config.model_fields.items():
+        key = field.alias or name
+        assert f"| `{key}` |" in README, f"README's config table lacks {key}"
+
+
+def test_exit_code_table() -> None:
+    for code in ExitCode:
+        assert f"| {int(code)} |" in README
+
+
+def test_first_two_commands() -> None:
+    block = README.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert block[0] == (
+        "pip install uv && uv run --frozen genai-gate eval -c examples/quickstart/genai-gate.yml"
+    )
+    assert block[1] == "uv run --frozen pytest"
