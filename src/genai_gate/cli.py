@@ -41,8 +41,30 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
                 f"--set {pair!r} is not KEY=VALUE",
                 fix="For example: --set max-errors=2 --set experiment=nightly",
             )
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"--set {pair!r}: the value is not valid YAML ({_yaml_problem(exc)})",
+                fix="Quote the value, or close its brackets: --set 'scorers=[exact_match]'",
+            ) from None
     return out
+
+
+def _yaml_problem(exc: Exception) -> str:
+    return str(getattr(exc, "problem", None) or exc).splitlines()[0]
+
+
+def _flag_value(flag: str, key: str, text: str, example: str) -> Any:
+    import yaml
+
+    from genai_gate.config import coerce_text
+
+    try:
+        return coerce_text(key, text)
+    except (ValueError, yaml.YAMLError) as exc:
+        problem = _yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else str(exc)
+        raise ConfigError(f"{flag}: {problem}", fix=f"For example: {example}") from None
 
 
 def _print_verdict(doc: dict[str, Any], out_dir: Path) -> None:
@@ -129,7 +151,6 @@ def eval_command(
     quiet: bool,
 ) -> None:
     """Evaluate the model on the eval set and gate on the thresholds."""
-    from genai_gate.config import coerce_text
     from genai_gate.progress import Progress
     from genai_gate.run_eval import run_eval
 
@@ -145,14 +166,16 @@ def eval_command(
         )
     )
     if scorers:
-        overrides["scorers"] = coerce_text("scorers", scorers)
+        overrides["scorers"] = _flag_value(
+            "--scorers", "scorers", scorers, "--scorers exact_match,token_f1"
+        )
     if thresholds:
-        try:
-            overrides["thresholds"] = coerce_text("thresholds", "\n".join(thresholds))
-        except ValueError as exc:
-            raise ConfigError(
-                f"--threshold: {exc}", fix="--threshold 'exact_match/mean >= 0.6'"
-            ) from None
+        overrides["thresholds"] = _flag_value(
+            "--threshold",
+            "thresholds",
+            "\n".join(thresholds),
+            "--threshold 'exact_match/mean >= 0.6'",
+        )
     report = run_eval(
         config_path=config, out_dir=out, overrides=overrides, progress=Progress(enabled=not quiet)
     )

@@ -63,42 +63,74 @@ def _missing(value: Any) -> bool:
     return isinstance(value, str) and value.strip() == ""
 
 
+class CellError(ValueError):
+    pass
+
+
 def _maybe_json_object(value: Any) -> Any:
-    # CSV cannot hold a dict, so MLflow-shaped CSVs carry JSON text in the cell.
+    # CSV cannot hold a dict, so MLflow-shaped CSVs carry JSON text in the cell. A cell that
+    # starts like an object but does not parse is an error: used as text, it would call the
+    # model with the wrong arguments or compare answers with garbage.
     if isinstance(value, str) and value.lstrip().startswith("{"):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
-            return value
+        except json.JSONDecodeError as exc:
+            raise CellError(
+                f"starts like a JSON object but is not valid JSON ({exc.msg} at column {exc.colno})"
+            ) from None
     return value
 
 
-def _read_records(path: Path, fmt: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
-    """Records with their locations, and the column names in file order."""
-    if fmt == "jsonl":
-        return _read_jsonl(path)
-    if fmt == "json":
-        return _read_json(path)
-    if fmt == "csv":
-        import pandas as pd
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 (a byte-order mark, as Excel and Notepad write, is fine), or where it is not."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {column})",
+            fix="Save the file as UTF-8. From Latin-1, for example:\n"
+            f"  iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}",
+        ) from None
 
-        try:
-            frame = pd.read_csv(path, dtype=object, keep_default_na=False)
-        except pd.errors.EmptyDataError:
-            return [], []
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DataError(
-                f"{path} is not valid CSV: {exc}".strip(),
-                fix="Quote fields that contain commas or newlines, and save the file as UTF-8.",
-            ) from exc
-        records = frame.to_dict("records")
-        return [
-            (f"row {i + 1}", {str(k): v for k, v in r.items()}) for i, r in enumerate(records)
-        ], [str(c) for c in frame.columns]
+
+def _read_records(
+    path: Path, fmt: str, raw: bytes
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """Records with their locations, and the column names in file order."""
+    if fmt == "parquet":
+        return _read_parquet(path)
+    text = _decode(path, raw)
+    if fmt == "jsonl":
+        return _read_jsonl(path, text)
+    if fmt == "json":
+        return _read_json(path, text)
+    import io
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=object, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return [], []
+    except pd.errors.ParserError as exc:
+        raise DataError(
+            f"{path} is not valid CSV: {exc}".strip(),
+            fix="Quote fields that contain commas or newlines.",
+        ) from exc
+    records = frame.to_dict("records")
+    return [(f"row {i + 1}", {str(k): v for k, v in r.items()}) for i, r in enumerate(records)], [
+        str(c) for c in frame.columns
+    ]
+
+
+def _read_parquet(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
+        # a folder works too: Spark and Databricks write x.parquet/ as a folder of parts
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
@@ -106,15 +138,10 @@ def _read_records(path: Path, fmt: str) -> tuple[list[tuple[str, dict[str, Any]]
     return [(f"row {i + 1}", r) for i, r in enumerate(rows)], list(table.column_names)
 
 
-def _read_jsonl(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+def _read_jsonl(path: Path, text: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     records: list[tuple[str, dict[str, Any]]] = []
     columns: dict[str, None] = {}
-    with path.open(encoding="utf-8") as fh:
-        try:
-            lines = list(fh)
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path} is not UTF-8 text: {exc.reason}") from exc
-    for n, line in enumerate(lines, start=1):
+    for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -133,15 +160,13 @@ def _read_jsonl(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]
     return records, list(columns)
 
 
-def _read_json(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+def _read_json(path: Path, text: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text: {exc.reason}") from exc
     if isinstance(doc, dict):
         lists = [
             v for k, v in doc.items() if k in ("data", "records", "rows") and isinstance(v, list)
@@ -221,13 +246,21 @@ def _role_value(
 ) -> dict[str, Any] | None:
     """One column of dicts is used as is; scalars become {key: value}; several columns merge."""
     if len(names) == 1:
-        value = _maybe_json_object(record.get(names[0]))
+        try:
+            value = _maybe_json_object(record.get(names[0]))
+        except CellError as exc:
+            raise CellError(f"column {names[0]!r} {exc}") from None
         if _missing(value):
             return None
         if isinstance(value, dict):
             return value
         return {scalar_key or names[0]: value}
-    merged = {n: _maybe_json_object(record.get(n)) for n in names}
+    merged = {}
+    for n in names:
+        try:
+            merged[n] = _maybe_json_object(record.get(n))
+        except CellError as exc:
+            raise CellError(f"column {n!r} {exc}") from None
     return None if all(_missing(v) for v in merged.values()) else merged
 
 
@@ -248,16 +281,26 @@ def load_dataset(path: Path, columns: Columns, *, limit: int | None = None) -> D
             f"{path}: unsupported file type {path.suffix or '(none)'}",
             fix="Use one of: " + ", ".join(sorted(FORMATS)),
         )
-    if not path.is_file():
+    if path.is_dir():
+        if fmt != "parquet":
+            raise DataError(
+                f"the eval data {path} is a directory, not a {fmt.upper()} file",
+                fix="Name the file itself. Folders are read only for Parquet "
+                "(as Spark writes them: data: eval/qa.parquet/).",
+            )
+        parts = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix != ".crc")
+        raw = b"".join(hashlib.sha256(p.read_bytes()).digest() for p in parts)
+    elif not path.is_file():
         raise DataError(
             f"the eval data {path} does not exist",
             fix="Paths in genai-gate.yml are relative to the config file's folder:\n"
             "  data: eval/qa.jsonl",
         )
-    raw = path.read_bytes()
+    else:
+        raw = path.read_bytes()
     if not raw.strip():
         raise DataError(f"{path} is empty", fix="Add at least one row to the eval set.")
-    records, names = _read_records(path, fmt)
+    records, names = _read_records(path, fmt, raw)
     if not records:
         raise DataError(f"{path} has no rows", fix="Add at least one row to the eval set.")
     if limit is not None:
@@ -267,7 +310,12 @@ def load_dataset(path: Path, columns: Columns, *, limit: int | None = None) -> D
     rows: list[EvalRow] = []
     problems: list[str] = []
     for i, (where, record) in enumerate(records):
-        inputs = _role_value(record, in_cols, None)
+        try:
+            inputs = _role_value(record, in_cols, None)
+            expectations = _role_value(record, exp_cols, EXPECTED_KEY) if exp_cols else None
+        except CellError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
         if inputs is None:
             problems.append(f"{where}: no inputs (column {', '.join(in_cols)} is empty)")
             continue
@@ -275,7 +323,6 @@ def load_dataset(path: Path, columns: Columns, *, limit: int | None = None) -> D
             bad = [k for k in inputs if not (isinstance(k, str) and k.isidentifier())]
             problems.append(f"{where}: input keys must be Python names, found {bad}")
             continue
-        expectations = _role_value(record, exp_cols, EXPECTED_KEY) if exp_cols else None
         outputs = record.get(out_col) if out_col else None
         if out_col and _missing(outputs):
             problems.append(

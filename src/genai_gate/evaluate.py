@@ -63,6 +63,7 @@ class EvalResult:
     metrics: dict[str, float]
     row_errors: tuple[RowError, ...]
     seconds: dict[str, float]
+    notices: tuple[str, ...] = ()
 
 
 def preflight(loaded: LoadedConfig, dataset: Dataset, scorers: Sequence[BoundScorer]) -> None:
@@ -79,6 +80,24 @@ def preflight(loaded: LoadedConfig, dataset: Dataset, scorers: Sequence[BoundSco
         raise ConfigError(
             "the latency scorer measures model calls, and with precomputed outputs there are none",
             fix="Remove latency from scorers, or configure a model: to call.",
+        )
+    from genai_gate.scoring.builtin import ScorerInputError, references
+
+    builtin_needy = [s.name for s in scorers if s.needs_expectations and not s.custom]
+    unreadable: list[str] = []
+    for r in dataset.rows:
+        if r.expectations and builtin_needy:
+            try:
+                references(r.expectations, builtin_needy[0])
+            except ScorerInputError as exc:
+                unreadable.append(f"{r.where}: {exc}")
+    if unreadable:
+        raise DataError(
+            f"{dataset.path}: {', '.join(builtin_needy)} cannot find the reference answer",
+            problems=unreadable[:10]
+            + ([f"... and {len(unreadable) - 10} more"] if len(unreadable) > 10 else []),
+            fix="Put the reference under expected_response, or map a column to it:\n"
+            "  columns:\n    expectations: answer",
         )
     needy = [s.name for s in scorers if s.needs_expectations]
     if needy:
@@ -174,6 +193,20 @@ def aggregate(
             fn = _NUMPY_AGGS[spec] if isinstance(spec, str) else spec
         out[agg] = float(fn(list(values)))
     return out
+
+
+def unaggregatable(rows: Sequence[RowResult]) -> list[str]:
+    """Scorers that answered on some rows but never with a number MLflow can aggregate."""
+    seen: dict[str, bool] = {}
+    for r in rows:
+        for key, value in r.scores.items():
+            seen[key] = seen.get(key, False) or value is not None
+    return [
+        f"scorer {key!r} returned values that cannot be aggregated (not a number, a bool or "
+        "yes/no), so it produced no metric"
+        for key, numeric in seen.items()
+        if not numeric
+    ]
 
 
 def compute_metrics(rows: Sequence[RowResult], scorers: Sequence[BoundScorer]) -> dict[str, float]:
@@ -315,4 +348,5 @@ def evaluate(
         metrics=compute_metrics(results, scorers),
         row_errors=tuple(row_errors),
         seconds=seconds,
+        notices=tuple(unaggregatable(results)),
     )

@@ -70,7 +70,9 @@ def load_object(ref: str, base_dir: Path, *, what: str) -> Any:
             fix=f"Install the missing package ({exc.name}) in the environment that runs "
             "genai-gate.",
         ) from exc
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # a module that calls sys.exit() at import (a missing API key, say) is a bad model
+        # reference, not a verdict
         tail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         raise ModelLoadError(
             f"importing {module_name!r} for the {what} {ref!r} raised: {tail}",

@@ -33,6 +33,7 @@ from genai_gate.tracking import (
     redact,
     start_run,
     tracking_env,
+    use_tracking_uri,
 )
 
 
@@ -64,6 +65,19 @@ def run_eval(
         os.environ.setdefault(key, value)
     started_at = _now()
     loaded: LoadedConfig = load_config(config_path, environ=environ, overrides=overrides)
+    tracking_uri = default_tracking_uri(out_dir, loaded.config.tracking_uri, environ)
+    with use_tracking_uri(tracking_uri):
+        return _run(loaded, out_dir, environ, progress, tracking_uri, started_at)
+
+
+def _run(
+    loaded: LoadedConfig,
+    out_dir: Path,
+    environ: Mapping[str, str],
+    progress: PhaseProgress | None,
+    tracking_uri: str,
+    started_at: str,
+) -> EvalReport:
     cfg = loaded.config
     scorers = build_scorers(cfg.scorers, loaded.thresholds, loaded.base_dir)
     dataset = load_dataset(loaded.resolve(cfg.data), cfg.columns, limit=cfg.limit)
@@ -82,6 +96,7 @@ def run_eval(
         )
 
     result = evaluate(loaded, dataset, scorers, target, progress=progress)
+    notices.extend(result.notices)
     allowed = cfg.allowed_errors(len(dataset.rows))
     verdict = decide(
         loaded.thresholds,
@@ -92,7 +107,6 @@ def run_eval(
     )
 
     prov = collect(loaded.base_dir, environ)
-    tracking_uri = default_tracking_uri(out_dir, cfg.tracking_uri, environ)
     out_dir.mkdir(parents=True, exist_ok=True)
     tags = {
         "genai_gate.version": __version__,

@@ -9,10 +9,11 @@ command, because a tracking store that silently drops rows is a known MLflow fai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,24 @@ def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
+@contextlib.contextmanager
+def use_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's global tracking (and registry) URI for the duration of one command.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI to the process; restoring it
+    keeps a second run in the same process (tests, a library caller) from inheriting it.
+    """
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        # None unsets it (and the variable); MLflow's annotation leaves None out
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class StartedRun:
     client: Any
@@ -70,11 +89,9 @@ def _wrap(action: str, uri: str, exc: Exception) -> TrackingError:
 def start_run(
     tracking_uri: str, experiment: str, run_name: str | None, tags: Mapping[str, str]
 ) -> StartedRun:
-    import mlflow
     from mlflow import MlflowClient
 
     try:
-        mlflow.set_tracking_uri(tracking_uri)
         client = MlflowClient(tracking_uri)
         exp = client.get_experiment_by_name(experiment)
         if exp is None:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 from collections.abc import Callable, Sequence
@@ -20,6 +21,22 @@ from genai_gate.pyimport import load_object
 from genai_gate.targets.base import TargetIdentity
 
 Style = Literal["kwargs", "dataframe"]
+
+# parameter names that say "a batch of rows" when the function has no DataFrame annotation
+_FRAME_NAMES = frozenset(
+    {"data", "df", "frame", "dataframe", "batch", "model_input", "inputs_df", "x", "X"}
+)
+
+
+def _settle(result: Any) -> Any:
+    # MLflow's predict_fn may be async; each call gets its own loop in its worker thread
+    if inspect.isawaitable(result):
+        return asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _source_digest(fn: Any) -> str | None:
@@ -46,7 +63,11 @@ def detect_style(fn: Callable[..., Any], input_keys: Sequence[str], ref: str) ->
     if required and set(required) <= keys:
         return "kwargs"
     if len(required) == 1 and not keys & {p.name for p in named}:
-        return "dataframe"
+        param = next(p for p in named if p.name == required[0])
+        annotation = param.annotation
+        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+        if "DataFrame" in str(text) or param.name in _FRAME_NAMES:
+            return "dataframe"
     raise ModelLoadError(
         f"cannot tell how to call {ref}{sig}: the rows' inputs are {sorted(keys)}",
         fix="Either name the function's parameters after the input keys (per-row style):\n"
@@ -105,10 +126,10 @@ class PythonCallableTarget:
 
     def predict(self, row: EvalRow) -> Any:
         if self.style == "kwargs":
-            return self.fn(**row.inputs)
+            return _settle(self.fn(**row.inputs))
         return self.predict_batch([row])[0]
 
     def predict_batch(self, rows: Sequence[EvalRow]) -> list[Any]:
         import pandas as pd
 
-        return answers(self.fn(pd.DataFrame([r.inputs for r in rows])), len(rows))
+        return answers(_settle(self.fn(pd.DataFrame([r.inputs for r in rows]))), len(rows))

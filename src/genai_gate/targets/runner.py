@@ -61,7 +61,7 @@ def run_all(
             try:
                 value = tasks[i]()
                 outcome: Outcome[T] = Outcome(value, None, (time.perf_counter() - t0) * 1000)
-            except Exception as exc:  # a row's failure is data, not a crash
+            except BaseException as exc:  # a row's failure (even sys.exit) is data, not a crash
                 outcome = Outcome(None, describe_exception(exc), (time.perf_counter() - t0) * 1000)
             done.put((i, outcome))
 

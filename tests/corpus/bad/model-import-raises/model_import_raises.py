@@ -1,0 +1,1 @@
+raise RuntimeError("OPENAI_API_KEY is not set")

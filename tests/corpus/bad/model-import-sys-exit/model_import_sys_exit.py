@@ -1,0 +1,3 @@
+import sys
+
+sys.exit("set OPENAI_API_KEY first")

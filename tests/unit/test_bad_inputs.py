@@ -1,0 +1,157 @@
+"""The bad-input corpus: every folder under tests/corpus/bad is one broken project.
+
+Each folder holds a `genai-gate.yml`, its data and python modules, and an `expect.yml`:
+
+    exit_code: 2                 # 0 passed, 1 gate failed, 2 bad config or input
+    message:                     # substrings that must ALL appear in stdout + stderr
+      - "qa.jsonl, line 3"
+    env:                         # optional environment for the run
+      GENAI_GATE_TRESHOLDS: "..."
+
+A case fails when the exit code differs, a substring is missing, or a Python traceback
+leaks out: every problem a user can cause must come back as a GateError with a fix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import CliResult, Project
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "bad"
+CASES = sorted(p for p in CORPUS.iterdir() if (p / "expect.yml").is_file())
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def _expect(case: Path) -> dict[str, Any]:
+    doc = yaml.safe_load((case / "expect.yml").read_text(encoding="utf-8"))
+    assert isinstance(doc, dict), f"{case.name}/expect.yml is not a mapping"
+    assert set(doc) <= {"exit_code", "message", "env"}, f"{case.name}/expect.yml: {sorted(doc)}"
+    assert isinstance(doc["exit_code"], int)
+    assert isinstance(doc["message"], list)
+    assert doc["message"], f"{case.name}/expect.yml names no message"
+    assert all(isinstance(m, str) and m for m in doc["message"])
+    return doc
+
+
+def _call(cli: Any, *argv: str, env: dict[str, str] | None = None) -> CliResult:
+    """Run the CLI; an exception escaping main() is a bug, reported as a test failure."""
+    try:
+        result: CliResult = cli(*argv, env=env)
+    except (Exception, SystemExit) as exc:
+        pytest.fail(
+            f"genai-gate eval raised {type(exc).__name__} out of main() instead of exiting "
+            f"with a GateError: {exc}"
+        )
+    return result
+
+
+def _run(cli: Any, case: Path, out: Path, env: dict[str, str] | None = None) -> CliResult:
+    return _call(cli, "eval", "-c", str(case / "genai-gate.yml"), "-q", "--out", str(out), env=env)
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(CASES) >= 24, [c.name for c in CASES]
+
+
+def test_corpus_python_modules_have_unique_names() -> None:
+    # every case imports its modules into the same process: a shared name would clash
+    names = [p.name for p in CORPUS.glob("*/**/*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case: Path, cli: Any, tmp_path: Path) -> None:
+    expect = _expect(case)
+    env = {str(k): str(v) for k, v in (expect.get("env") or {}).items()}
+    result = _run(cli, case, tmp_path / "out", env=env or None)
+    text = result.text
+    assert TRACEBACK not in text, f"{case.name}: a traceback leaked out:\n{text}"
+    assert result.code == expect["exit_code"], (
+        f"{case.name}: exit {result.code}, expected {expect['exit_code']}:\n{text}"
+    )
+    missing = [m for m in expect["message"] if m not in text]
+    assert not missing, f"{case.name}: the output lacks {missing}:\n{text}"
+
+
+def test_model_error_on_one_row_loses_no_row(cli: Any, tmp_path: Path) -> None:
+    case = CORPUS / "model-raises-on-one-row"
+    data_lines = (case / "qa.jsonl").read_text(encoding="utf-8").splitlines()
+    out = tmp_path / "out"
+    result = _run(cli, case, out)
+    assert result.code == 1, result.text
+
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert doc["passed"] is False
+    assert doc["rows"] == len(data_lines) == 3
+    assert doc["dataset"]["rows"] == 3
+    assert doc["errors"]["rows"] == 1
+    assert [(e["where"], e["stage"]) for e in doc["errors"]["details"]] == [("line 2", "model")]
+    assert "ValueError: upstream returned HTTP 500" in doc["errors"]["details"][0]["message"]
+    # the gate still scored the other two rows, and says why it failed
+    assert doc["metrics"]["exact_match/mean"] == 1.0
+    assert any("max-errors allows 0" in f for f in doc["failures"])
+
+    records = [
+        json.loads(line)
+        for line in (out / "rows.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(records) == len(data_lines)
+    assert [r["row"] for r in records] == ["line 1", "line 2", "line 3"]
+    by_row = {r["row"]: r for r in records}
+    failed = by_row["line 2"]
+    assert failed["inputs"] == {"question": "Capital of France?"}
+    assert failed["expectations"] == {"expected_response": "Paris"}
+    assert failed["outputs"] is None
+    assert "ValueError: upstream returned HTTP 500" in failed["error"]
+    for where, answer in (("line 1", "4"), ("line 3", "blue")):
+        assert by_row[where]["error"] is None
+        assert by_row[where]["outputs"] == answer
+        assert by_row[where]["exact_match/value"] == 1.0
+
+
+# ---------------------------------------------------------------- bad flags on a good project
+
+GOOD_CONFIG = (
+    "data: qa.jsonl\nmodel: python:qa_model:predict\nscorers: [exact_match]\n"
+    'thresholds:\n  exact_match/mean: ">= 0.5"\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--scorers", "[exact_match"], ["--scorers"]),
+        (["--set", "scorers=[exact_match"], ["--set", "scorers"]),
+        (["--threshold", "{exact_match/mean"], ["--threshold"]),
+        (["--threshold", "exact_match/mean"], ["--threshold", "exact_match/mean"]),
+        (["--set", "max-errors"], ["--set 'max-errors' is not KEY=VALUE"]),
+        (["--set", "treshold=1"], ["--treshold", "did you mean 'thresholds'?"]),
+        (["--max-errors", "lots"], ["--max-errors", "'lots' is neither a count"]),
+        (["--limit", "all"], ["--limit", "'all'"]),
+    ],
+    ids=[
+        "scorers-bad-yaml",
+        "set-bad-yaml",
+        "threshold-bad-yaml",
+        "threshold-no-operator",
+        "set-without-value",
+        "set-unknown-key",
+        "max-errors-word",
+        "limit-word",
+    ],
+)
+def test_bad_flag(cli: Any, project: Project, flags: list[str], message: list[str]) -> None:
+    config = project.config(GOOD_CONFIG)
+    result = _call(cli, "eval", "-c", str(config), "-q", "--out", str(project.out), *flags)
+    text = result.text
+    assert TRACEBACK not in text, text
+    assert result.code == 2, f"exit {result.code}:\n{text}"
+    missing = [m for m in message if m not in text]
+    assert not missing, f"the output lacks {missing}:\n{text}"
