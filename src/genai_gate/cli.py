@@ -11,12 +11,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from genai_gate import __version__
 from genai_gate.errors import ConfigError, ExitCode, GateError
+
+if TYPE_CHECKING:
+    from genai_gate.run_eval import EvalReport
 
 DEFAULT_OUT = "genai-gate-out"
 
@@ -179,6 +182,10 @@ def eval_command(
     report = run_eval(
         config_path=config, out_dir=out, overrides=overrides, progress=Progress(enabled=not quiet)
     )
+    _finish(report, out)
+
+
+def _finish(report: EvalReport, out: Path) -> None:
     for notice in report.doc["notices"]:
         click.echo(f"notice: {notice}", err=True)
     _print_verdict(report.doc, out)
@@ -186,6 +193,24 @@ def eval_command(
         raise report.tracking_error
     if not report.verdict.passed:
         raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
+
+
+@cli.command("action")
+@config_option
+@out_option
+def action_command(config: str | None, out: Path) -> None:
+    """Run as the GitHub Action: pick the command from the event, report to the PR.
+
+    Settings come from GENAI_GATE_* (the action's inputs); outputs, the job summary,
+    annotations and the sticky PR comment go to GitHub.
+    """
+    from genai_gate.action import run_action
+    from genai_gate.progress import Progress
+
+    result = run_action(config_path=config, out_dir=out, environ=os.environ, progress=Progress())
+    if result.comment is not None and result.comment.url:
+        click.echo(f"PR comment {result.comment.action}: {result.comment.url}")
+    _finish(result.report, out)
 
 
 @cli.command("schema")

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from genai_gate import __version__
 from genai_gate.config import LoadedConfig, load_config
 from genai_gate.data import load_dataset
@@ -136,7 +138,8 @@ def _run(
     doc["provenance"] = prov.as_dict()
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
-    summary = render_summary(doc, worst)
+    effective = cfg.model_dump(mode="json", by_alias=True)
+    summary = render_summary(doc, worst, config_yaml=yaml.safe_dump(effective, sort_keys=False))
 
     results_path = out_dir / "results.json"
     summary_path = out_dir / "summary.md"
@@ -166,7 +169,7 @@ def _run(
             "errors": doc["errors"]["rows"],
             "config": {
                 "source": loaded.source,
-                "effective": cfg.model_dump(mode="json", by_alias=True),
+                "effective": effective,
             },
             "mlflow": {
                 "tracking_uri": info.tracking_uri,

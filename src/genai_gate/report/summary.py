@@ -32,7 +32,38 @@ def fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def render_summary(doc: dict[str, Any], worst: Sequence[RowResult]) -> str:
+def _chart(checks: Sequence[dict[str, Any]], title: str, top: float) -> list[str]:
+    names = ", ".join(json.dumps(c["metric"]) for c in checks)
+    values = ", ".join(f"{(c['value'] if c['value'] is not None else 0):.6g}" for c in checks)
+    limits = ", ".join(f"{c['threshold']:.6g}" for c in checks)
+    return [
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{title}"',
+        f"    x-axis [{names}]",
+        f'    y-axis "value" 0 --> {top:.6g}',
+        f"    bar [{values}]",
+        f"    line [{limits}]",
+        "```",
+    ]
+
+
+def mermaid_charts(checks: Sequence[dict[str, Any]]) -> list[str]:
+    """Bars are the metrics, the line is the thresholds; 0-1 scores and the rest apart."""
+    unit = [c for c in checks if 0 <= c["threshold"] <= 1 and (c["value"] or 0) <= 1]
+    other = [c for c in checks if c not in unit]
+    lines: list[str] = []
+    if unit:
+        lines += _chart(unit, "Scores (bars) against thresholds (line)", 1.0)
+    if other:
+        top = max(max(c["threshold"], c["value"] or 0) for c in other) * 1.2 or 1.0
+        lines += ["", *_chart(other, "Other gated metrics (bars) against thresholds (line)", top)]
+    return lines
+
+
+def render_summary(
+    doc: dict[str, Any], worst: Sequence[RowResult], *, config_yaml: str | None = None
+) -> str:
     passed = doc["passed"]
     icon, word = ("✅", "passed") if passed else ("❌", "failed")
     ds = doc["dataset"]
@@ -57,6 +88,8 @@ def render_summary(doc: dict[str, Any], worst: Sequence[RowResult]) -> str:
                 f" | {status} |"
             )
         lines.append("")
+        lines += ["<details><summary>Chart</summary>", "", *mermaid_charts(doc["checks"])]
+        lines += ["", "</details>", ""]
     else:
         lines += ["_No thresholds are configured: the gate checks only for errors._", ""]
     errors = doc["errors"]
@@ -93,6 +126,26 @@ def render_summary(doc: dict[str, Any], worst: Sequence[RowResult]) -> str:
                 f"{cell(expected)} | {cell(detail)} |"
             )
         lines += ["", "</details>", ""]
+    if config_yaml:
+        lines += ["<details><summary>Effective config</summary>", "", "```yaml"]
+        lines += [config_yaml.rstrip("\n"), "```", "", "</details>", ""]
     if doc["notices"]:
         lines += ["> [!NOTE]"] + [f"> {cell(n, 400)}" for n in doc["notices"]] + [""]
     return "\n".join(lines)
+
+
+def render_error(title: str, message: str, *, command: str) -> str:
+    """The summary when the run could not reach a verdict (exit 2, 3 or 4)."""
+    fence = "~~~~"  # the message may hold backticks; a tilde fence keeps it one block
+    return "\n".join(
+        [
+            f"## ⚠️ genai-gate: error in `{command}`",
+            "",
+            f"**{cell(title, 200)}**",
+            "",
+            f"{fence}text",
+            message,
+            fence,
+            "",
+        ]
+    )

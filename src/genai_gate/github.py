@@ -1,0 +1,192 @@
+"""The one module that touches the GitHub Actions runtime.
+
+Outputs, the job summary, annotations, masking and log groups go through actions-toolkit,
+which writes `$GITHUB_OUTPUT` with a random delimiter and escapes commands exactly as
+`@actions/core` does (`%`, `\\r`, `\\n`; plus `:` and `,` in properties). Outside Actions every
+call is a no-op, so the CLI behaves the same on a laptop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Level = Literal["error", "warning", "notice"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the workflow run is: the event, the ref, the PR, the repository."""
+
+    event_name: str
+    ref: str
+    sha: str
+    repository: str
+    default_branch: str | None
+    pr_number: int | None
+    pr_is_fork: bool
+    api_url: str
+    server_url: str
+    run_id: str | None
+
+    @property
+    def is_pull_request(self) -> bool:
+        return self.event_name in ("pull_request", "pull_request_target")
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
+
+    @property
+    def on_default_branch(self) -> bool:
+        return (
+            self.event_name == "push"
+            and self.branch is not None
+            and (self.branch == self.default_branch)
+        )
+
+
+def read_context(environ: Mapping[str, str]) -> Context:
+    event: dict[str, Any] = {}
+    path = environ.get("GITHUB_EVENT_PATH")
+    if path and Path(path).is_file():
+        try:
+            loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+            event = loaded if isinstance(loaded, dict) else {}
+        except (OSError, json.JSONDecodeError):
+            event = {}
+    pr = event.get("pull_request") if isinstance(event.get("pull_request"), dict) else None
+    repo = event.get("repository") if isinstance(event.get("repository"), dict) else {}
+    number = pr.get("number") if pr else None
+    head_repo = ((pr or {}).get("head") or {}).get("repo") or {}
+    base_repo = ((pr or {}).get("base") or {}).get("repo") or {}
+    is_fork = bool(pr) and (
+        bool(head_repo.get("fork"))
+        or (head_repo.get("full_name") not in (None, base_repo.get("full_name")))
+    )
+    return Context(
+        event_name=environ.get("GITHUB_EVENT_NAME", ""),
+        ref=environ.get("GITHUB_REF", ""),
+        sha=environ.get("GITHUB_SHA", ""),
+        repository=environ.get("GITHUB_REPOSITORY", ""),
+        default_branch=(repo or {}).get("default_branch"),
+        pr_number=int(number) if isinstance(number, int) else None,
+        pr_is_fork=is_fork,
+        api_url=environ.get("GITHUB_API_URL", "https://api.github.com"),
+        server_url=environ.get("GITHUB_SERVER_URL", "https://github.com"),
+        run_id=environ.get("GITHUB_RUN_ID"),
+    )
+
+
+class Runner:
+    """Actions runtime calls; inactive (no-ops) unless GITHUB_ACTIONS is "true"."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+        self.active = self.environ.get("GITHUB_ACTIONS") == "true"
+
+    def set_output(self, name: str, value: str) -> None:
+        if not self.active or not self.environ.get("GITHUB_OUTPUT"):
+            return
+        from actions_toolkit import core
+
+        core.set_output(name, value)
+
+    def append_summary(self, markdown: str) -> None:
+        target = self.environ.get("GITHUB_STEP_SUMMARY")
+        if not self.active or not target:
+            return
+        with Path(target).open("a", encoding="utf-8") as fh:
+            fh.write(markdown.rstrip("\n") + "\n")
+
+    def mask(self, secret: str | None) -> None:
+        if not self.active or not secret:
+            return
+        from actions_toolkit import core
+
+        for line in secret.splitlines():  # the runner masks line by line
+            if line.strip():
+                core.set_secret(line)
+
+    def annotate(
+        self, level: Level, message: str, *, title: str | None = None, file: str | None = None
+    ) -> None:
+        if not self.active:
+            return
+        # actions-toolkit's core.error() writes every property, even empty ones
+        # (`file=,line=,...`); @actions/core writes only those that are set.
+        from actions_toolkit.command import issue_command
+
+        props = {k: v for k, v in (("title", title), ("file", file)) if v}
+        issue_command(level, props, message)
+
+    @contextlib.contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        from actions_toolkit import core
+
+        core.start_group(name)
+        try:
+            yield
+        finally:
+            core.end_group()
+
+
+# ---------------------------------------------------------------- the sticky PR comment
+
+COMMENT_LIMIT = 65_000  # GitHub refuses comment bodies over 65,536 characters
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    action: Literal["created", "updated", "no-permission", "failed"]
+    detail: str = ""
+    url: str | None = None
+
+
+def sticky_marker(key: str) -> str:
+    return f'<!-- genai-gate sticky-comment key="{key}" -->'
+
+
+def upsert_sticky_comment(ctx: Context, token: str, key: str, body: str) -> CommentResult:
+    """Create the PR's one genai-gate comment for `key`, or edit it in place.
+
+    A comment is a courtesy: every failure comes back as a result, never as an exception,
+    so that it cannot fail the job. GHES works through GITHUB_API_URL.
+    """
+    from github import Auth, Github, GithubException
+
+    if ctx.pr_number is None or not ctx.repository:
+        return CommentResult("failed", "this run has no pull request")
+    marker = sticky_marker(key)
+    text = f"{marker}\n{body}"
+    if len(text) > COMMENT_LIMIT:
+        text = text[: COMMENT_LIMIT - 200] + "\n\n_(truncated; the job summary has it all)_\n"
+    gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
+    try:
+        issue = gh.get_repo(ctx.repository, lazy=True).get_issue(ctx.pr_number)
+        for comment in issue.get_comments():
+            if marker in (comment.body or ""):
+                comment.edit(text)
+                return CommentResult("updated", url=comment.html_url)
+        created = issue.create_comment(text)
+        return CommentResult("created", url=created.html_url)
+    except GithubException as exc:
+        if exc.status in (401, 403, 404):
+            return CommentResult(
+                "no-permission",
+                f"HTTP {exc.status}: the token cannot write pull request comments"
+                + (" (pull requests from forks get a read-only token)" if ctx.pr_is_fork else ""),
+            )
+        return CommentResult("failed", f"HTTP {exc.status}: {str(exc.data)[:300]}")
+    except Exception as exc:  # network trouble must not fail the gate
+        return CommentResult("failed", f"{type(exc).__name__}: {str(exc)[:300]}")
+    finally:
+        gh.close()

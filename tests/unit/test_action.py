@@ -1,0 +1,178 @@
+"""`genai-gate action` as a workflow step: outputs, summary, annotations, sticky PR comment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genai_gate.github import Runner
+from tests.action_env import github_env, pr_payload, read_outputs
+from tests.conftest import Project
+from tests.fakes.github_api import READ_TOKEN, WRITE_TOKEN, FakeGitHub
+
+PASSING = (
+    'data: qa.jsonl\nmodel: python:qa_model:predict\nthresholds:\n  exact_match/mean: ">= 0.7"\n'
+)
+FAILING = PASSING.replace(">= 0.7", ">= 0.9")
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub().start()
+    yield fake
+    fake.stop()
+
+
+def run_action(cli: Any, project: Project, tmp: Path, env: dict[str, str]) -> Any:
+    env = {
+        "GENAI_GATE_CONFIG": str(project.root / "genai-gate.yml"),
+        "GENAI_GATE_OUT": str(project.out),
+        **env,
+    }
+    return cli("action", env=env)
+
+
+def test_pull_request_passing(
+    cli: Any, project: Project, tmp_path: Path, github: FakeGitHub
+) -> None:
+    project.config(PASSING)
+    env = github_env(
+        tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url=github.url
+    )
+    r = run_action(cli, project, tmp_path, {**env, "GENAI_GATE_GITHUB_TOKEN": WRITE_TOKEN})
+    assert r.code == 0, r.text
+    out = read_outputs(tmp_path / "gh" / "output")
+    assert out["result"] == "passed"
+    assert out["passed"] == "true"
+    assert json.loads(out["metrics"]) == {"exact_match/mean": 0.75}
+    assert out["report-path"] == str(project.out / "results.json")
+    assert len(out["run-id"]) == 32
+    summary = (tmp_path / "gh" / "summary").read_text()
+    assert "## ✅ genai-gate: passed" in summary
+    assert "```mermaid\nxychart-beta" in summary
+    assert "<summary>Effective config</summary>" in summary
+    assert f"::add-mask::{WRITE_TOKEN}" in r.out
+    assert "::group::genai-gate eval" in r.out and "::endgroup::" in r.out
+    # the token itself is never printed except inside add-mask
+    assert r.text.count(WRITE_TOKEN) == 1
+    assert len(github.comments) == 1
+    body = next(iter(github.comments.values()))["body"]
+    assert body.startswith("<!-- genai-gate sticky-comment key=")
+    assert "genai-gate: passed" in body
+
+
+def test_failing_gate_annotates_and_exits_1(
+    cli: Any, project: Project, tmp_path: Path, github: FakeGitHub
+) -> None:
+    project.config(FAILING)
+    env = github_env(
+        tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url=github.url
+    )
+    r = run_action(cli, project, tmp_path, {**env, "GENAI_GATE_GITHUB_TOKEN": WRITE_TOKEN})
+    assert r.code == 1, r.text
+    out = read_outputs(tmp_path / "gh" / "output")
+    assert (out["result"], out["passed"]) == ("failed", "false")
+    assert (
+        "::error title=genai-gate%3A exact_match/mean::exact_match/mean = 0.75, needs >= 0.9"
+        in r.out
+    )
+    assert "## ❌ genai-gate: failed" in (tmp_path / "gh" / "summary").read_text()
+
+
+def test_sticky_comment_is_updated_in_place(
+    cli: Any, project: Project, tmp_path: Path, github: FakeGitHub
+) -> None:
+    env = github_env(
+        tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url=github.url
+    )
+    env["GENAI_GATE_GITHUB_TOKEN"] = WRITE_TOKEN
+    project.config(PASSING)
+    assert run_action(cli, project, tmp_path, env).code == 0
+    project.config(FAILING)
+    assert run_action(cli, project, tmp_path, env).code == 1
+    assert len(github.comments) == 1
+    assert "genai-gate: failed" in next(iter(github.comments.values()))["body"]
+    assert [m for m, _ in github.requests].count("PATCH") == 1
+    # another config in the same PR keeps its own comment
+    other = project.config(PASSING, name="second.yml")
+    r = run_action(cli, project, tmp_path, {**env, "GENAI_GATE_CONFIG": str(other)})
+    assert r.code == 0
+    assert len(github.comments) == 2
+
+
+def test_read_only_token_falls_back_to_the_summary(
+    cli: Any, project: Project, tmp_path: Path, github: FakeGitHub
+) -> None:
+    project.config(PASSING)
+    env = github_env(
+        tmp_path / "gh", event="pull_request", payload=pr_payload(fork=True), api_url=github.url
+    )
+    r = run_action(cli, project, tmp_path, {**env, "GENAI_GATE_GITHUB_TOKEN": READ_TOKEN})
+    assert r.code == 0, r.text
+    assert github.comments == {}
+    assert "::notice title=genai-gate::The PR comment was not written (HTTP 403" in r.out
+    assert "forks get a read-only token" in r.out
+    assert "genai-gate: passed" in (tmp_path / "gh" / "summary").read_text()
+
+
+def test_unreachable_github_api_never_fails_the_job(
+    cli: Any, project: Project, tmp_path: Path
+) -> None:
+    project.config(PASSING)
+    env = github_env(
+        tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url="http://127.0.0.1:9"
+    )
+    r = run_action(cli, project, tmp_path, {**env, "GENAI_GATE_GITHUB_TOKEN": WRITE_TOKEN})
+    assert r.code == 0, r.text
+    assert "::warning title=genai-gate::The PR comment was not written" in r.out
+
+
+def test_config_error_still_reports(cli: Any, project: Project, tmp_path: Path) -> None:
+    project.config("data: qa.jsonl\nmodel: python:qa_model:predict\nscorers: [exact_mach]\n")
+    env = github_env(tmp_path / "gh", event="push", payload={}, ref="refs/heads/main")
+    r = run_action(cli, project, tmp_path, env)
+    assert r.code == 2
+    out = read_outputs(tmp_path / "gh" / "output")
+    assert (out["result"], out["passed"], out["metrics"]) == ("error", "false", "{}")
+    summary = (tmp_path / "gh" / "summary").read_text()
+    assert "genai-gate: error in `eval`" in summary and "exact_mach" in summary
+    assert "::error title=genai-gate%3A Configuration error::" in r.out
+
+
+def test_unknown_command_input(cli: Any, project: Project, tmp_path: Path) -> None:
+    project.config(PASSING)
+    env = github_env(tmp_path / "gh", event="push", payload={}, ref="refs/heads/main")
+    r = run_action(cli, project, tmp_path, {**env, "GENAI_GATE_COMMAND": "deploy-now"})
+    assert r.code == 2
+    assert "'deploy-now' is not a command the action can run" in r.err
+
+
+def test_outside_actions_the_runner_does_nothing(tmp_path: Path, capsys: Any) -> None:
+    runner = Runner({"GITHUB_OUTPUT": str(tmp_path / "o")})
+    runner.set_output("x", "y")
+    runner.annotate("error", "nope")
+    runner.mask("secret")
+    with runner.group("g"):
+        pass
+    assert not (tmp_path / "o").exists()
+    assert capsys.readouterr().out == ""
+
+
+def test_escaping_matches_actions_core(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "output"
+    out.write_text("")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out)}
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    runner = Runner(env)
+    tricky = "100% sure\nline two: a, b\r\nghadelimiter_fake\nEOF"
+    runner.set_output("tricky", tricky)
+    assert read_outputs(out)["tricky"] == tricky
+    runner.annotate("error", "50% done\nnext: a, b", title="t: x, y%")
+    printed = capsys.readouterr().out
+    assert "::error title=t%3A x%2C y%25::50%25 done%0Anext: a, b" in printed
