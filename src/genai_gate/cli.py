@@ -207,6 +207,17 @@ def action_command(config: str | None, out: Path) -> None:
     from genai_gate.action import run_action
     from genai_gate.progress import Progress
 
+    workdir = os.environ.get("GENAI_GATE_WORKING_DIRECTORY", "").strip()
+    if workdir:
+        # both adapters pass it here, so the container and the composite flavour agree
+        try:
+            os.chdir(workdir)
+        except OSError as exc:
+            raise ConfigError(
+                f"working-directory: cannot enter {workdir!r} ({exc.strerror})",
+                fix="Give a folder relative to the repository root:\n"
+                "  with:\n    working-directory: services/chatbot",
+            ) from None
     result = run_action(config_path=config, out_dir=out, environ=os.environ, progress=Progress())
     if result.comment is not None and result.comment.url:
         click.echo(f"PR comment {result.comment.action}: {result.comment.url}")
