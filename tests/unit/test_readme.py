@@ -26,3 +26,13 @@ def test_first_two_commands() -> None:
         "pip install uv && uv run --frozen genai-gate eval -c examples/quickstart/genai-gate.yml"
     )
     assert block[1] == "uv run --frozen pytest"
+
+
+def test_action_inputs_and_outputs_are_documented() -> None:
+    import yaml
+
+    action = yaml.safe_load((REPO / "action.yml").read_text())
+    for name in action["inputs"]:
+        assert f"| `{name}` |" in README, f"README's inputs table lacks {name}"
+    for name in action["outputs"]:
+        assert f"| `{name}` |" in README, f"README's outputs table lacks {name}"
