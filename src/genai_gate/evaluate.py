@@ -29,6 +29,8 @@ from genai_gate.targets import Target, TargetIdentity
 from genai_gate.targets.runner import Outcome, run_all
 
 PhaseProgress = Callable[[str, int, int], None]
+# one row's scores, rationales and scorer errors, each by metric name
+ScoredRow = tuple[dict[str, float | None], dict[str, str], dict[str, str]]
 
 _NUMPY_AGGS: dict[str, Callable[[Sequence[float]], Any]] = {
     "min": np.min,
@@ -147,7 +149,7 @@ def _make_trace(row: EvalRow, latency_ms: float | None, outputs: Any) -> Any:
 
 def _score_row(
     row: EvalRow, outputs: Any, latency_ms: float | None, scorers: Sequence[BoundScorer]
-) -> tuple[dict[str, float | None], dict[str, str], dict[str, str]]:
+) -> ScoredRow:
     from mlflow.entities import Feedback
 
     scores: dict[str, float | None] = {}
@@ -267,6 +269,45 @@ def _predict(
     return out
 
 
+def _row_result(row: EvalRow, p: Outcome[Any], scored: Outcome[ScoredRow] | None) -> RowResult:
+    """One row's record; a model error leaves it unscored, a scoring crash marks it '*'."""
+    if p.error is not None or scored is None:
+        return RowResult(
+            row.index,
+            row.where,
+            row.inputs,
+            row.expectations,
+            None,
+            _latency(p),
+            p.error or "not scored",
+        )
+    if scored.error is not None or scored.value is None:
+        crash = {"*": scored.error or "scoring returned nothing"}
+        return RowResult(
+            row.index,
+            row.where,
+            row.inputs,
+            row.expectations,
+            p.value,
+            _latency(p),
+            None,
+            scorer_errors=crash,
+        )
+    scores, rationales, errors = scored.value
+    return RowResult(
+        row.index,
+        row.where,
+        row.inputs,
+        row.expectations,
+        p.value,
+        _latency(p),
+        None,
+        scores,
+        rationales,
+        errors,
+    )
+
+
 def evaluate(
     loaded: LoadedConfig,
     dataset: Dataset,
@@ -298,47 +339,16 @@ def evaluate(
     seconds["score"] = time.perf_counter() - t1
 
     by_index = {r.index: s for (r, _), s in zip(scorable, scored, strict=True)}
-    results: list[RowResult] = []
+    results = [
+        _row_result(r, p, by_index.get(r.index)) for r, p in zip(rows, predictions, strict=True)
+    ]
     row_errors: list[RowError] = []
-    for r, p in zip(rows, predictions, strict=True):
-        if p.error is not None:
-            row_errors.append(RowError(r.where, "model", p.error))
-            results.append(
-                RowResult(r.index, r.where, r.inputs, r.expectations, None, _latency(p), p.error)
-            )
-            continue
-        s = by_index[r.index]
-        if s.error is not None or s.value is None:
-            msg = s.error or "scoring returned nothing"
-            row_errors.append(RowError(r.where, "scoring", msg))
-            results.append(
-                RowResult(
-                    r.index,
-                    r.where,
-                    r.inputs,
-                    r.expectations,
-                    p.value,
-                    _latency(p),
-                    None,
-                    scorer_errors={"*": msg},
-                )
-            )
-            continue
-        scores, rationales, errors = s.value
-        row_errors.extend(RowError(r.where, name, msg) for name, msg in errors.items())
-        results.append(
-            RowResult(
-                r.index,
-                r.where,
-                r.inputs,
-                r.expectations,
-                p.value,
-                _latency(p),
-                None,
-                scores,
-                rationales,
-                errors,
-            )
+    for res in results:
+        if res.error is not None:
+            row_errors.append(RowError(res.where, "model", res.error))
+        row_errors.extend(
+            RowError(res.where, "scoring" if name == "*" else name, msg)
+            for name, msg in res.scorer_errors.items()
         )
     return EvalResult(
         dataset=dataset,
