@@ -96,6 +96,18 @@ def _comment(
     return result
 
 
+def _workspace_path(path: Path, environ: Mapping[str, str]) -> str:
+    """A path later steps can use: relative to the workspace, whatever working-directory was.
+
+    In the container flavour this also avoids handing out a /github/workspace/... path.
+    """
+    absolute = path.resolve()
+    workspace = environ.get("GITHUB_WORKSPACE")
+    if workspace and absolute.is_relative_to(Path(workspace).resolve()):
+        return str(absolute.relative_to(Path(workspace).resolve()))
+    return str(absolute)
+
+
 def run_action(
     *,
     config_path: str | None,
@@ -133,7 +145,7 @@ def run_action(
     runner.set_output("result", "error" if failed_tracking else doc["result"])
     runner.set_output("passed", "true" if doc["passed"] and not failed_tracking else "false")
     runner.set_output("metrics", json.dumps(doc["metrics"], separators=(",", ":"), sort_keys=True))
-    runner.set_output("report-path", str(report.results_path))
+    runner.set_output("report-path", _workspace_path(report.results_path, environ))
     runner.set_output("run-id", doc.get("run_id") or "")
     runner.append_summary(report.summary)
     for check in doc["checks"]:

@@ -138,7 +138,7 @@ def _run(
     doc["provenance"] = prov.as_dict()
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
-    effective = cfg.model_dump(mode="json", by_alias=True)
+    effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
     summary = render_summary(doc, worst, config_yaml=yaml.safe_dump(effective, sort_keys=False))
 
     results_path = out_dir / "results.json"

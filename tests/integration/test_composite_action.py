@@ -134,8 +134,9 @@ def test_composite_action(
     assert outputs["passed"] == ("true" if expected == "passed" else "false")
     metrics = json.loads(outputs["metrics"])
     assert 0 < metrics["exact_match/mean"] < 1
-    assert outputs["report-path"] == "genai-gate-out/results.json"
-    assert (workspace / "gate" / outputs["report-path"]).is_file()
+    # relative to the workspace, so a later step (upload-artifact) finds it
+    assert outputs["report-path"] == "gate/genai-gate-out/results.json"
+    assert (workspace / outputs["report-path"]).is_file()
     assert len(outputs["run-id"]) == 32
     summary = (tmp_path / "gh" / "summary").read_text()
     assert f"genai-gate: {expected}" in summary

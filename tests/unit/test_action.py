@@ -49,7 +49,8 @@ def test_pull_request_passing(
     assert out["result"] == "passed"
     assert out["passed"] == "true"
     assert json.loads(out["metrics"]) == {"exact_match/mean": 0.75}
-    assert out["report-path"] == str(project.out / "results.json")
+    # no GITHUB_WORKSPACE here, so the path stays absolute
+    assert out["report-path"] == str((project.out / "results.json").resolve())
     assert len(out["run-id"]) == 32
     summary = (tmp_path / "gh" / "summary").read_text()
     assert "## ✅ genai-gate: passed" in summary
