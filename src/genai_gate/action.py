@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +21,15 @@ from genai_gate.evaluate import PhaseProgress
 from genai_gate.github import CommentResult, Context, Runner, read_context, upsert_sticky_comment
 from genai_gate.report.summary import render_error
 from genai_gate.run_eval import EvalReport, run_eval
+from genai_gate.tracking import scrub_credentials, tracking_password
 
 COMMANDS = ("eval",)
 _TRUE = ("true", "1", "yes", "on")
 # Variables whose values must never show in a log, whatever prints them
 _SECRET_ENV = (
     "GENAI_GATE_GITHUB_TOKEN",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
     "DATABRICKS_TOKEN",
     "DATABRICKS_CLIENT_SECRET",
     "OPENAI_API_KEY",
@@ -39,7 +44,7 @@ class ActionResult:
     comment: CommentResult | None
 
 
-def choose_command(ctx: Context, explicit: str | None) -> str:
+def choose_command(explicit: str | None) -> str:
     """An explicit `command` input wins; otherwise the event decides.
 
     A pull request and a push are gated with `eval`. `schedule` and `workflow_dispatch` run
@@ -59,25 +64,44 @@ def choose_command(ctx: Context, explicit: str | None) -> str:
 
 
 def comment_key(environ: Mapping[str, str]) -> str:
-    """One sticky comment per PR and config: two gates in one workflow keep two comments."""
-    config = environ.get("GENAI_GATE_CONFIG") or "genai-gate.yml"
-    where = environ.get("GENAI_GATE_WORKING_DIRECTORY") or "."
-    return hashlib.sha256(f"{where}::{config}".encode()).hexdigest()[:12]
+    """One sticky comment per PR and gate: the job, folder, config, model and data name it,
+    so two gates in one workflow (or matrix legs) keep a comment each."""
+    parts = [
+        environ.get(name, "")
+        for name in (
+            "GITHUB_JOB",
+            "GENAI_GATE_WORKING_DIRECTORY",
+            "GENAI_GATE_CONFIG",
+            "GENAI_GATE_MODEL",
+            "GENAI_GATE_DATA",
+        )
+    ]
+    parts[2] = parts[2] or "genai-gate.yml"
+    return hashlib.sha256("::".join(parts).encode()).hexdigest()[:12]
 
 
-def _mask_secrets(runner: Runner, environ: Mapping[str, str]) -> None:
-    for name in _SECRET_ENV:
-        runner.mask(environ.get(name))
+def _secrets(environ: Mapping[str, str]) -> list[str]:
+    """Every secret value this run can see: masked in the log, scrubbed from the report."""
+    values = [environ.get(name) for name in _SECRET_ENV]
+    for name in ("GENAI_GATE_TRACKING_URI", "MLFLOW_TRACKING_URI"):
+        values.append(tracking_password(environ.get(name)))
+    return [v for v in values if v and len(v) >= 4]
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    # the runner's masking covers the log only, not a PR comment or an uploaded artifact
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return scrub_credentials(text)
 
 
 def _comment(
-    runner: Runner, ctx: Context, environ: Mapping[str, str], body: str
+    runner: Runner, ctx: Context, environ: Mapping[str, str], token: str, body: str
 ) -> CommentResult | None:
     if not ctx.is_pull_request:
         return None
     if (environ.get("GENAI_GATE_COMMENT") or "true").strip().lower() not in _TRUE:
         return None
-    token = environ.get("GENAI_GATE_GITHUB_TOKEN") or ""
     if not token:
         runner.annotate(
             "notice",
@@ -108,6 +132,32 @@ def _workspace_path(path: Path, environ: Mapping[str, str]) -> str:
     return str(absolute)
 
 
+def _report_failure(
+    runner: Runner,
+    ctx: Context,
+    environ: Mapping[str, str],
+    token: str,
+    secrets: list[str],
+    *,
+    command: str,
+    title: str,
+    text: str,
+    detail: str,
+) -> None:
+    for name, value in (
+        ("result", "error"),
+        ("passed", "false"),
+        ("metrics", "{}"),
+        ("report-path", ""),
+        ("run-id", ""),
+    ):
+        runner.set_output(name, value)
+    summary = _scrub(render_error(title, text, command=command), secrets)
+    runner.append_summary(summary)
+    runner.annotate("error", _scrub(detail, secrets), title=f"genai-gate: {title}")
+    _comment(runner, ctx, environ, token, summary)
+
+
 def run_action(
     *,
     config_path: str | None,
@@ -116,54 +166,87 @@ def run_action(
     progress: PhaseProgress | None = None,
 ) -> ActionResult:
     runner = Runner(environ)
-    _mask_secrets(runner, environ)
+    secrets = _secrets(environ)
+    for secret in secrets:
+        runner.mask(secret)
+    # the model and scorers are the PR's own code: they run without the comment token
+    token = environ.get("GENAI_GATE_GITHUB_TOKEN") or ""
+    if environ is os.environ:
+        os.environ.pop("GENAI_GATE_GITHUB_TOKEN", None)
     ctx = read_context(environ)
+    if ctx.event_name == "pull_request_target" and ctx.pr_is_fork:
+        runner.annotate(
+            "warning",
+            "pull_request_target runs a fork's config and model code with this repository's "
+            "secrets and a write token. Gate forks on pull_request instead.",
+            title="genai-gate",
+        )
     command = "eval"
     try:
-        command = choose_command(ctx, environ.get("GENAI_GATE_COMMAND"))
+        command = choose_command(environ.get("GENAI_GATE_COMMAND"))
         with runner.group(f"genai-gate {command}"):
             report = run_eval(
                 config_path=config_path, out_dir=out_dir, environ=environ, progress=progress
             )
     except GateError as exc:
-        for name, value in (
-            ("result", "error"),
-            ("passed", "false"),
-            ("metrics", "{}"),
-            ("report-path", ""),
-            ("run-id", ""),
-        ):
-            runner.set_output(name, value)
-        summary = render_error(exc.title, exc.render(), command=command)
-        runner.append_summary(summary)
-        detail = "; ".join([exc.message, *exc.problems[:5]])
-        runner.annotate("error", detail, title=f"genai-gate: {exc.title}")
-        _comment(runner, ctx, environ, summary)
+        _report_failure(
+            runner,
+            ctx,
+            environ,
+            token,
+            secrets,
+            command=command,
+            title=exc.title,
+            text=exc.render(),
+            detail="; ".join([exc.message, *exc.problems[:5]]),
+        )
+        raise
+    except Exception as exc:
+        _report_failure(
+            runner,
+            ctx,
+            environ,
+            token,
+            secrets,
+            command=command,
+            title="internal error",
+            text=traceback.format_exc(),
+            detail=f"{type(exc).__name__}: {exc}",
+        )
         raise
     doc = report.doc
-    failed_tracking = report.tracking_error is not None
-    runner.set_output("result", "error" if failed_tracking else doc["result"])
-    runner.set_output("passed", "true" if doc["passed"] and not failed_tracking else "false")
+    # a failed gate reads "failed" even when logging failed too; a passed gate whose run
+    # could not be recorded reads "error", matching the exit code
+    if not doc["passed"]:
+        result = "failed"
+    elif report.tracking_error is not None:
+        result = "error"
+    else:
+        result = "passed"
+    runner.set_output("result", result)
+    runner.set_output("passed", "true" if result == "passed" else "false")
     runner.set_output("metrics", json.dumps(doc["metrics"], separators=(",", ":"), sort_keys=True))
     runner.set_output("report-path", _workspace_path(report.results_path, environ))
     runner.set_output("run-id", doc.get("run_id") or "")
-    runner.append_summary(report.summary)
-    for check in doc["checks"]:
-        if not check["passed"]:
-            value = "missing" if check["value"] is None else f"{check['value']:.4g}"
+    summary = _scrub(report.summary, secrets)
+    runner.append_summary(summary)
+    for check in report.verdict.checks:
+        if not check.passed:
+            value = "missing" if check.value is None else f"{check.value:.4g}"
             runner.annotate(
                 "error",
-                f"{check['metric']} = {value}, needs {check['op']} {check['threshold']:g}",
-                title=f"genai-gate: {check['metric']}",
+                f"{check.metric} = {value}, needs {check.op} {check.threshold:g}",
+                title=f"genai-gate: {check.metric}",
             )
-    for failure in doc["failures"]:
-        if not any(failure.startswith(c["metric"]) for c in doc["checks"]):
-            runner.annotate("error", failure, title="genai-gate")
+    check_reasons = {c.reason for c in report.verdict.checks}
+    for failure in report.verdict.failures:
+        if failure not in check_reasons:
+            runner.annotate("error", _scrub(failure, secrets), title="genai-gate")
     if report.tracking_error is not None:
         runner.annotate(
             "error",
-            report.tracking_error.message,
+            _scrub(report.tracking_error.message, secrets),
             title=f"genai-gate: {report.tracking_error.title}",
         )
-    comment = _comment(runner, ctx, environ, report.summary)
+    comment = _comment(runner, ctx, environ, token, summary)
     return ActionResult(command, report, comment)

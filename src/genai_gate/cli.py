@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,29 +159,39 @@ def eval_command(
     from genai_gate.run_eval import run_eval
 
     overrides = _parse_sets(sets)
-    overrides.update(
-        _overrides(
-            data=data,
-            model=model,
-            max_errors=max_errors,
-            tracking_uri=tracking_uri,
-            experiment=experiment,
-            limit=limit,
-        )
+    origins = {key: f"--set {key}" for key in overrides}
+    flags = _overrides(
+        data=data,
+        model=model,
+        max_errors=max_errors,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        limit=limit,
     )
+    overrides.update(flags)
+    origins.update({key: f"--{key}" for key in flags})
     if scorers:
         overrides["scorers"] = _flag_value(
             "--scorers", "scorers", scorers, "--scorers exact_match,token_f1"
         )
+        origins["scorers"] = "--scorers"
     if thresholds:
-        overrides["thresholds"] = _flag_value(
+        given = _flag_value(
             "--threshold",
             "thresholds",
             "\n".join(thresholds),
             "--threshold 'exact_match/mean >= 0.6'",
         )
+        # --threshold adds to --set thresholds=..., as it adds to the file's thresholds
+        earlier = overrides.get("thresholds")
+        overrides["thresholds"] = {**(earlier if isinstance(earlier, dict) else {}), **given}
+        origins["thresholds"] = "--threshold"
     report = run_eval(
-        config_path=config, out_dir=out, overrides=overrides, progress=Progress(enabled=not quiet)
+        config_path=config,
+        out_dir=out,
+        overrides=overrides,
+        override_origins=origins,
+        progress=Progress(enabled=not quiet),
     )
     _finish(report, out)
 
@@ -189,10 +200,13 @@ def _finish(report: EvalReport, out: Path) -> None:
     for notice in report.doc["notices"]:
         click.echo(f"notice: {notice}", err=True)
     _print_verdict(report.doc, out)
+    if not report.verdict.passed:
+        # the gate's "no" is the answer that matters; a logging failure is reported beside it
+        if report.tracking_error is not None:
+            click.echo(_safe(report.tracking_error.render()), err=True)
+        raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
     if report.tracking_error is not None:
         raise report.tracking_error
-    if not report.verdict.passed:
-        raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
 
 
 @cli.command("action")
@@ -241,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             standalone_mode=False,
         )
     except GateError as exc:
-        click.echo(exc.render(), err=True)
+        click.echo(_safe(exc.render()), err=True)
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -254,7 +268,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except Exception:
+        # a bug, not a verdict: exit 1 would read as "the gate said no"
+        click.echo(traceback.format_exc(), err=True)
+        click.echo(
+            "genai-gate hit an internal error (above). Please report it with the traceback.",
+            err=True,
+        )
+        return int(ExitCode.SERVICE)
     return code if isinstance(code, int) else int(ExitCode.PASSED)
+
+
+def _safe(text: str) -> str:
+    """Keep text from the user's data (column names, file names) from acting as a workflow
+    command: the runner reads any output line that starts with `::`."""
+    return "\n".join(" " + ln if ln.lstrip().startswith("::") else ln for ln in text.splitlines())
 
 
 def run() -> None:
@@ -262,5 +290,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     run()

@@ -35,7 +35,7 @@ DEFAULT_CONFIG = "genai-gate.yml"
 
 # GENAI_GATE_* names that belong to the CLI or the action, not to the config model.
 RESERVED_ENV = frozenset(
-    {"CONFIG", "OUT", "COMMAND", "GITHUB_TOKEN", "COMMENT", "WORKING_DIRECTORY", "LOG_LEVEL"}
+    {"CONFIG", "OUT", "COMMAND", "GITHUB_TOKEN", "COMMENT", "WORKING_DIRECTORY"}
 )
 
 
@@ -128,6 +128,13 @@ class Config(_Model):
     def _data_not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must name a file")
+        return v
+
+    @field_validator("max_errors", mode="before")
+    @classmethod
+    def _max_errors_not_bool(cls, v: object) -> object:
+        if isinstance(v, bool):  # YAML's `yes` would otherwise pass as 1
+            raise ValueError(f'{v!r} is neither a count (3) nor a share ("5%")')
         return v
 
     @field_validator("max_errors")
@@ -272,6 +279,9 @@ def _merge(
             else:
                 merged[key] = value
             origins[key] = where.get(key, key)
+            if isinstance(value, dict):
+                # each threshold keeps the name of the source that gave it
+                origins.update({f"{key}.{sub}": origins[key] for sub in value})
     return merged, origins
 
 
@@ -318,11 +328,11 @@ def _validation_problems(
 def _parse_thresholds(
     raw: Mapping[str, str | float | ThresholdRule], origins: Mapping[str, str]
 ) -> tuple[tuple[Threshold, ...], list[str], list[str]]:
-    where = origins.get("thresholds", "thresholds")
     out: dict[str, Threshold] = {}
     problems: list[str] = []
     notices: list[str] = []
     for given, spec in raw.items():
+        where = origins.get(f"thresholds.{given}", origins.get("thresholds", "thresholds"))
         metric = given.strip()
         if metric in METRIC_ALIASES:
             new = METRIC_ALIASES[metric]
@@ -345,15 +355,14 @@ def _parse_thresholds(
                     f'"<= {spec:g}" (lower is better)'
                 )
             if isinstance(spec, ThresholdRule):
-                if (spec.at_least is None) == (spec.at_most is None):
+                if spec.at_least is not None and spec.at_most is None:
+                    parsed = Threshold(metric, ">=", spec.at_least)
+                elif spec.at_most is not None and spec.at_least is None:
+                    parsed = Threshold(metric, "<=", spec.at_most)
+                else:
                     raise ValueError("give exactly one of at-least or at-most")
-                op, value = (
-                    (">=", spec.at_least) if spec.at_least is not None else ("<=", spec.at_most)
-                )
-                assert value is not None
-                if not math.isfinite(value):
+                if not math.isfinite(parsed.value):
                     raise ValueError("the limit must be a finite number")
-                parsed = Threshold(metric, op, float(value))  # type: ignore[arg-type]
             else:
                 op2, value2 = parse_expression(spec)
                 parsed = Threshold(metric, op2, value2)

@@ -274,7 +274,11 @@ def _canonical(rows: Iterable[EvalRow]) -> bytes:
     ).encode()
 
 
-def load_dataset(path: Path, columns: Columns, *, limit: int | None = None) -> Dataset:
+def load_dataset(
+    path: Path, columns: Columns, *, limit: int | None = None, use_outputs: bool = True
+) -> Dataset:
+    """Read and check the eval set. With `use_outputs=False` (a model will answer), an
+    outputs column is left alone."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(
@@ -282,6 +286,14 @@ def load_dataset(path: Path, columns: Columns, *, limit: int | None = None) -> D
             fix="Use one of: " + ", ".join(sorted(FORMATS)),
         )
     if path.is_dir():
+        if (path / "_delta_log").is_dir():
+            # its folder holds files that later versions removed; reading them all as
+            # Parquet would bring back deleted rows without a word
+            raise DataError(
+                f"{path} is a Delta table, which genai-gate does not read yet",
+                fix="Export the version you want to Parquet or JSONL, for example:\n"
+                "  spark.read.format('delta').load(path).toPandas().to_parquet('eval.parquet')",
+            )
         if fmt != "parquet":
             raise DataError(
                 f"the eval data {path} is a directory, not a {fmt.upper()} file",
@@ -306,6 +318,8 @@ def load_dataset(path: Path, columns: Columns, *, limit: int | None = None) -> D
     if limit is not None:
         records = records[:limit]
     in_cols, exp_cols, out_col = _resolve_roles(path, names, columns)
+    if not use_outputs:
+        out_col = None
 
     rows: list[EvalRow] = []
     problems: list[str] = []

@@ -65,7 +65,6 @@ class EvalResult:
     metrics: dict[str, float]
     row_errors: tuple[RowError, ...]
     seconds: dict[str, float]
-    notices: tuple[str, ...] = ()
 
 
 def preflight(loaded: LoadedConfig, dataset: Dataset, scorers: Sequence[BoundScorer]) -> None:
@@ -176,9 +175,16 @@ def _score_row(
                     continue
                 if item.rationale:
                     rationales[name] = str(item.rationale)
-                scores[name] = _to_float(item.value)
+                value = item.value
             else:
-                scores[name] = _to_float(item)
+                value = item
+            number = _to_float(value)
+            if number is None or not math.isfinite(number):
+                # MLflow leaves such a row out of the mean; a gate must not, or a scorer that
+                # answers None on the hard rows would raise the score (fail closed)
+                errors[name] = f"returned {value!r}, which is not a finite number, a bool or yes/no"
+                continue
+            scores[name] = number
     return scores, rationales, errors
 
 
@@ -195,20 +201,6 @@ def aggregate(
             fn = _NUMPY_AGGS[spec] if isinstance(spec, str) else spec
         out[agg] = float(fn(list(values)))
     return out
-
-
-def unaggregatable(rows: Sequence[RowResult]) -> list[str]:
-    """Scorers that answered on some rows but never with a number MLflow can aggregate."""
-    seen: dict[str, bool] = {}
-    for r in rows:
-        for key, value in r.scores.items():
-            seen[key] = seen.get(key, False) or value is not None
-    return [
-        f"scorer {key!r} returned values that cannot be aggregated (not a number, a bool or "
-        "yes/no), so it produced no metric"
-        for key, numeric in seen.items()
-        if not numeric
-    ]
 
 
 def compute_metrics(rows: Sequence[RowResult], scorers: Sequence[BoundScorer]) -> dict[str, float]:
@@ -333,7 +325,8 @@ def evaluate(
     scored = run_all(
         [functools.partial(_score_row, r, p.value, _latency(p), scorers) for r, p in scorable],
         concurrency=cfg.concurrency,
-        timeout=None,
+        # a hung judge or custom scorer must not hold the job until GitHub's 6-hour limit
+        timeout=cfg.timeout,
         on_progress=_phase(progress, "score"),
     )
     seconds["score"] = time.perf_counter() - t1
@@ -358,5 +351,4 @@ def evaluate(
         metrics=compute_metrics(results, scorers),
         row_errors=tuple(row_errors),
         seconds=seconds,
-        notices=tuple(unaggregatable(results)),
     )

@@ -38,18 +38,6 @@ class Context:
     def is_pull_request(self) -> bool:
         return self.event_name in ("pull_request", "pull_request_target")
 
-    @property
-    def branch(self) -> str | None:
-        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
-
-    @property
-    def on_default_branch(self) -> bool:
-        return (
-            self.event_name == "push"
-            and self.branch is not None
-            and (self.branch == self.default_branch)
-        )
-
 
 def read_context(environ: Mapping[str, str]) -> Context:
     event: dict[str, Any] = {}
@@ -155,6 +143,27 @@ def sticky_marker(key: str) -> str:
     return f'<!-- genai-gate sticky-comment key="{key}" -->'
 
 
+def _written_by_us(gh: Any, comment: Any, viewer: list[str | None]) -> bool:
+    """Anyone can paste the marker into a comment; only our own comment is ours to edit.
+
+    An Actions token comments as a bot; a personal token as its user, which GET /user names
+    (an Actions token is refused there, so that lookup happens only when needed, once).
+    """
+    from github import GithubException
+
+    user = comment.user
+    if user is None:
+        return False
+    if user.type == "Bot":
+        return True
+    if not viewer:
+        try:
+            viewer.append(gh.get_user().login)
+        except GithubException:
+            viewer.append(None)
+    return bool(viewer[0]) and user.login == viewer[0]
+
+
 def upsert_sticky_comment(ctx: Context, token: str, key: str, body: str) -> CommentResult:
     """Create the PR's one genai-gate comment for `key`, or edit it in place.
 
@@ -172,8 +181,9 @@ def upsert_sticky_comment(ctx: Context, token: str, key: str, body: str) -> Comm
     gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
     try:
         issue = gh.get_repo(ctx.repository, lazy=True).get_issue(ctx.pr_number)
+        viewer: list[str | None] = []
         for comment in issue.get_comments():
-            if marker in (comment.body or ""):
+            if marker in (comment.body or "") and _written_by_us(gh, comment, viewer):
                 comment.edit(text)
                 return CommentResult("updated", url=comment.html_url)
         created = issue.create_comment(text)

@@ -59,6 +59,7 @@ def run_eval(
     config_path: str | None,
     out_dir: Path,
     overrides: Mapping[str, Any] | None = None,
+    override_origins: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     progress: PhaseProgress | None = None,
 ) -> EvalReport:
@@ -66,7 +67,9 @@ def run_eval(
     for key, value in tracking_env().items():
         os.environ.setdefault(key, value)
     started_at = _now()
-    loaded: LoadedConfig = load_config(config_path, environ=environ, overrides=overrides)
+    loaded: LoadedConfig = load_config(
+        config_path, environ=environ, overrides=overrides, override_origins=override_origins
+    )
     tracking_uri = default_tracking_uri(out_dir, loaded.config.tracking_uri, environ)
     with use_tracking_uri(tracking_uri):
         return _run(loaded, out_dir, environ, progress, tracking_uri, started_at)
@@ -82,10 +85,12 @@ def _run(
 ) -> EvalReport:
     cfg = loaded.config
     scorers = build_scorers(cfg.scorers, loaded.thresholds, loaded.base_dir)
-    dataset = load_dataset(loaded.resolve(cfg.data), cfg.columns, limit=cfg.limit)
+    dataset = load_dataset(
+        loaded.resolve(cfg.data), cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+    )
     preflight(loaded, dataset, scorers)
     notices = list(loaded.notices)
-    if cfg.model and dataset.has_outputs:
+    if cfg.model and (cfg.columns.outputs or "outputs" in dataset.columns):
         notices.append(
             "the data has an outputs column, but a model is configured: "
             "the model's answers are evaluated and the column is ignored"
@@ -98,7 +103,6 @@ def _run(
         )
 
     result = evaluate(loaded, dataset, scorers, target, progress=progress)
-    notices.extend(result.notices)
     allowed = cfg.allowed_errors(len(dataset.rows))
     verdict = decide(
         loaded.thresholds,
@@ -139,6 +143,8 @@ def _run(
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
     effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if "tracking-uri" in effective:
+        effective["tracking-uri"] = redact(effective["tracking-uri"])
     summary = render_summary(doc, worst, config_yaml=yaml.safe_dump(effective, sort_keys=False))
 
     results_path = out_dir / "results.json"

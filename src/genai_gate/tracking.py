@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,18 @@ def redact(uri: str) -> str:
             host += f":{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return uri
+
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+
+
+def scrub_credentials(text: str) -> str:
+    """Blank `user:password@` out of every URL in a message (MLflow quotes the full URI)."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def tracking_password(uri: str | None) -> str | None:
+    return urlsplit(uri).password if uri else None
 
 
 def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
@@ -80,7 +93,8 @@ class StartedRun:
 
 def _wrap(action: str, uri: str, exc: Exception) -> TrackingError:
     return TrackingError(
-        f"{action} at {redact(uri)} failed: {type(exc).__name__}: {str(exc)[:500]}",
+        f"{action} at {redact(uri)} failed: {type(exc).__name__}: "
+        f"{scrub_credentials(str(exc))[:500]}",
         fix="Check that the tracking server is up and reachable, or unset tracking-uri to use "
         "the local sqlite store in the output folder:\n  tracking-uri: http://mlflow.internal:5000",
     )

@@ -96,7 +96,7 @@ class FakeGitHub:
                         "url": f"{fake.url}/repos/{owner}/{repo}/issues/comments/{cid}",
                         "html_url": f"https://github.test/{owner}/{repo}/pull/{number}"
                         f"#issuecomment-{cid}",
-                        "user": {"login": "github-actions[bot]"},
+                        "user": {"login": "github-actions[bot]", "type": "Bot"},
                     }
                     self._send(201, fake.comments[cid])
                 elif m := re.fullmatch(r"/repos/[^/]+/[^/]+/issues/comments/(\d+)", path):

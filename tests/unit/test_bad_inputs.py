@@ -132,7 +132,7 @@ GOOD_CONFIG = (
         (["--threshold", "{exact_match/mean"], ["--threshold"]),
         (["--threshold", "exact_match/mean"], ["--threshold", "exact_match/mean"]),
         (["--set", "max-errors"], ["--set 'max-errors' is not KEY=VALUE"]),
-        (["--set", "treshold=1"], ["--treshold", "did you mean 'thresholds'?"]),
+        (["--set", "treshold=1"], ["--set treshold", "did you mean 'thresholds'?"]),
         (["--max-errors", "lots"], ["--max-errors", "'lots' is neither a count"]),
         (["--limit", "all"], ["--limit", "'all'"]),
     ],

@@ -25,7 +25,7 @@ class RunInfo:
 
 
 def _finite(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
+    return None if value is None or not math.isfinite(value) else value
 
 
 def results_doc(
@@ -84,7 +84,7 @@ def row_record(row: RowResult) -> dict[str, Any]:
         "error": row.error,
     }
     for name, value in row.scores.items():
-        rec[f"{name}/value"] = value
+        rec[f"{name}/value"] = _finite(value)
     for name, text in row.rationales.items():
         rec[f"{name}/rationale"] = text
     for name, text in row.scorer_errors.items():

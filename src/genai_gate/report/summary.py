@@ -6,6 +6,8 @@ Pure: it takes the results document and returns a string, so tests read it as te
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,13 +22,27 @@ def cell(value: Any, limit: int = _CELL_MAX) -> str:
     text = " ".join(str(text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    # a pipe would end the cell; backticks and angle brackets would start markup
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+    # a pipe would end the cell; backticks and angle brackets would start markup; model
+    # output must not @-mention people or link issues from a PR comment
+    text = text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+    text = text.replace("[", "&#91;").replace("]", "&#93;")
+    return _MENTION.sub(lambda m: m.group(1) + "&#8203;", text)
+
+
+_MENTION = re.compile(r"([@#])(?=[\w-])")
+
+
+def fence_for(text: str, char: str = "`") -> str:
+    """A code fence longer than any run of the fence character inside `text`."""
+    longest = max((len(m.group(0)) for m in re.finditer(re.escape(char) + "+", text)), default=0)
+    return char * max(3, longest + 1)
 
 
 def fmt(value: float | None) -> str:
     if value is None:
         return "—"
+    if not math.isfinite(value):
+        return str(value)
     if value == int(value) and abs(value) >= 10:
         return f"{int(value)}"
     return f"{value:.4g}"
@@ -127,8 +143,9 @@ def render_summary(
             )
         lines += ["", "</details>", ""]
     if config_yaml:
-        lines += ["<details><summary>Effective config</summary>", "", "```yaml"]
-        lines += [config_yaml.rstrip("\n"), "```", "", "</details>", ""]
+        fence = fence_for(config_yaml)
+        lines += ["<details><summary>Effective config</summary>", "", f"{fence}yaml"]
+        lines += [config_yaml.rstrip("\n"), fence, "", "</details>", ""]
     if doc["notices"]:
         lines += ["> [!NOTE]"] + [f"> {cell(n, 400)}" for n in doc["notices"]] + [""]
     return "\n".join(lines)
@@ -136,7 +153,7 @@ def render_summary(
 
 def render_error(title: str, message: str, *, command: str) -> str:
     """The summary when the run could not reach a verdict (exit 2, 3 or 4)."""
-    fence = "~~~~"  # the message may hold backticks; a tilde fence keeps it one block
+    fence = fence_for(message, "~")
     return "\n".join(
         [
             f"## ⚠️ genai-gate: error in `{command}`",

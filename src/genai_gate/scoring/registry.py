@@ -33,7 +33,7 @@ class BoundScorer:
         return tuple(f"{self.name}/{a}" for a in self.aggregations)
 
 
-SEED_SCORER_NOTICES = {
+SEED_LLM_METRICS = {
     "answer_correctness": "correctness",
 }
 
@@ -93,10 +93,10 @@ def build_scorers(
     bound: list[BoundScorer] = []
     seen: dict[str, str] = {}
     for ref in wanted:
-        if ref in SEED_SCORER_NOTICES:
+        if ref in SEED_LLM_METRICS:
             problems.append(
                 f"scorers: {ref!r} is the seed's legacy LLM metric; MLflow 3 replaced it with "
-                f"{SEED_SCORER_NOTICES[ref]!r}, an LLM judge that needs a judge model"
+                f"{SEED_LLM_METRICS[ref]!r}, an LLM judge that needs a judge model"
             )
             continue
         if ref.startswith(PREFIX):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genai_gate.data import EvalRow
-from genai_gate.errors import ModelLoadError, ServiceError
+from genai_gate.errors import AuthError, ModelLoadError, ServiceError
 from genai_gate.targets.base import TargetIdentity
 from genai_gate.targets.python_callable import answers
 
@@ -35,6 +35,12 @@ class MlflowModelTarget:
             self.model: Any = mlflow.pyfunc.load_model(resolved or uri)
         except MlflowException as exc:
             code = getattr(exc, "error_code", "")
+            if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+                raise AuthError(
+                    f"the tracking server refused access to {uri}: {exc.message}",
+                    fix="Give genai-gate credentials for the registry, e.g. "
+                    "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD.",
+                ) from exc
             if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 raise ModelLoadError(
                     f"cannot load the model {uri}: {exc.message}",
@@ -42,6 +48,12 @@ class MlflowModelTarget:
                     "URI points at:\n  model: models:/my-model/3\n  tracking-uri: http://...",
                 ) from exc
             raise ServiceError(f"loading the model {uri} failed: {exc.message}") from exc
+        except ImportError as exc:
+            raise ModelLoadError(
+                f"loading the model {uri} needs a package that is not installed: {exc}",
+                fix="Install the model's requirements (its requirements.txt in the model "
+                "artifacts) into the environment that runs genai-gate.",
+            ) from exc
         except OSError as exc:
             raise ModelLoadError(f"cannot load the model {uri}: {exc}") from exc
         meta = self.model.metadata

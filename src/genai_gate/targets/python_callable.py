@@ -61,6 +61,14 @@ def detect_style(fn: Callable[..., Any], input_keys: Sequence[str], ref: str) ->
     required = [p.name for p in named if p.default is p.empty]
     keys = set(input_keys)
     if required and set(required) <= keys:
+        extra = keys - {p.name for p in named}
+        if extra:
+            raise ModelLoadError(
+                f"{ref}{sig} would be called with the input keys {sorted(keys)}, and it takes "
+                f"no {', '.join(sorted(extra))}",
+                fix="Accept every input key (or **kwargs), or map only the columns it takes:\n"
+                f"  columns:\n    inputs: [{', '.join(required)}]",
+            )
         return "kwargs"
     if len(required) == 1 and not keys & {p.name for p in named}:
         param = next(p for p in named if p.name == required[0])

@@ -42,13 +42,15 @@ class RetryPolicy:
     attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 30.0
+    max_retry_after: float = 300.0
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         if retry_after is not None and retry_after >= 0:
-            # the server knows best; a little jitter still spreads the herd
-            return min(retry_after, self.max_delay) + self.rng.uniform(0, 0.25)
+            # the server knows best (retrying sooner earns another 429); the bound only
+            # stops a broken header from parking a worker for hours
+            return min(retry_after, self.max_retry_after) + self.rng.uniform(0, 0.25)
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return float(ceiling / 2 + self.rng.uniform(0, ceiling / 2))
 

@@ -102,4 +102,7 @@ def run_all(
             on_progress(finished, total)
     for _ in range(spawned[0]):
         todo.put(None)
-    return [r for r in results if r is not None]
+    done_all = [r for r in results if r is not None]
+    if len(done_all) != total:  # every task ends in an Outcome; losing one would lose a row
+        raise RuntimeError(f"runner lost {total - len(done_all)} of {total} results")
+    return done_all

@@ -1,0 +1,168 @@
+"""Regressions from review: paths where a gate could pass, leak, or blame the wrong input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from genai_gate.action import comment_key
+from genai_gate.github import sticky_marker
+from tests.action_env import github_env, pr_payload
+from tests.conftest import QA_ROWS, Project
+from tests.fakes.github_api import WRITE_TOKEN, FakeGitHub
+
+BASE = "data: qa.jsonl\nmodel: python:qa_model:predict\n"
+
+
+def run(cli: Any, project: Project, *flags: str, env: dict[str, str] | None = None) -> Any:
+    return cli(
+        "eval",
+        "-c",
+        str(project.root / "genai-gate.yml"),
+        "-q",
+        "--out",
+        str(project.out),
+        *flags,
+        env=env,
+    )
+
+
+def test_a_scorer_answering_none_on_hard_rows_cannot_lift_the_score(
+    cli: Any, project: Project
+) -> None:
+    # 1.0 on the rows it likes, None (or text) on the others: MLflow would average only the 1.0s
+    project.write(
+        "picky_scorer.py",
+        "def picky(outputs):\n"
+        "    if outputs == 'no idea':\n        return None\n"
+        "    return 1.0 if outputs != '4' else 'n/a'\n",
+    )
+    project.config(
+        BASE + 'scorers: [python:picky_scorer:picky]\nthresholds:\n  picky/mean: ">= 0.99"\n'
+    )
+    r = run(cli, project)
+    assert r.code == 1, r.text
+    doc = project.results()
+    assert doc["errors"]["rows"] == 2
+    messages = [d["message"] for d in doc["errors"]["details"]]
+    assert any("returned None, which is not a finite number" in m for m in messages)
+    assert any("returned 'n/a'" in m for m in messages)
+    # allowed explicitly, the same run passes on the rows that scored
+    r = run(cli, project, "--max-errors", "2")
+    assert r.code == 0, r.text
+
+
+def test_infinite_scores_are_errors_not_crashes(cli: Any, project: Project) -> None:
+    project.write("inf_scorer.py", "def inf(outputs):\n    return float('inf')\n")
+    project.config(
+        BASE + "scorers: [python:inf_scorer:inf, exact_match]\n"
+        'thresholds:\n  exact_match/mean: ">= 0.5"\n'
+    )
+    r = run(cli, project)
+    assert r.code == 1, r.text
+    assert "Traceback" not in r.text
+    assert project.results()["errors"]["rows"] == len(QA_ROWS)
+
+
+def test_a_hung_scorer_times_out(cli: Any, project: Project) -> None:
+    project.write(
+        "slow_scorer.py",
+        "import time\n\ndef slow(outputs):\n"
+        "    if outputs == 'Paris':\n        time.sleep(30)\n    return 1\n",
+    )
+    project.config(BASE + "timeout: 1\nscorers: [python:slow_scorer:slow]\n")
+    r = run(cli, project)
+    assert r.code == 1, r.text
+    details = project.results()["errors"]["details"]
+    assert [(d["where"], d["message"]) for d in details] == [("line 2", "timed out after 1 s")]
+
+
+def test_model_that_cannot_take_every_input_key_is_a_config_error(
+    cli: Any, project: Project
+) -> None:
+    project.jsonl(
+        "two.jsonl",
+        [{"inputs": {"question": "q", "context": "c"}, "expectations": {"expected_response": "a"}}],
+    )
+    project.config("data: two.jsonl\nmodel: python:qa_model:predict\nscorers: [exact_match]\n")
+    r = run(cli, project)
+    assert r.code == 2, r.text
+    assert "takes no context" in r.err
+    assert "inputs: [question]" in r.err
+
+
+def test_credentials_never_reach_reports(cli: Any, project: Project) -> None:
+    project.config(
+        BASE + "scorers: [exact_match]\ntracking-uri: http://gate:s3cr3t-pw@127.0.0.1:9\n"
+    )
+    r = run(
+        cli,
+        project,
+        env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"},
+    )
+    assert r.code == 4, r.text
+    assert "s3cr3t-pw" not in r.text
+    for name in ("summary.md", "results.json", "evidence.json", "rows.jsonl"):
+        assert "s3cr3t-pw" not in (project.out / name).read_text(), name
+
+
+def test_a_failed_gate_stays_a_failure_when_logging_fails_too(cli: Any, project: Project) -> None:
+    project.config(BASE + 'thresholds:\n  exact_match/mean: ">= 0.99"\n')
+    r = run(
+        cli,
+        project,
+        "--tracking-uri",
+        "http://127.0.0.1:9",
+        env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"},
+    )
+    assert r.code == 1, r.text
+    assert "MLflow tracking error" in r.err
+
+
+def test_errors_name_the_flag_that_was_typed(cli: Any, project: Project) -> None:
+    project.config(BASE + 'thresholds:\n  exact_match/mean: ">= 0.5"\n')
+    r = run(cli, project, "--set", "concurrency=0")
+    assert r.code == 2
+    assert "--set concurrency" in r.err
+    r = run(cli, project, "--threshold", "token_f1/mean >= lots")
+    assert r.code == 2
+    assert "--threshold" in r.err and "--thresholds" not in r.err
+
+
+def test_delta_folders_are_refused(cli: Any, project: Project) -> None:
+    (project.root / "qa.parquet" / "_delta_log").mkdir(parents=True)
+    project.config("data: qa.parquet\nmodel: python:qa_model:predict\n")
+    r = run(cli, project)
+    assert r.code == 2
+    assert "is a Delta table" in r.err
+
+
+def test_a_pasted_marker_does_not_hijack_the_sticky_comment(
+    cli: Any, project: Project, tmp_path: Path
+) -> None:
+    github = FakeGitHub().start()
+    try:
+        project.config(BASE + "scorers: [exact_match]\n")
+        env = github_env(
+            tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url=github.url
+        )
+        env.update(
+            GENAI_GATE_GITHUB_TOKEN=WRITE_TOKEN,
+            GITHUB_JOB="gate",
+            GENAI_GATE_CONFIG=str(project.root / "genai-gate.yml"),
+            GENAI_GATE_OUT=str(project.out),
+        )
+        github.comments[1] = {
+            "id": 1,
+            "issue": 7,
+            "body": sticky_marker(comment_key(env)) + "\nfake: passed",
+            "url": f"{github.url}/repos/acme/bot/issues/comments/1",
+            "html_url": "https://github.test/acme/bot/pull/7#issuecomment-1",
+            "user": {"login": "mallory", "type": "User"},
+        }
+        r = cli("action", env=env)
+        assert r.code == 0, r.text
+        assert github.comments[1]["body"].endswith("fake: passed")
+        assert len(github.comments) == 2
+    finally:
+        github.stop()
