@@ -112,6 +112,42 @@ class Config(_Model):
         "Above 1, each row's latency is its batch's time divided by the batch's rows.",
     )
     concurrency: int = Field(default=8, ge=1, le=256, description="Rows in flight at once.")
+    base_url: str | None = Field(
+        default=None,
+        description="openai:/ models: the server's base URL (.../v1). Default: "
+        "OPENAI_BASE_URL, OPENAI_API_BASE, else OpenAI's.",
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="openai:/ models: the environment variable that holds the API key.",
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="openai:/ models: the user message, with {input_key} placeholders. "
+        "Default: the row's only input, or its inputs as JSON.",
+    )
+    system_prompt: str | None = Field(
+        default=None, description="openai:/ models: a system message before each prompt."
+    )
+    model_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="openai:/ models: extra request fields, e.g. {temperature: 0}.",
+    )
+    retries: int = Field(
+        default=5, ge=0, le=20, description="Retries of a remote call on 429, 5xx or timeouts."
+    )
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Cap on remote calls per minute, across all workers."
+    )
+    cache: bool = Field(
+        default=True, description="Reuse remote answers from earlier runs (see cache-dir)."
+    )
+    cache_dir: str = Field(
+        default=".genai-gate-cache",
+        description="Response cache folder, relative to the config file; keep it between "
+        "runs with actions/cache.",
+    )
     timeout: float = Field(default=120.0, gt=0, description="Seconds one model call may take.")
     limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N rows.")
     tracking_uri: str | None = Field(

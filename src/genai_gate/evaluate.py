@@ -26,6 +26,7 @@ from genai_gate.errors import ConfigError, DataError
 from genai_gate.gate import RowError
 from genai_gate.scoring.registry import BoundScorer
 from genai_gate.targets import Target, TargetIdentity
+from genai_gate.targets.cache import ResponseCache
 from genai_gate.targets.runner import Outcome, run_all
 
 PhaseProgress = Callable[[str, int, int], None]
@@ -65,6 +66,7 @@ class EvalResult:
     metrics: dict[str, float]
     row_errors: tuple[RowError, ...]
     seconds: dict[str, float]
+    cache: dict[str, Any] | None = None
 
 
 def preflight(loaded: LoadedConfig, dataset: Dataset, scorers: Sequence[BoundScorer]) -> None:
@@ -230,13 +232,22 @@ def _phase(progress: PhaseProgress | None, phase: str) -> Callable[[int, int], N
 
 
 def _predict(
-    target: Target, rows: Sequence[EvalRow], cfg: Config, progress: PhaseProgress | None
+    target: Target,
+    rows: Sequence[EvalRow],
+    cfg: Config,
+    progress: PhaseProgress | None,
+    cache: ResponseCache | None,
 ) -> list[Outcome[Any]]:
+    if cache is not None and target.remote:
+        return _predict_cached(target, rows, cfg, progress, cache)
+    # a remote target bounds each call itself (timeout x attempts, with backoff)
+    deadline = None if target.remote else cfg.timeout
+
     def one_by_one(some: Sequence[EvalRow]) -> list[Outcome[Any]]:
         return run_all(
             [functools.partial(target.predict, r) for r in some],
             concurrency=cfg.concurrency,
-            timeout=cfg.timeout,
+            timeout=deadline,
             on_progress=_phase(progress, "model") if some is rows else None,
         )
 
@@ -247,7 +258,7 @@ def _predict(
     batches = run_all(
         [functools.partial(target.predict_batch, c) for c in chunks],
         concurrency=cfg.concurrency,
-        timeout=cfg.timeout,
+        timeout=deadline,
         on_progress=_phase(progress, "model"),
     )
     out: list[Outcome[Any]] = []
@@ -258,6 +269,38 @@ def _predict(
         else:
             # one bad row fails its whole batch; call the rows singly to find which
             out += one_by_one(chunk)
+    return out
+
+
+def _predict_cached(
+    target: Target,
+    rows: Sequence[EvalRow],
+    cfg: Config,
+    progress: PhaseProgress | None,
+    cache: ResponseCache,
+) -> list[Outcome[Any]]:
+    """Answers from the cache where it has them; one call per remaining row, then stored.
+
+    A cached answer keeps the latency it was measured with, so latency gates stay honest.
+    """
+    identity = target.cache_identity()  # type: ignore[attr-defined]
+    keys = [cache.key(identity, r.inputs) for r in rows]
+    found = [cache.get(k) for k in keys]
+    todo = [i for i, entry in enumerate(found) if entry is None]
+    fresh = run_all(
+        [functools.partial(target.predict, rows[i]) for i in todo],
+        concurrency=cfg.concurrency,
+        timeout=None,
+        on_progress=_phase(progress, "model"),
+    )
+    out: list[Outcome[Any]] = [
+        Outcome(e.output, None, e.latency_ms) if e is not None else Outcome(None, "", 0.0)
+        for e in found
+    ]
+    for i, outcome in zip(todo, fresh, strict=True):
+        out[i] = outcome
+        if outcome.error is None:
+            cache.put(keys[i], outcome.value, outcome.elapsed_ms)
     return out
 
 
@@ -307,6 +350,7 @@ def evaluate(
     target: Target | None,
     *,
     progress: PhaseProgress | None = None,
+    cache: ResponseCache | None = None,
 ) -> EvalResult:
     cfg = loaded.config
     seconds: dict[str, float] = {}
@@ -315,7 +359,7 @@ def evaluate(
     t0 = time.perf_counter()
     predictions: list[Outcome[Any]]
     if target is not None:
-        predictions = _predict(target, rows, cfg, progress)
+        predictions = _predict(target, rows, cfg, progress, cache)
     else:
         predictions = [Outcome(r.outputs, None, math.nan) for r in rows]
     seconds["predict"] = time.perf_counter() - t0
@@ -351,4 +395,5 @@ def evaluate(
         metrics=compute_metrics(results, scorers),
         row_errors=tuple(row_errors),
         seconds=seconds,
+        cache=cache.stats() if cache is not None and target is not None and target.remote else None,
     )

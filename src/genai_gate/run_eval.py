@@ -29,6 +29,7 @@ from genai_gate.report.results import RunInfo, results_doc, row_record, rows_jso
 from genai_gate.report.summary import render_summary
 from genai_gate.scoring.registry import build_scorers
 from genai_gate.targets import resolve_target
+from genai_gate.targets.cache import ResponseCache
 from genai_gate.tracking import (
     default_tracking_uri,
     finish_run,
@@ -98,11 +99,10 @@ def _run(
     target = None
     if cfg.model:
         input_keys = list(dataset.rows[0].inputs)
-        target = resolve_target(
-            cfg.model, loaded.base_dir, call_style=cfg.call_style, input_keys=input_keys
-        )
+        target = resolve_target(cfg.model, loaded, input_keys=input_keys)
 
-    result = evaluate(loaded, dataset, scorers, target, progress=progress)
+    cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
+    result = evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache)
     allowed = cfg.allowed_errors(len(dataset.rows))
     verdict = decide(
         loaded.thresholds,

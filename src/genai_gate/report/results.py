@@ -69,6 +69,7 @@ def results_doc(
         },
         "notices": list(notices),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        "cache": result.cache,
         "genai_gate_version": __version__,
     }
 

@@ -3,26 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
+from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
 from genai_gate.pyimport import PREFIX
 from genai_gate.targets.base import Target, TargetIdentity
 
 __all__ = ["Target", "TargetIdentity", "resolve_target"]
 
+OPENAI_PREFIX = "openai:/"
+
 MODEL_FORMS = """\
   model: python:app.model:predict     # a function next to the config file
-  model: models:/my-model/3           # or models:/my-model@champion, runs:/<id>/model"""
+  model: models:/my-model/3           # or models:/my-model@champion, runs:/<id>/model
+  model: openai:/gpt-4o-mini          # any OpenAI-compatible server (base-url)"""
 
 
-def resolve_target(
-    ref: str, base_dir: Path, *, call_style: str, input_keys: Sequence[str]
-) -> Target:
+def resolve_target(ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str]) -> Target:
+    base_dir, cfg = loaded.base_dir, loaded.config
+    if ref.startswith(OPENAI_PREFIX):
+        import os
+
+        from genai_gate.targets.openai_chat import OpenAIChatTarget, base_url
+        from genai_gate.targets.retry import RateLimiter, RetryPolicy
+
+        return OpenAIChatTarget(
+            ref,
+            base=base_url(cfg.base_url, os.environ),
+            api_key_env=cfg.api_key_env,
+            prompt=cfg.prompt,
+            system_prompt=cfg.system_prompt,
+            params=cfg.model_params,
+            timeout=cfg.timeout,
+            policy=RetryPolicy(attempts=cfg.retries + 1),
+            limiter=RateLimiter(cfg.requests_per_minute) if cfg.requests_per_minute else None,
+        )
     if ref.startswith(PREFIX):
         from genai_gate.targets.python_callable import PythonCallableTarget
 
-        return PythonCallableTarget(ref, base_dir, call_style, input_keys)
+        return PythonCallableTarget(ref, base_dir, cfg.call_style, input_keys)
     from genai_gate.targets.mlflow_model import PREFIXES, MlflowModelTarget
 
     if ref.startswith(PREFIXES):

@@ -37,6 +37,12 @@ class Target(Protocol):
         """True when predict_batch takes many rows in one call (DataFrame-style models)."""
         ...
 
+    @property
+    def remote(self) -> bool:
+        """True for network targets: they bound each call themselves (timeout, retries),
+        and their answers may be cached."""
+        ...
+
     def predict(self, row: EvalRow) -> Any:
         """Answer one row; raise to record the row as an error."""
         ...

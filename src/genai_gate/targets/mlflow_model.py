@@ -68,6 +68,7 @@ class MlflowModelTarget:
         )
 
     batched = True
+    remote = False
 
     def predict(self, row: EvalRow) -> Any:
         return self.predict_batch([row])[0]

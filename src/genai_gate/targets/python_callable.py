@@ -128,6 +128,8 @@ class PythonCallableTarget:
             uri=ref, kind="python", digest=_source_digest(fn), details={"call_style": self.style}
         )
 
+    remote = False
+
     @property
     def batched(self) -> bool:
         return self.style == "dataframe"
