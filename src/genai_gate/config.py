@@ -134,6 +134,25 @@ class Config(_Model):
         default_factory=dict,
         description="openai:/ models: extra request fields, e.g. {temperature: 0}.",
     )
+    judge: str | None = Field(
+        default=None,
+        description="The LLM that grades answers for the judge scorers (correctness, "
+        "relevance_to_query, safety, guidelines): openai:/<model>.",
+    )
+    judge_base_url: str | None = Field(
+        default=None,
+        description="The judge's server (.../v1). Default: base-url, OPENAI_BASE_URL, "
+        "OPENAI_API_BASE, else OpenAI's.",
+    )
+    judge_api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The environment variable that holds the judge's API key.",
+    )
+    guidelines: tuple[str, ...] = Field(
+        default=(),
+        description="Rules for the guidelines judge, e.g. [Answer in English, Cite no URLs].",
+    )
     retries: int = Field(
         default=5, ge=0, le=20, description="Retries of a remote call on 429, 5xx or timeouts."
     )

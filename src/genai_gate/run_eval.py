@@ -27,6 +27,7 @@ from genai_gate.provenance import collect
 from genai_gate.report import evidence
 from genai_gate.report.results import RunInfo, results_doc, row_record, rows_jsonl, worst_rows
 from genai_gate.report.summary import render_summary
+from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import build_scorers
 from genai_gate.targets import resolve_target
 from genai_gate.targets.cache import ResponseCache
@@ -85,12 +86,19 @@ def _run(
     started_at: str,
 ) -> EvalReport:
     cfg = loaded.config
-    scorers = build_scorers(cfg.scorers, loaded.thresholds, loaded.base_dir)
+    notices = list(loaded.notices)
+    scorers = build_scorers(
+        cfg.scorers,
+        loaded.thresholds,
+        loaded.base_dir,
+        judge=cfg.judge,
+        guidelines=cfg.guidelines,
+        notices=notices,
+    )
     dataset = load_dataset(
         loaded.resolve(cfg.data), cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
     )
     preflight(loaded, dataset, scorers)
-    notices = list(loaded.notices)
     if cfg.model and (cfg.columns.outputs or "outputs" in dataset.columns):
         notices.append(
             "the data has an outputs column, but a model is configured: "
@@ -102,7 +110,18 @@ def _run(
         target = resolve_target(cfg.model, loaded, input_keys=input_keys)
 
     cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
-    result = evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache)
+    judge_stats: dict[str, Any] | None = None
+    if any(s.judge for s in scorers):
+        judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
+        with judge_session(cfg, judge_cache, environ) as gateway:
+            result = evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache)
+        judge_stats = {
+            "model": cfg.judge,
+            **gateway.stats.as_dict(),
+            "cache": judge_cache.stats() if judge_cache else None,
+        }
+    else:
+        result = evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache)
     allowed = cfg.allowed_errors(len(dataset.rows))
     verdict = decide(
         loaded.thresholds,
@@ -140,6 +159,7 @@ def _run(
         result, verdict, loaded.thresholds, info, allowed_errors=allowed, notices=notices
     )
     doc["provenance"] = prov.as_dict()
+    doc["judge"] = judge_stats
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
     effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)

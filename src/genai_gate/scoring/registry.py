@@ -6,6 +6,7 @@ metric name costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 from collections.abc import Sequence
@@ -27,15 +28,11 @@ class BoundScorer:
     custom: bool
     # callable aggregations that a custom scorer brought along, by their names
     custom_aggregations: tuple[tuple[str, Any], ...] = ()
+    judge: bool = False  # an MLflow LLM judge, graded by the `judge:` model
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return tuple(f"{self.name}/{a}" for a in self.aggregations)
-
-
-SEED_LLM_METRICS = {
-    "answer_correctness": "correctness",
-}
 
 
 def _unknown(name: str, known: Sequence[str]) -> str:
@@ -73,17 +70,24 @@ def _custom(ref: str, base_dir: Path) -> tuple[Any, bool]:
 
 
 def build_scorers(
-    names: Sequence[str], thresholds: Sequence[Threshold], base_dir: Path
+    names: Sequence[str],
+    thresholds: Sequence[Threshold],
+    base_dir: Path,
+    *,
+    judge: str | None = None,
+    guidelines: Sequence[str] = (),
+    notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
     from genai_gate.scoring.builtin import AGGREGATIONS, BUILTINS, make_builtin
+    from genai_gate.scoring.judges import JUDGE_ALIASES, JUDGES, make_judge_scorer
 
     problems: list[str] = []
     wanted = list(names)
     if not wanted:
         # no `scorers:` given: the thresholds say which built-ins to run
         wanted = list(dict.fromkeys(t.metric.split("/", 1)[0] for t in thresholds))
-        wanted = [w for w in wanted if w in BUILTINS] or ["exact_match"]
+        wanted = [w for w in wanted if w in BUILTINS or w in JUDGES] or ["exact_match"]
 
     extra_aggs: dict[str, list[str]] = {}
     for t in thresholds:
@@ -92,13 +96,16 @@ def build_scorers(
 
     bound: list[BoundScorer] = []
     seen: dict[str, str] = {}
+    given_as: dict[str, str] = {}  # judge name -> the seed alias the user wrote
     for ref in wanted:
-        if ref in SEED_LLM_METRICS:
-            problems.append(
-                f"scorers: {ref!r} is the seed's legacy LLM metric; MLflow 3 replaced it with "
-                f"{SEED_LLM_METRICS[ref]!r}, an LLM judge that needs a judge model"
-            )
-            continue
+        if ref in JUDGE_ALIASES:
+            if notices is not None:
+                notices.append(
+                    f"scorer {ref!r} is the seed's legacy LLM metric; MLflow 3 replaced it "
+                    f"with the {JUDGE_ALIASES[ref]!r} judge, which runs in its place"
+                )
+            given_as[JUDGE_ALIASES[ref]] = ref
+            ref = JUDGE_ALIASES[ref]
         if ref.startswith(PREFIX):
             obj, needs = _custom(ref, base_dir)
             name = str(obj.name)
@@ -111,8 +118,13 @@ def build_scorers(
             name = ref
             defaults = BUILTINS[ref][1]
             entry = BoundScorer(name, None, defaults, BUILTINS[ref][2], False)
+        elif ref in JUDGES:
+            name = ref
+            entry = BoundScorer(name, None, ("mean",), JUDGES[ref][1], False, judge=True)
         else:
-            problems.append("scorers: " + _unknown(ref, [*BUILTINS, "python:module:function"]))
+            problems.append(
+                "scorers: " + _unknown(ref, [*BUILTINS, *JUDGES, "python:module:function"])
+            )
             continue
         if name in seen:
             problems.append(
@@ -143,15 +155,31 @@ def build_scorers(
     for b in bound:
         aggs = tuple(dict.fromkeys([*b.aggregations, *extra_aggs.get(b.name, [])]))
         aggs = tuple(a for a in aggs if a in AGGREGATIONS or a in b.aggregations)
-        obj = b.scorer if b.custom else make_builtin(b.name, aggs)
-        resolved.append(
-            BoundScorer(b.name, obj, aggs, b.needs_expectations, b.custom, b.custom_aggregations)
-        )
+        if b.custom:
+            obj = b.scorer
+        elif b.judge:
+            try:
+                obj = make_judge_scorer(
+                    b.name, [AGGREGATIONS[a] for a in aggs], judge=judge, guidelines=guidelines
+                )
+            except ConfigError as exc:
+                alias = given_as.get(b.name)
+                was = (
+                    f"{alias!r} (the seed's legacy metric) is MLflow 3's {b.name!r} judge; "
+                    if alias
+                    else ""
+                )
+                problems.append(f"scorers: {was}{exc.message}")
+                continue
+        else:
+            obj = make_builtin(b.name, aggs)
+        resolved.append(dataclasses.replace(b, scorer=obj, aggregations=aggs))
     if problems:
         raise ConfigError(
             f"{len(problems)} scorer or threshold problem(s)",
             problems=problems,
             fix="Built-in scorers: " + ", ".join(BUILTINS) + ".\n"
+            "LLM judges (need judge: openai:/<model>): " + ", ".join(JUDGES) + ".\n"
             "Custom scorers: python:module:function (an MLflow @scorer or a plain function).\n"
             "Each threshold names a configured scorer and an aggregation:\n"
             "  scorers: [exact_match, latency]\n  thresholds:\n"

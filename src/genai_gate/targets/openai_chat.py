@@ -18,6 +18,7 @@ from genai_gate.data import EvalRow
 from genai_gate.errors import ConfigError
 from genai_gate.targets.base import TargetIdentity
 from genai_gate.targets.retry import (
+    RETRY_STATUSES,
     RateLimiter,
     Retryable,
     RetryPolicy,
@@ -27,7 +28,6 @@ from genai_gate.targets.retry import (
 
 PREFIX = "openai:/"
 DEFAULT_BASE = "https://api.openai.com/v1"
-_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 class PromptError(ValueError):
@@ -138,7 +138,7 @@ class OpenAIChatTarget:
             raise Retryable(f"no answer within {self.timeout:g} s") from None
         except self._requests.ConnectionError as exc:
             raise Retryable(f"connection failed: {self._scrub(str(exc))[:300]}") from None
-        if resp.status_code in _RETRY_STATUSES:
+        if resp.status_code in RETRY_STATUSES:
             raise Retryable(
                 f"HTTP {resp.status_code}: {self._scrub(resp.text)[:300]}",
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),

@@ -18,6 +18,9 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# HTTP statuses worth another try: timeouts, conflicts, rate limits, server trouble
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
 
 class Retryable(Exception):
     """A failure that may pass on a later try: 429, 503, other 5xx, a dropped connection."""

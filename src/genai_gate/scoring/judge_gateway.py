@@ -1,0 +1,176 @@
+"""A loopback gateway between MLflow's LLM judges and the real judge model.
+
+MLflow's built-in judges post to `<OPENAI_API_BASE>/chat/completions` themselves, and their
+adapter hard-codes ten retries that ignore `Retry-After` (up to 181 s a call), keeps no cache,
+and offers no hook for another transport (mlflow 3.17, `genai/judges/adapters/utils.py`). So
+MLflow is pointed at this gateway on 127.0.0.1, and the gateway makes the real call with
+genai-gate's own policy: `Retry-After`, backoff with jitter, bounded attempts, the
+requests-per-minute cap and the response cache. The judges' prompts, parsing and metric
+names stay MLflow's.
+
+MLflow sees only a fast, reliable server: a cached or retried answer comes back as 200; when
+the policy gives up, the gateway answers 424 (not a status MLflow retries), so the scorer
+fails at once and the row records the real reason.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from genai_gate.targets.cache import ResponseCache
+from genai_gate.targets.retry import (
+    RETRY_STATUSES,
+    RateLimiter,
+    RetriesExhausted,
+    Retryable,
+    RetryPolicy,
+    call_with_retries,
+    parse_retry_after,
+)
+
+
+@dataclass
+class GatewayStats:
+    calls: int = 0  # requests MLflow made to the gateway
+    upstream: int = 0  # requests the gateway made to the judge model (retries included)
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"calls": self.calls, "upstream_requests": self.upstream, "failures": self.failures}
+
+
+class JudgeGateway:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        api_key: str,
+        timeout: float,
+        policy: RetryPolicy,
+        limiter: RateLimiter | None,
+        cache: ResponseCache | None,
+    ) -> None:
+        import requests
+
+        self.upstream = upstream.rstrip("/")
+        self._key = api_key
+        self.timeout = timeout
+        self.policy = policy
+        self.limiter = limiter
+        self.cache = cache
+        self.stats = GatewayStats()
+        # MLflow must present this to the gateway; the real key never leaves genai-gate
+        self.local_key = secrets.token_urlsafe(24)
+        self._requests = requests
+        self._local = threading.local()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def _session(self) -> Any:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._requests.Session()
+            self._local.session = session
+        return session
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _once(self, body: bytes) -> dict[str, Any]:
+        if self.limiter is not None:
+            self.limiter.acquire()
+        with self.stats.lock:
+            self.stats.upstream += 1
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        try:
+            resp = self._session().post(
+                f"{self.upstream}/chat/completions",
+                data=body,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except self._requests.Timeout:
+            raise Retryable(f"the judge gave no answer within {self.timeout:g} s") from None
+        except self._requests.ConnectionError as exc:
+            raise Retryable(f"cannot reach the judge: {self._scrub(str(exc))[:300]}") from None
+        if resp.status_code in RETRY_STATUSES:
+            raise Retryable(
+                f"judge HTTP {resp.status_code}: {self._scrub(resp.text)[:300]}",
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                status=resp.status_code,
+            )
+        if resp.status_code >= 400:
+            raise RuntimeError(f"judge HTTP {resp.status_code}: {self._scrub(resp.text)[:300]}")
+        answer: dict[str, Any] = resp.json()
+        return answer
+
+    def complete(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        with self.stats.lock:
+            self.stats.calls += 1
+        key = None
+        if self.cache is not None:
+            key = self.cache.key({"judge": self.upstream}, json.loads(body or b"{}"))
+            hit = self.cache.get(key)
+            if hit is not None:
+                return 200, hit.output
+        try:
+            answer = call_with_retries(lambda: self._once(body), self.policy)
+        except (RetriesExhausted, RuntimeError, ValueError) as exc:
+            with self.stats.lock:
+                self.stats.failures += 1
+            return 424, {"error": {"message": str(exc), "type": "genai_gate_judge_error"}}
+        if key is not None and self.cache is not None:
+            self.cache.put(key, answer, 0.0)
+        return 200, answer
+
+    def start(self) -> JudgeGateway:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if self.headers.get("Authorization") != f"Bearer {gateway.local_key}":
+                    status, doc = 401, {"error": {"message": "unknown caller"}}
+                elif not self.path.rstrip("/").endswith("/chat/completions"):
+                    status, doc = 404, {"error": {"message": f"no route {self.path}"}}
+                else:
+                    status, doc = gateway.complete(body)
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(
+            target=server.serve_forever, name="genai-gate-judge-gateway", daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,102 @@
+"""LLM judges: MLflow's built-in judge scorers, graded by the model named in `judge:`.
+
+The judges are MLflow's own (`Correctness`, `RelevanceToQuery`, `Safety`, `Guidelines`), so
+their prompts, verdict parsing and metric names (`correctness/mean`, ...) are MLflow's. Their
+HTTP calls go through `JudgeGateway`, so genai-gate's retry policy, rate limit and cache apply
+to them as they do to model calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from genai_gate.config import Config
+from genai_gate.errors import ConfigError
+
+# name -> (MLflow class name, needs expectations)
+JUDGES: dict[str, tuple[str, bool]] = {
+    "correctness": ("Correctness", True),
+    "relevance_to_query": ("RelevanceToQuery", False),
+    "safety": ("Safety", False),
+    "guidelines": ("Guidelines", False),
+}
+# the seed's legacy LLM metric, and MLflow 3's judge that replaced it
+JUDGE_ALIASES = {"answer_correctness": "correctness"}
+JUDGE_PREFIX = "openai:/"
+
+JUDGE_FIX = """\
+Name the judge model, and keep its key in a secret:
+  judge: openai:/gpt-4o-mini
+  judge-base-url: https://llm.internal.example/v1   # omit for OpenAI itself
+  judge-api-key-env: OPENAI_API_KEY"""
+
+
+def make_judge_scorer(
+    name: str, aggregations: Sequence[Any], *, judge: str | None, guidelines: Sequence[str]
+) -> Any:
+    import mlflow.genai.scorers as mlflow_scorers
+
+    if not judge:
+        raise ConfigError(
+            f"{name} is an LLM judge, and no judge model is configured", fix=JUDGE_FIX
+        )
+    if not judge.startswith(JUDGE_PREFIX) or not judge.removeprefix(JUDGE_PREFIX).strip("/"):
+        raise ConfigError(
+            f"judge: {judge!r} is not a judge genai-gate can call",
+            fix="judge: openai:/gpt-4o-mini   # any OpenAI-compatible server",
+        )
+    cls = getattr(mlflow_scorers, JUDGES[name][0])
+    extra: dict[str, Any] = {}
+    if name == "guidelines":
+        if not guidelines:
+            raise ConfigError(
+                "the guidelines judge needs the rules it checks",
+                fix="guidelines:\n  - Answer in English.\n  - Cite no URLs.",
+            )
+        extra["guidelines"] = list(guidelines)
+    return cls(model=judge, aggregations=list(aggregations), **extra)
+
+
+def uses_judges(names: Sequence[str]) -> bool:
+    return any(n in JUDGES for n in names)
+
+
+@contextlib.contextmanager
+def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterator[Any]:
+    """Start the gateway and point MLflow's judges at it for the duration of the scoring."""
+    from genai_gate.scoring.judge_gateway import JudgeGateway
+    from genai_gate.targets.openai_chat import base_url
+    from genai_gate.targets.retry import RateLimiter, RetryPolicy
+
+    upstream = base_url(cfg.judge_base_url or cfg.base_url, environ)
+    gateway = JudgeGateway(
+        upstream,
+        api_key=environ.get(cfg.judge_api_key_env, ""),
+        timeout=cfg.timeout,
+        policy=RetryPolicy(attempts=cfg.retries + 1),
+        limiter=RateLimiter(cfg.requests_per_minute) if cfg.requests_per_minute else None,
+        cache=cache,
+    ).start()
+    settings = {
+        "OPENAI_API_BASE": gateway.base_url,
+        "OPENAI_BASE_URL": gateway.base_url,
+        "OPENAI_API_KEY": gateway.local_key,
+        "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS": str(max(1, int(cfg.timeout))),
+    }
+    # offline, MLflow's first judge call waits ~7 s on a model catalogue from GitHub
+    if "MLFLOW_MODEL_CATALOG_URI" not in os.environ:
+        settings["MLFLOW_MODEL_CATALOG_URI"] = ""
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    try:
+        yield gateway
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        gateway.stop()

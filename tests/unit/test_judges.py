@@ -1,0 +1,132 @@
+"""LLM judges (MLflow's built-ins) graded by a local OpenAI-compatible server, through the
+judge gateway: verdicts reach the metrics and the gate; 429s are retried; re-runs are free."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+from tests.fakes.openai_server import FakeOpenAI
+
+JUDGE_KEY = "sk-judge-secret-0123456789"
+
+MODEL = """
+def predict(question):
+    return {"q1": "Paris", "q2": "4", "q3": "WRONG and UNSAFE", "q4": "blue"}[question]
+"""
+
+
+@pytest.fixture
+def judge() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(api_key=JUDGE_KEY).start()
+    yield fake
+    fake.stop()
+
+
+def setup(project: Project, judge: FakeOpenAI, thresholds: str, extra: str = "") -> None:
+    project.write("judged_model.py", MODEL)
+    project.jsonl(
+        "j.jsonl",
+        [
+            {"inputs": {"question": q}, "expectations": {"expected_response": a}}
+            for q, a in [("q1", "Paris"), ("q2", "4"), ("q3", "x"), ("q4", "blue")]
+        ],
+    )
+    project.config(
+        "data: j.jsonl\nmodel: python:judged_model:predict\n"
+        "scorers: [correctness, safety, relevance_to_query, guidelines]\n"
+        "guidelines: [Answer politely.]\n"
+        f"judge: openai:/gpt-4o-mini\njudge-base-url: {judge.base_url}\n"
+        "judge-api-key-env: JUDGE_KEY\n"
+        f"cache-dir: {project.root / 'cache'}\n"
+        f"thresholds:\n{thresholds}" + extra
+    )
+
+
+def run(cli: Any, project: Project) -> Any:
+    return cli(
+        "eval",
+        "-c",
+        str(project.root / "genai-gate.yml"),
+        "-q",
+        "--out",
+        str(project.out),
+        env={"JUDGE_KEY": JUDGE_KEY},
+    )
+
+
+def test_verdicts_reach_the_metrics_and_the_gate(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    setup(project, judge, '  correctness/mean: ">= 0.75"\n  safety/mean: ">= 0.75"\n')
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    doc = project.results()
+    assert doc["metrics"]["correctness/mean"] == 0.75  # q3's answer is judged wrong
+    assert doc["metrics"]["safety/mean"] == 0.75
+    assert doc["metrics"]["guidelines/mean"] == 0.75
+    assert doc["judge"]["calls"] == 16  # 4 judges x 4 rows
+    assert {h.get("authorization") for h in judge.headers} == {f"Bearer {JUDGE_KEY}"}
+    assert all(b.get("response_format", {}).get("type") == "json_schema" for b in judge.requests)
+    # and a stricter bar fails, closed
+    setup(project, judge, '  safety/mean: ">= 1"\n')
+    assert run(cli, project).code == 1
+
+
+def test_429s_are_retried_with_retry_after_and_rerun_is_free(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    judge.configure(fail_429_first=3, retry_after=0)
+    setup(project, judge, '  correctness/mean: ">= 0.5"\n')
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    assert judge.status_counts[429] == 3
+    stats = project.results()["judge"]
+    assert stats["upstream_requests"] == stats["calls"] + 3
+    calls = judge.calls
+    assert run(cli, project).code == 0
+    assert judge.calls == calls  # every verdict came from the cache
+    assert project.results()["judge"]["cache"]["hits"] == 16
+
+
+def test_a_judge_that_keeps_failing_is_a_row_error_not_a_pass(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    judge.configure(always_500=True)
+    setup(project, judge, '  correctness/mean: ">= 0.5"\n', "retries: 1\ncache: false\n")
+    r = run(cli, project)
+    assert r.code == 1, r.text
+    doc = project.results()
+    assert doc["errors"]["rows"] == 4
+    assert "gave up after 2 attempts" in doc["errors"]["details"][0]["message"]
+    assert JUDGE_KEY not in r.text
+
+
+def test_judges_need_a_judge_model(cli: Any, project: Project) -> None:
+    project.write("judged_model.py", MODEL)
+    project.jsonl("j.jsonl", [{"inputs": {"question": "q1"}}])
+    project.config("data: j.jsonl\nmodel: python:judged_model:predict\nscorers: [safety]\n")
+    r = run(cli, project)
+    assert r.code == 2
+    assert "safety is an LLM judge, and no judge model is configured" in r.err
+
+
+def test_the_seeds_answer_correctness_maps_to_correctness(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    setup(project, judge, '  answer_correctness_score: ">= 0.5"\n')
+    project.config(
+        (project.root / "genai-gate.yml")
+        .read_text()
+        .replace(
+            "scorers: [correctness, safety, relevance_to_query, guidelines]",
+            "scorers: [answer_correctness]",
+        )
+    )
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    assert "'answer_correctness' is the seed's legacy LLM metric" in r.err
+    assert "correctness/mean" in project.results()["metrics"]
