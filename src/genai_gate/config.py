@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from genai_gate.errors import ConfigError
 from genai_gate.thresholds import (
@@ -153,6 +160,15 @@ class Config(_Model):
         default=(),
         description="Rules for the guidelines judge, e.g. [Answer in English, Cite no URLs].",
     )
+    repeat: int = Field(
+        default=1, ge=1, le=9, description="Ask each LLM judge this many times per row."
+    )
+    min_pass: int | None = Field(
+        default=None,
+        ge=1,
+        description="With repeat: verdicts that must say yes for the row to pass. "
+        "Default: a majority.",
+    )
     retries: int = Field(
         default=5, ge=0, le=20, description="Retries of a remote call on 429, 5xx or timeouts."
     )
@@ -206,6 +222,12 @@ class Config(_Model):
         if not m or float(m.group(1)) > 100:
             raise ValueError(f'{v!r} is neither a count (3) nor a share ("5%")')
         return f"{m.group(1)}%"
+
+    @model_validator(mode="after")
+    def _min_pass_fits(self) -> Config:
+        if self.min_pass is not None and self.min_pass > self.repeat:
+            raise ValueError(f"min-pass ({self.min_pass}) cannot exceed repeat ({self.repeat})")
+        return self
 
     def allowed_errors(self, rows: int) -> int:
         if isinstance(self.max_errors, int):

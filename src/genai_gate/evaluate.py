@@ -148,6 +148,26 @@ def _make_trace(row: EvalRow, latency_ms: float | None, outputs: Any) -> Any:
     return Trace(info=info, data=TraceData(spans=[]))
 
 
+def _repeated(s: BoundScorer, row: EvalRow, outputs: Any, trace: Any) -> Any:
+    """Ask a flaky judge `repeat` times; the row passes when `min_pass` verdicts say yes."""
+    from mlflow.entities import Feedback
+
+    verdicts = []
+    for _ in range(s.repeat):
+        fb = s.scorer.run(
+            inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
+        )
+        if isinstance(fb, Feedback) and fb.error is not None:
+            return fb
+        verdicts.append(_to_float(fb.value if isinstance(fb, Feedback) else fb) or 0.0)
+    yes = sum(1 for v in verdicts if v >= 1.0)
+    return Feedback(
+        name=s.name,
+        value=yes >= s.min_pass,
+        rationale=f"{yes} of {s.repeat} verdicts said yes (min-pass {s.min_pass})",
+    )
+
+
 def _score_row(
     row: EvalRow, outputs: Any, latency_ms: float | None, scorers: Sequence[BoundScorer]
 ) -> ScoredRow:
@@ -159,9 +179,15 @@ def _score_row(
     trace = _make_trace(row, latency_ms, outputs)
     for s in scorers:
         try:
-            result = s.scorer.run(
-                inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
-            )
+            if s.repeat > 1:
+                result = _repeated(s, row, outputs, trace)
+            else:
+                result = s.scorer.run(
+                    inputs=row.inputs,
+                    outputs=outputs,
+                    expectations=row.expectations,
+                    trace=trace,
+                )
         except Exception as exc:
             errors[s.name] = f"{type(exc).__name__}: {exc}"
             continue

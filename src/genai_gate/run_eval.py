@@ -93,6 +93,8 @@ def _run(
         loaded.base_dir,
         judge=cfg.judge,
         guidelines=cfg.guidelines,
+        repeat=cfg.repeat,
+        min_pass=cfg.min_pass,
         notices=notices,
     )
     dataset = load_dataset(

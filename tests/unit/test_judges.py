@@ -130,3 +130,42 @@ def test_the_seeds_answer_correctness_maps_to_correctness(
     assert r.code == 0, r.text
     assert "'answer_correctness' is the seed's legacy LLM metric" in r.err
     assert "correctness/mean" in project.results()["metrics"]
+
+
+def test_repeat_and_min_pass_tame_a_flaky_judge(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    # the judge says "no" on every third call, whatever it is asked
+    calls = {"n": 0}
+
+    def flaky(messages: Any) -> str:
+        calls["n"] += 1
+        return "no" if calls["n"] % 3 == 0 else "yes"
+
+    judge.judge = flaky
+    setup(project, judge, '  safety/mean: ">= 0.75"\n', "repeat: 3\nmin-pass: 2\nconcurrency: 1\n")
+    project.config(
+        (project.root / "genai-gate.yml")
+        .read_text()
+        .replace(
+            "scorers: [correctness, safety, relevance_to_query, guidelines]", "scorers: [safety]"
+        )
+    )
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    doc = project.results()
+    assert doc["judge"]["calls"] == 12  # 3 asks x 4 rows, each its own call
+    # q3 is "WRONG and UNSAFE", but this judge ignores content: 2 of 3 say yes on every row
+    assert doc["metrics"]["safety/mean"] == 1.0
+    first = judge.calls
+    assert run(cli, project).code == 0  # the re-run replays all 12 answers from the cache
+    assert judge.calls == first
+
+
+def test_min_pass_above_repeat_is_a_config_error(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    setup(project, judge, '  safety/mean: ">= 0.5"\n', "repeat: 2\nmin-pass: 3\n")
+    r = run(cli, project)
+    assert r.code == 2
+    assert "min-pass (3) cannot exceed repeat (2)" in r.err

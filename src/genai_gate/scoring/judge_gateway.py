@@ -65,6 +65,7 @@ class JudgeGateway:
         self.limiter = limiter
         self.cache = cache
         self.stats = GatewayStats()
+        self._seen: dict[str, int] = {}
         # MLflow must present this to the gateway; the real key never leaves genai-gate
         self.local_key = secrets.token_urlsafe(24)
         self._requests = requests
@@ -122,7 +123,15 @@ class JudgeGateway:
             self.stats.calls += 1
         key = None
         if self.cache is not None:
-            key = self.cache.key({"judge": self.upstream}, json.loads(body or b"{}"))
+            # the n-th identical request of a run is its own entry: `repeat:` asks the judge
+            # the same question several times and must get several answers, and a re-run
+            # gets them back in the same order
+            request = json.loads(body or b"{}")
+            digest = self.cache.key({"judge": self.upstream}, request)
+            with self.stats.lock:
+                nth = self._seen.get(digest, 0)
+                self._seen[digest] = nth + 1
+            key = self.cache.key({"judge": self.upstream, "occurrence": nth}, request)
             hit = self.cache.get(key)
             if hit is not None:
                 return 200, hit.output

@@ -29,6 +29,8 @@ class BoundScorer:
     # callable aggregations that a custom scorer brought along, by their names
     custom_aggregations: tuple[tuple[str, Any], ...] = ()
     judge: bool = False  # an MLflow LLM judge, graded by the `judge:` model
+    repeat: int = 1  # judges: ask this many times ...
+    min_pass: int = 1  # ... and pass the row when this many verdicts say yes
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -76,6 +78,8 @@ def build_scorers(
     *,
     judge: str | None = None,
     guidelines: Sequence[str] = (),
+    repeat: int = 1,
+    min_pass: int | None = None,
     notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
@@ -120,7 +124,16 @@ def build_scorers(
             entry = BoundScorer(name, None, defaults, BUILTINS[ref][2], False)
         elif ref in JUDGES:
             name = ref
-            entry = BoundScorer(name, None, ("mean",), JUDGES[ref][1], False, judge=True)
+            entry = BoundScorer(
+                name,
+                None,
+                ("mean",),
+                JUDGES[ref][1],
+                False,
+                judge=True,
+                repeat=repeat,
+                min_pass=min_pass if min_pass is not None else repeat // 2 + 1,
+            )
         else:
             problems.append(
                 "scorers: " + _unknown(ref, [*BUILTINS, *JUDGES, "python:module:function"])
