@@ -160,6 +160,12 @@ class Config(_Model):
         default=(),
         description="Rules for the guidelines judge, e.g. [Answer in English, Cite no URLs].",
     )
+    custom_judges: dict[str, str] = Field(
+        default_factory=dict,
+        description="LLM judges of your own: name -> instructions that use {{ inputs }}, "
+        "{{ outputs }} and {{ expectations }} (MLflow's make_judge). Each one's verdict is "
+        "pass/fail; its metric is <name>/mean.",
+    )
     repeat: int = Field(
         default=1, ge=1, le=9, description="Ask each LLM judge this many times per row."
     )
@@ -199,6 +205,17 @@ class Config(_Model):
     def _data_not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must name a file")
+        return v
+
+    @field_validator("custom_judges")
+    @classmethod
+    def _judge_names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in v if not re.fullmatch(r"[a-z][a-z0-9_]*", name)]
+        if bad:
+            raise ValueError(f"judge names are lower_snake_case metric names; not {bad}")
+        empty = [name for name, text in v.items() if not text.strip()]
+        if empty:
+            raise ValueError(f"{empty} have no instructions")
         return v
 
     @field_validator("max_errors", mode="before")

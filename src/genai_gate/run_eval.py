@@ -95,6 +95,7 @@ def _run(
         guidelines=cfg.guidelines,
         repeat=cfg.repeat,
         min_pass=cfg.min_pass,
+        custom_judges=cfg.custom_judges,
         notices=notices,
     )
     dataset = load_dataset(

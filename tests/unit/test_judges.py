@@ -3,6 +3,7 @@ judge gateway: verdicts reach the metrics and the gate; 429s are retried; re-run
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,3 +170,25 @@ def test_min_pass_above_repeat_is_a_config_error(
     r = run(cli, project)
     assert r.code == 2
     assert "min-pass (3) cannot exceed repeat (2)" in r.err
+
+
+def test_custom_judges_from_instructions(cli: Any, project: Project, judge: FakeOpenAI) -> None:
+    setup(project, judge, '  concise/mean: ">= 0.75"\n')
+    text = (
+        (project.root / "genai-gate.yml")
+        .read_text()
+        .replace("scorers: [correctness, safety, relevance_to_query, guidelines]", "scorers: []")
+    )
+    project.config(
+        text + "custom-judges:\n  concise: 'Is {{ outputs }} a short, direct "
+        "answer to {{ inputs }}?'\n"
+    )
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    doc = project.results()
+    assert doc["metrics"]["concise/mean"] == 0.75  # the judge fails q3's WRONG answer
+    assert any("short, direct answer" in json.dumps(b) for b in judge.requests)
+    project.config(text + "custom-judges:\n  Concise Check: 'x'\n")
+    r = run(cli, project)
+    assert r.code == 2
+    assert "lower_snake_case" in r.err

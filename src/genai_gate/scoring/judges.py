@@ -35,8 +35,14 @@ Name the judge model, and keep its key in a secret:
 
 
 def make_judge_scorer(
-    name: str, aggregations: Sequence[Any], *, judge: str | None, guidelines: Sequence[str]
+    name: str,
+    aggregations: Sequence[Any],
+    *,
+    judge: str | None,
+    guidelines: Sequence[str],
+    instructions: str | None = None,
 ) -> Any:
+    """One of MLflow's built-in judges, or a custom one from its instructions (make_judge)."""
     import mlflow.genai.scorers as mlflow_scorers
 
     if not judge:
@@ -48,6 +54,14 @@ def make_judge_scorer(
             f"judge: {judge!r} is not a judge genai-gate can call",
             fix="judge: openai:/gpt-4o-mini   # any OpenAI-compatible server",
         )
+    if instructions is not None:
+        from mlflow.genai.judges import make_judge
+
+        custom = make_judge(
+            name=name, instructions=instructions, model=judge, feedback_value_type=bool
+        )
+        custom.aggregations = list(aggregations)
+        return custom
     cls = getattr(mlflow_scorers, JUDGES[name][0])
     extra: dict[str, Any] = {}
     if name == "guidelines":

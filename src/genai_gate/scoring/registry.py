@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ def build_scorers(
     guidelines: Sequence[str] = (),
     repeat: int = 1,
     min_pass: int | None = None,
+    custom_judges: Mapping[str, str] | None = None,
     notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
@@ -101,6 +103,7 @@ def build_scorers(
     bound: list[BoundScorer] = []
     seen: dict[str, str] = {}
     given_as: dict[str, str] = {}  # judge name -> the seed alias the user wrote
+    instructions_of: dict[str, str] = {}  # custom judge name -> its instructions
     for ref in wanted:
         if ref in JUDGE_ALIASES:
             if notices is not None:
@@ -148,6 +151,30 @@ def build_scorers(
         seen[name] = ref
         bound.append(entry)
 
+    # judges written in the config as instructions (MLflow's make_judge) run too
+    for name, text in (custom_judges or {}).items():
+        if name in seen or name in BUILTINS or name in JUDGES:
+            problems.append(
+                f"custom-judges: {name!r} is already a scorer's name; MLflow keys metrics by "
+                "scorer name, so one would overwrite the other"
+            )
+            continue
+        seen[name] = f"custom-judges.{name}"
+        needs = re.search(r"\{\{\s*expectations\s*\}\}", text) is not None
+        bound.append(
+            BoundScorer(
+                name,
+                None,
+                ("mean",),
+                needs,
+                False,
+                judge=True,
+                repeat=repeat,
+                min_pass=min_pass if min_pass is not None else repeat // 2 + 1,
+            )
+        )
+        instructions_of[name] = text
+
     # thresholds may ask for an aggregation the scorer does not compute by default
     resolved: list[BoundScorer] = []
     by_name = {b.name: b for b in bound}
@@ -173,7 +200,11 @@ def build_scorers(
         elif b.judge:
             try:
                 obj = make_judge_scorer(
-                    b.name, [AGGREGATIONS[a] for a in aggs], judge=judge, guidelines=guidelines
+                    b.name,
+                    [AGGREGATIONS[a] for a in aggs],
+                    judge=judge,
+                    guidelines=guidelines,
+                    instructions=instructions_of.get(b.name),
                 )
             except ConfigError as exc:
                 alias = given_as.get(b.name)
