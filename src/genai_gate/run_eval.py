@@ -162,6 +162,10 @@ def _run(
         result, verdict, loaded.thresholds, info, allowed_errors=allowed, notices=notices
     )
     doc["provenance"] = prov.as_dict()
+    served = getattr(target, "served_models", None)
+    if callable(served) and doc["model_identity"] is not None:
+        # which served entities answered: the traffic split, seen from the eval
+        doc["model_identity"]["served_models"] = served()
     doc["judge"] = judge_stats
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)

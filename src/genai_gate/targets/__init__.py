@@ -12,11 +12,13 @@ from genai_gate.targets.base import Target, TargetIdentity
 __all__ = ["Target", "TargetIdentity", "resolve_target"]
 
 OPENAI_PREFIX = "openai:/"
+ENDPOINTS_PREFIX = "endpoints:/"
 
 MODEL_FORMS = """\
   model: python:app.model:predict     # a function next to the config file
   model: models:/my-model/3           # or models:/my-model@champion, runs:/<id>/model
-  model: openai:/gpt-4o-mini          # any OpenAI-compatible server (base-url)"""
+  model: openai:/gpt-4o-mini          # any OpenAI-compatible server (base-url)
+  model: endpoints:/my-genai          # a Databricks serving endpoint"""
 
 
 def resolve_target(ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str]) -> Target:
@@ -31,6 +33,19 @@ def resolve_target(ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str])
             ref,
             base=base_url(cfg.base_url, os.environ),
             api_key_env=cfg.api_key_env,
+            prompt=cfg.prompt,
+            system_prompt=cfg.system_prompt,
+            params=cfg.model_params,
+            timeout=cfg.timeout,
+            policy=RetryPolicy(attempts=cfg.retries + 1),
+            limiter=RateLimiter(cfg.requests_per_minute) if cfg.requests_per_minute else None,
+        )
+    if ref.startswith(ENDPOINTS_PREFIX):
+        from genai_gate.targets.databricks_endpoint import DatabricksEndpointTarget
+        from genai_gate.targets.retry import RateLimiter, RetryPolicy
+
+        return DatabricksEndpointTarget(
+            ref,
             prompt=cfg.prompt,
             system_prompt=cfg.system_prompt,
             params=cfg.model_params,

@@ -1,0 +1,143 @@
+"""`endpoints:/<name>`: a Databricks Model Serving endpoint, queried through databricks-sdk.
+
+Authentication is the SDK's unified auth (a profile or token on a laptop; `github-oidc` in
+Actions), so no credential is handled here. The query uses the OpenAI-compatible chat format,
+and the `served-model-name` of each answer is counted, so the record says which served entity
+answered. 429 and 503 are retried by the SDK itself, which honours `Retry-After`; its retry
+budget is bounded by `timeout` x (`retries` + 1). Other transient failures (5xx, timeouts)
+go through genai-gate's retry policy.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from genai_gate.data import EvalRow
+from genai_gate.errors import AuthError, ConfigError, ServiceError
+from genai_gate.targets.base import TargetIdentity
+from genai_gate.targets.openai_chat import render_prompt
+from genai_gate.targets.retry import RateLimiter, Retryable, RetryPolicy, call_with_retries
+
+PREFIX = "endpoints:/"
+
+AUTH_FIX = """\
+In GitHub Actions, use OIDC (no stored token):
+  permissions:
+    id-token: write
+  env:
+    DATABRICKS_HOST: https://<workspace>.cloud.databricks.com
+    DATABRICKS_CLIENT_ID: ${{ vars.DATABRICKS_CLIENT_ID }}
+    DATABRICKS_AUTH_TYPE: github-oidc
+On a laptop: `databricks auth login`, or DATABRICKS_HOST and DATABRICKS_TOKEN."""
+
+
+class DatabricksEndpointTarget:
+    batched = False
+    remote = True
+
+    def __init__(
+        self,
+        ref: str,
+        *,
+        prompt: str | None,
+        system_prompt: str | None,
+        params: Mapping[str, Any],
+        timeout: float,
+        policy: RetryPolicy,
+        limiter: RateLimiter | None,
+    ) -> None:
+        from databricks.sdk import WorkspaceClient
+        from databricks.sdk.core import Config
+        from databricks.sdk.errors import NotFound, PermissionDenied
+        from databricks.sdk.errors.base import DatabricksError
+
+        self.name = ref.removeprefix(PREFIX).strip("/")
+        if not self.name:
+            raise ConfigError(f"model: {ref!r} names no endpoint", fix="model: endpoints:/my-genai")
+        self.prompt, self.system_prompt, self.params = prompt, system_prompt, dict(params)
+        self.policy, self.limiter = policy, limiter
+        budget = int(timeout * policy.attempts) + 1
+        try:
+            self.client = WorkspaceClient(
+                config=Config(
+                    http_timeout_seconds=int(max(1, timeout)), retry_timeout_seconds=budget
+                )
+            )
+            endpoint = self.client.serving_endpoints.get(self.name)
+        except ValueError as exc:  # the SDK's "cannot configure default credentials"
+            raise AuthError(f"no Databricks credentials for {ref}: {exc}", fix=AUTH_FIX) from exc
+        except NotFound as exc:
+            raise ConfigError(
+                f"the serving endpoint {self.name!r} does not exist in this workspace",
+                fix="Check the name (Serving in the workspace UI), or DATABRICKS_HOST.",
+            ) from exc
+        except PermissionDenied as exc:
+            raise AuthError(
+                f"no access to the endpoint {self.name!r}: {exc}",
+                fix="Grant the identity CAN_QUERY on the endpoint.",
+            ) from exc
+        except DatabricksError as exc:
+            if getattr(exc, "error_code", "") == "UNAUTHENTICATED" or "401" in str(exc):
+                raise AuthError(f"Databricks refused the credentials: {exc}", fix=AUTH_FIX) from exc
+            raise ServiceError(f"reading the endpoint {self.name!r} failed: {exc}") from exc
+        except (OSError, TimeoutError) as exc:
+            raise ServiceError(f"cannot reach the Databricks workspace: {exc}") from exc
+        self.served: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        version = endpoint.config.config_version if endpoint.config else None
+        self.identity = TargetIdentity(
+            uri=ref,
+            kind="databricks-endpoint",
+            resolved=f"{ref}@config-{version}" if version is not None else None,
+            details={"host": self.client.config.host or ""},
+        )
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.name,
+            "host": self.client.config.host,
+            "config": self.identity.resolved,
+            "prompt": self.prompt,
+            "system_prompt": self.system_prompt,
+            "params": self.params,
+        }
+
+    def _once(self, messages: list[Any]) -> Any:
+        from databricks.sdk.errors import InternalError
+        from databricks.sdk.errors.base import DatabricksError
+
+        if self.limiter is not None:
+            self.limiter.acquire()
+        try:
+            resp = self.client.serving_endpoints.query(self.name, messages=messages, **self.params)
+        except (InternalError, TimeoutError) as exc:
+            raise Retryable(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+        except DatabricksError as exc:
+            raise RuntimeError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+        if resp.served_model_name:
+            with self._lock:
+                self.served[resp.served_model_name] += 1
+        if not resp.choices or resp.choices[0].message is None:
+            raise RuntimeError("the endpoint's answer is not a chat completion")
+        return resp.choices[0].message.content
+
+    def predict(self, row: EvalRow) -> Any:
+        from databricks.sdk.service.serving import ChatMessage, ChatMessageRole
+
+        messages = []
+        if self.system_prompt:
+            messages.append(ChatMessage(role=ChatMessageRole.SYSTEM, content=self.system_prompt))
+        messages.append(
+            ChatMessage(role=ChatMessageRole.USER, content=render_prompt(self.prompt, row.inputs))
+        )
+        return call_with_retries(lambda: self._once(messages), self.policy)
+
+    def predict_batch(self, rows: Sequence[EvalRow]) -> list[Any]:
+        return [self.predict(r) for r in rows]
+
+    def served_models(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.served)

@@ -1,0 +1,109 @@
+"""`endpoints:/` models through the real databricks-sdk against the local workspace emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+from tests.fakes.databricks import PAT, FakeDatabricks, ServedEntity
+
+ANSWERS = {"q1": "Paris", "q2": "4", "q3": "blue", "q4": "Jupiter"}
+
+
+def right(messages: list[dict[str, Any]]) -> str:
+    return ANSWERS.get(str(messages[-1]["content"]), "?")
+
+
+def wrong(messages: list[dict[str, Any]]) -> str:
+    return "no idea"
+
+
+@pytest.fixture
+def workspace() -> Iterator[FakeDatabricks]:
+    fake = FakeDatabricks().start()
+    fake.add_endpoint("qa-bot", ServedEntity("champion", "main.ml.qa", "3", right, 100))
+    yield fake
+    fake.stop()
+
+
+def run(cli: Any, project: Project, host: str, token: str = PAT) -> Any:
+    return cli(
+        "eval",
+        "-c",
+        str(project.root / "genai-gate.yml"),
+        "-q",
+        "--out",
+        str(project.out),
+        env={"DATABRICKS_HOST": host, "DATABRICKS_TOKEN": token},
+    )
+
+
+def setup(project: Project, endpoint: str = "qa-bot", extra: str = "") -> None:
+    project.jsonl(
+        "e.jsonl",
+        [
+            {"inputs": {"question": q}, "expectations": {"expected_response": a}}
+            for q, a in ANSWERS.items()
+        ],
+    )
+    project.config(
+        f"data: e.jsonl\nmodel: endpoints:/{endpoint}\nscorers: [exact_match]\n"
+        f"cache: false\n{extra}"
+    )
+
+
+def test_answers_and_served_model_names(
+    cli: Any, project: Project, workspace: FakeDatabricks
+) -> None:
+    workspace.endpoints["qa-bot"].entities.append(
+        ServedEntity("challenger", "main.ml.qa", "4", wrong, 0)
+    )
+    setup(project)
+    r = run(cli, project, workspace.host)
+    assert r.code == 0, r.text
+    doc = project.results()
+    assert doc["metrics"]["exact_match/mean"] == 1.0
+    assert doc["model_identity"]["served_models"] == {"champion": 4}
+    assert doc["model_identity"]["resolved"] == "endpoints:/qa-bot@config-1"
+
+
+def test_the_traffic_split_shows_in_quality(
+    cli: Any, project: Project, workspace: FakeDatabricks
+) -> None:
+    endpoint = workspace.endpoints["qa-bot"]
+    endpoint.entities[0].traffic = 50
+    endpoint.entities.append(ServedEntity("challenger", "main.ml.qa", "4", wrong, 50))
+    setup(project)
+    r = run(cli, project, workspace.host)
+    served = project.results()["model_identity"]["served_models"]
+    assert sum(served.values()) == 4
+    assert set(served) <= {"champion", "challenger"}
+    assert r.code == 0  # no thresholds: the gate checks errors only
+
+
+def test_429s_are_retried(cli: Any, project: Project, workspace: FakeDatabricks) -> None:
+    workspace.fail_429_first = 2
+    workspace.retry_after = 0
+    setup(project, extra="concurrency: 1\n")
+    r = run(cli, project, workspace.host)
+    assert r.code == 0, r.text
+    assert workspace.calls["qa-bot"] == 6
+
+
+def test_a_missing_endpoint_is_a_config_error(
+    cli: Any, project: Project, workspace: FakeDatabricks
+) -> None:
+    setup(project, endpoint="nope")
+    r = run(cli, project, workspace.host)
+    assert r.code == 2, r.text
+    assert "'nope' does not exist" in r.err
+
+
+def test_refused_credentials_exit_3(cli: Any, project: Project, workspace: FakeDatabricks) -> None:
+    setup(project)
+    r = run(cli, project, workspace.host, token="dapi-wrong")
+    assert r.code == 3, r.text
+    assert "id-token: write" in r.err
