@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,3 +108,27 @@ def test_refused_credentials_exit_3(cli: Any, project: Project, workspace: FakeD
     r = run(cli, project, workspace.host, token="dapi-wrong")
     assert r.code == 3, r.text
     assert "id-token: write" in r.err
+
+
+def test_a_databricks_endpoint_as_the_judge(
+    cli: Any, project: Project, workspace: FakeDatabricks
+) -> None:
+    def verdict(messages: list[dict[str, Any]]) -> str:
+        text = str(messages[-1]["content"])
+        result = "no" if "no idea" in text else "yes"
+        return json.dumps({"result": result, "rationale": "checked by the emulator"})
+
+    workspace.add_endpoint("judge-ep", ServedEntity("judge", "system.ai.judge", "1", verdict))
+    workspace.endpoints["qa-bot"].entities[0].answer = lambda m: (
+        "no idea" if m[-1]["content"] == "q4" else right(m)
+    )
+    setup(project, extra="scorers: [safety]\njudge: endpoints:/judge-ep\n")
+    project.config(
+        (project.root / "genai-gate.yml").read_text().replace("scorers: [exact_match]\n", "")
+    )
+    r = run(cli, project, workspace.host)
+    assert r.code == 0, r.text
+    doc = project.results()
+    assert doc["metrics"]["safety/mean"] == 0.75
+    assert workspace.calls["judge-ep"] == 4
+    assert doc["judge"]["upstream_requests"] == 4

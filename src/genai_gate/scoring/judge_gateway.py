@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,6 +52,7 @@ class JudgeGateway:
         upstream: str,
         *,
         api_key: str,
+        auth_headers: Callable[[], dict[str, str]] | None = None,
         timeout: float,
         policy: RetryPolicy,
         limiter: RateLimiter | None,
@@ -60,6 +62,8 @@ class JudgeGateway:
 
         self.upstream = upstream.rstrip("/")
         self._key = api_key
+        # Databricks: the SDK's unified auth gives fresh headers per call (OIDC tokens expire)
+        self._auth_headers = auth_headers
         self.timeout = timeout
         self.policy = policy
         self.limiter = limiter
@@ -94,7 +98,9 @@ class JudgeGateway:
         with self.stats.lock:
             self.stats.upstream += 1
         headers = {"Content-Type": "application/json"}
-        if self._key:
+        if self._auth_headers is not None:
+            headers.update(self._auth_headers())
+        elif self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         try:
             resp = self._session().post(

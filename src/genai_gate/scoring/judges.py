@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from genai_gate.config import Config
-from genai_gate.errors import ConfigError
+from genai_gate.errors import AuthError, ConfigError
 
 # name -> (MLflow class name, needs expectations)
 JUDGES: dict[str, tuple[str, bool]] = {
@@ -26,6 +26,7 @@ JUDGES: dict[str, tuple[str, bool]] = {
 # the seed's legacy LLM metric, and MLflow 3's judge that replaced it
 JUDGE_ALIASES = {"answer_correctness": "correctness"}
 JUDGE_PREFIX = "openai:/"
+ENDPOINTS_PREFIX = "endpoints:/"  # Databricks serving endpoints speak the same chat protocol
 
 JUDGE_FIX = """\
 Name the judge model, and keep its key in a secret:
@@ -49,11 +50,15 @@ def make_judge_scorer(
         raise ConfigError(
             f"{name} is an LLM judge, and no judge model is configured", fix=JUDGE_FIX
         )
-    if not judge.startswith(JUDGE_PREFIX) or not judge.removeprefix(JUDGE_PREFIX).strip("/"):
+    model_name = judge_model_name(judge)
+    if model_name is None:
         raise ConfigError(
             f"judge: {judge!r} is not a judge genai-gate can call",
-            fix="judge: openai:/gpt-4o-mini   # any OpenAI-compatible server",
+            fix="judge: openai:/gpt-4o-mini   # any OpenAI-compatible server\n"
+            "judge: endpoints:/my-judge      # a Databricks serving endpoint",
         )
+    # MLflow always talks OpenAI's protocol to the gateway; the gateway knows the real server
+    judge = f"openai:/{model_name}"
     if instructions is not None:
         from mlflow.genai.judges import make_judge
 
@@ -74,8 +79,24 @@ def make_judge_scorer(
     return cls(model=judge, aggregations=list(aggregations), **extra)
 
 
-def uses_judges(names: Sequence[str]) -> bool:
-    return any(n in JUDGES for n in names)
+def judge_model_name(judge: str) -> str | None:
+    for prefix in (JUDGE_PREFIX, ENDPOINTS_PREFIX):
+        if judge.startswith(prefix) and judge.removeprefix(prefix).strip("/"):
+            return judge.removeprefix(prefix).strip("/")
+    return None
+
+
+def _databricks_upstream() -> tuple[str, Callable[[], dict[str, str]]]:
+    """The workspace's OpenAI-compatible route, with the SDK's unified auth per call."""
+    from databricks.sdk.core import Config
+
+    from genai_gate.targets.databricks_endpoint import AUTH_FIX
+
+    try:
+        config = Config()
+    except ValueError as exc:
+        raise AuthError(f"no Databricks credentials for the judge: {exc}", fix=AUTH_FIX) from exc
+    return f"{(config.host or '').rstrip('/')}/serving-endpoints", config.authenticate
 
 
 @contextlib.contextmanager
@@ -85,10 +106,15 @@ def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterat
     from genai_gate.targets.openai_chat import base_url
     from genai_gate.targets.retry import RateLimiter, RetryPolicy
 
-    upstream = base_url(cfg.judge_base_url or cfg.base_url, environ)
+    auth_headers = None
+    if (cfg.judge or "").startswith(ENDPOINTS_PREFIX):
+        upstream, auth_headers = _databricks_upstream()
+    else:
+        upstream = base_url(cfg.judge_base_url or cfg.base_url, environ)
     gateway = JudgeGateway(
         upstream,
         api_key=environ.get(cfg.judge_api_key_env, ""),
+        auth_headers=auth_headers,
         timeout=cfg.timeout,
         policy=RetryPolicy(attempts=cfg.retries + 1),
         limiter=RateLimiter(cfg.requests_per_minute) if cfg.requests_per_minute else None,
