@@ -159,3 +159,15 @@ def test_every_input_reaches_the_cli_as_genai_gate_env() -> None:
     for name, value in gate["env"].items():
         key = value.strip("${} ").removeprefix("inputs.")
         assert name == "GENAI_GATE_" + key.upper().replace("-", "_")
+
+
+def test_both_flavours_take_the_same_inputs_and_give_the_same_outputs() -> None:
+    container = yaml.safe_load((REPO / "container" / "action.yml").read_text())
+    assert set(container["inputs"]) == set(ACTION["inputs"]) - {"python-version"}
+    assert set(container["outputs"]) == set(ACTION["outputs"])
+    for name, value in container["runs"]["env"].items():
+        key = str(value).strip("${} ").removeprefix("inputs.")
+        assert name == "GENAI_GATE_" + key.upper().replace("-", "_")
+    assert {
+        str(v).strip("${} ").removeprefix("inputs.") for v in container["runs"]["env"].values()
+    } == set(container["inputs"])
