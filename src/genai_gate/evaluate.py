@@ -11,6 +11,7 @@ MLflow does, and `tracking.py` logs the run to MLflow in batch and counts it bac
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -266,8 +267,8 @@ def _predict(
 ) -> list[Outcome[Any]]:
     if cache is not None and target.remote:
         return _predict_cached(target, rows, cfg, progress, cache)
-    # a remote target bounds each call itself (timeout x attempts, with backoff)
-    deadline = None if target.remote else cfg.timeout
+    # a remote call may retry: its deadline covers every attempt and the backoff
+    deadline = remote_deadline(cfg) if target.remote else cfg.timeout
 
     def one_by_one(some: Sequence[EvalRow]) -> list[Outcome[Any]]:
         return run_all(
@@ -316,7 +317,7 @@ def _predict_cached(
     fresh = run_all(
         [functools.partial(target.predict, rows[i]) for i in todo],
         concurrency=cfg.concurrency,
-        timeout=None,
+        timeout=remote_deadline(cfg),
         on_progress=_phase(progress, "model"),
     )
     out: list[Outcome[Any]] = [
@@ -325,9 +326,21 @@ def _predict_cached(
     ]
     for i, outcome in zip(todo, fresh, strict=True):
         out[i] = outcome
-        if outcome.error is None:
+        # only a real answer is kept: an empty one would be replayed as if it were
+        if outcome.error is None and isinstance(outcome.value, str) and outcome.value.strip():
             cache.put(keys[i], outcome.value, outcome.elapsed_ms)
     return out
+
+
+def remote_deadline(cfg: Config) -> float:
+    """A remote call's worst case: every attempt times out, with backoff between them."""
+    return cfg.timeout * (cfg.retries + 1) + 30.0 * cfg.retries
+
+
+def scoring_deadline(cfg: Config, scorers: Sequence[BoundScorer]) -> float:
+    """A row's scoring may make one judge call per judge and repeat, each with retries."""
+    calls = sum(s.repeat for s in scorers if s.judge)
+    return cfg.timeout + calls * remote_deadline(cfg) if calls else cfg.timeout
 
 
 def _row_result(row: EvalRow, p: Outcome[Any], scored: Outcome[ScoredRow] | None) -> RowResult:
@@ -377,7 +390,10 @@ def evaluate(
     *,
     progress: PhaseProgress | None = None,
     cache: ResponseCache | None = None,
+    scoring_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> EvalResult:
+    """Predict, then score. `scoring_context` wraps the scoring phase only (the judges'
+    gateway must not be what the model under test sees)."""
     cfg = loaded.config
     seconds: dict[str, float] = {}
     rows = dataset.rows
@@ -392,13 +408,14 @@ def evaluate(
 
     t1 = time.perf_counter()
     scorable = [(r, p) for r, p in zip(rows, predictions, strict=True) if p.error is None]
-    scored = run_all(
-        [functools.partial(_score_row, r, p.value, _latency(p), scorers) for r, p in scorable],
-        concurrency=cfg.concurrency,
-        # a hung judge or custom scorer must not hold the job until GitHub's 6-hour limit
-        timeout=cfg.timeout,
-        on_progress=_phase(progress, "score"),
-    )
+    with scoring_context() if scoring_context is not None else contextlib.nullcontext():
+        scored = run_all(
+            [functools.partial(_score_row, r, p.value, _latency(p), scorers) for r, p in scorable],
+            concurrency=cfg.concurrency,
+            # a hung judge or custom scorer must not hold the job until GitHub's 6-hour limit
+            timeout=scoring_deadline(cfg, scorers),
+            on_progress=_phase(progress, "score"),
+        )
     seconds["score"] = time.perf_counter() - t1
 
     by_index = {r.index: s for (r, _), s in zip(scorable, scored, strict=True)}

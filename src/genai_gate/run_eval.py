@@ -8,8 +8,9 @@ failure (exit 4) still leaves complete results behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,11 +117,26 @@ def _run(
     judge_stats: dict[str, Any] | None = None
     if any(s.judge for s in scorers):
         judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
-        with judge_session(cfg, judge_cache, environ) as gateway:
-            result = evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache)
+        gateways: list[Any] = []
+
+        @contextlib.contextmanager
+        def judging() -> Iterator[None]:
+            with judge_session(cfg, judge_cache, environ) as gateway:
+                gateways.append(gateway)
+                yield
+
+        result = evaluate(
+            loaded,
+            dataset,
+            scorers,
+            target,
+            progress=progress,
+            cache=cache,
+            scoring_context=judging,
+        )
         judge_stats = {
             "model": cfg.judge,
-            **gateway.stats.as_dict(),
+            **(gateways[0].stats.as_dict() if gateways else {}),
             "cache": judge_cache.stats() if judge_cache else None,
         }
     else:
@@ -170,8 +186,9 @@ def _run(
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
     effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if "tracking-uri" in effective:
-        effective["tracking-uri"] = redact(effective["tracking-uri"])
+    for key in ("tracking-uri", "base-url", "judge-base-url"):
+        if key in effective:
+            effective[key] = redact(effective[key])
     summary = render_summary(doc, worst, config_yaml=yaml.safe_dump(effective, sort_keys=False))
 
     results_path = out_dir / "results.json"

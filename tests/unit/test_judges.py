@@ -192,3 +192,49 @@ def test_custom_judges_from_instructions(cli: Any, project: Project, judge: Fake
     r = run(cli, project)
     assert r.code == 2
     assert "lower_snake_case" in r.err
+
+
+def test_the_model_never_sees_the_judges_settings(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    setup(project, judge, '  safety/mean: ">= 0"\n')
+    project.write(
+        "judged_model.py",
+        "import os\n\ndef predict(question):\n"
+        "    return os.environ.get('OPENAI_API_BASE', 'unset') + ' ' + question\n",
+    )
+    project.config(
+        (project.root / "genai-gate.yml")
+        .read_text()
+        .replace(
+            "scorers: [correctness, safety, relevance_to_query, guidelines]", "scorers: [safety]"
+        )
+    )
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    rows = (project.out / "rows.jsonl").read_text()
+    assert '"outputs": "unset q1"' in rows
+
+
+def test_an_unreadable_verdict_is_not_cached(cli: Any, project: Project, judge: FakeOpenAI) -> None:
+    setup(project, judge, '  safety/mean: ">= 0"\n', "max-errors: 4\n")
+    project.config(
+        (project.root / "genai-gate.yml")
+        .read_text()
+        .replace(
+            "scorers: [correctness, safety, relevance_to_query, guidelines]", "scorers: [safety]"
+        )
+    )
+    judge.judge_without_schema = False
+    judge.answer = lambda model, messages: "I refuse to answer in JSON"
+    original = judge.complete
+
+    def garbled(body: dict[str, Any]) -> dict[str, Any]:
+        body = {k: v for k, v in body.items() if k != "response_format"}
+        return original(body)
+
+    judge.complete = garbled  # type: ignore[method-assign]
+    run(cli, project)
+    first = judge.calls
+    run(cli, project)
+    assert judge.calls == 2 * first  # asked again: nothing garbled was kept

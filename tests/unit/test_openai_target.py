@@ -165,3 +165,51 @@ def test_a_wrong_key_is_an_error_per_row(cli: Any, project: Project, llm: FakeOp
     )
     assert r.code == 1
     assert "HTTP 401" in json.dumps(project.results()["errors"])
+
+
+def test_keys_are_stripped_and_bad_ones_refused(
+    cli: Any, project: Project, llm: FakeOpenAI
+) -> None:
+    setup(project, llm, "cache: false\n")
+    r = cli(
+        "eval",
+        "-c",
+        str(project.root / "genai-gate.yml"),
+        "-q",
+        "--out",
+        str(project.out),
+        "--limit",
+        "1",
+        env={"TEST_LLM_KEY": KEY + "\n"},
+    )
+    assert r.code == 0, r.text
+    r = cli(
+        "eval",
+        "-c",
+        str(project.root / "genai-gate.yml"),
+        "-q",
+        "--out",
+        str(project.out),
+        "--limit",
+        "1",
+        env={"TEST_LLM_KEY": "sk-a b"},
+    )
+    assert r.code == 2
+    assert "TEST_LLM_KEY holds whitespace" in r.err and "sk-a b" not in r.text
+
+
+def test_url_credentials_are_redacted(cli: Any, project: Project, llm: FakeOpenAI) -> None:
+    setup(project, llm, "cache: false\n")
+    text = (
+        (project.root / "genai-gate.yml")
+        .read_text()
+        .replace("http://127.0.0.1", "http://user:pa55word@127.0.0.1")
+    )
+    project.config(text)
+    r = run(cli, project, "--limit", "1")
+    # requests turns URL credentials into Basic auth, which this server refuses: either way
+    # the password must not appear anywhere
+    assert r.code in (0, 1), r.text
+    assert "pa55word" not in r.text
+    for name in ("results.json", "summary.md", "evidence.json"):
+        assert "pa55word" not in (project.out / name).read_text(), name

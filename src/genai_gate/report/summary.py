@@ -110,6 +110,13 @@ def render_summary(
         lines += ["_No thresholds are configured: the gate checks only for errors._", ""]
     errors = doc["errors"]
     lines.append(f"Rows with errors: **{errors['rows']}** (max-errors allows {errors['allowed']}).")
+    cache = doc.get("cache") or {}
+    if cache.get("hits"):
+        # replayed answers are the model's answers from an earlier run; say so
+        lines.append(
+            f"Model answers from the response cache: **{cache['hits']}** of "
+            f"{cache['hits'] + cache.get('misses', 0)} (`cache: false` to call the model anew)."
+        )
     lines.append("")
     if doc["failures"]:
         lines += ["### Why it failed", ""]

@@ -24,15 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from genai_gate.targets.cache import ResponseCache
-from genai_gate.targets.retry import (
-    RETRY_STATUSES,
-    RateLimiter,
-    RetriesExhausted,
-    Retryable,
-    RetryPolicy,
-    call_with_retries,
-    parse_retry_after,
-)
+from genai_gate.targets.http_chat import ChatClient, ChatHTTPError
+from genai_gate.targets.retry import RateLimiter, RetriesExhausted, RetryPolicy, call_with_retries
 
 
 @dataclass
@@ -44,6 +37,15 @@ class GatewayStats:
 
     def as_dict(self) -> dict[str, int]:
         return {"calls": self.calls, "upstream_requests": self.upstream, "failures": self.failures}
+
+
+def _readable_verdict(answer: dict[str, Any]) -> bool:
+    """Cache only answers MLflow can read as a verdict; a garbled one must be asked again."""
+    try:
+        content = answer["choices"][0]["message"]["content"]
+        return "result" in json.loads(content)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return False
 
 
 class JudgeGateway:
@@ -58,22 +60,23 @@ class JudgeGateway:
         limiter: RateLimiter | None,
         cache: ResponseCache | None,
     ) -> None:
-        import requests
-
         self.upstream = upstream.rstrip("/")
-        self._key = api_key
-        # Databricks: the SDK's unified auth gives fresh headers per call (OIDC tokens expire)
-        self._auth_headers = auth_headers
-        self.timeout = timeout
         self.policy = policy
-        self.limiter = limiter
+        # Databricks: the SDK's unified auth gives fresh headers per call (OIDC tokens expire)
+        self.client = ChatClient(
+            f"{self.upstream}/chat/completions",
+            timeout=timeout,
+            limiter=limiter,
+            auth_headers=auth_headers
+            or (lambda: {"Authorization": f"Bearer {api_key}"} if api_key else {}),
+            secret=api_key,
+            label="judge ",
+        )
         self.cache = cache
         self.stats = GatewayStats()
         self._seen: dict[str, int] = {}
         # MLflow must present this to the gateway; the real key never leaves genai-gate
         self.local_key = secrets.token_urlsafe(24)
-        self._requests = requests
-        self._local = threading.local()
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -82,47 +85,10 @@ class JudgeGateway:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/v1"
 
-    def _session(self) -> Any:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._requests.Session()
-            self._local.session = session
-        return session
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
-
     def _once(self, body: bytes) -> dict[str, Any]:
-        if self.limiter is not None:
-            self.limiter.acquire()
         with self.stats.lock:
             self.stats.upstream += 1
-        headers = {"Content-Type": "application/json"}
-        if self._auth_headers is not None:
-            headers.update(self._auth_headers())
-        elif self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        try:
-            resp = self._session().post(
-                f"{self.upstream}/chat/completions",
-                data=body,
-                headers=headers,
-                timeout=self.timeout,
-            )
-        except self._requests.Timeout:
-            raise Retryable(f"the judge gave no answer within {self.timeout:g} s") from None
-        except self._requests.ConnectionError as exc:
-            raise Retryable(f"cannot reach the judge: {self._scrub(str(exc))[:300]}") from None
-        if resp.status_code in RETRY_STATUSES:
-            raise Retryable(
-                f"judge HTTP {resp.status_code}: {self._scrub(resp.text)[:300]}",
-                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                status=resp.status_code,
-            )
-        if resp.status_code >= 400:
-            raise RuntimeError(f"judge HTTP {resp.status_code}: {self._scrub(resp.text)[:300]}")
-        answer: dict[str, Any] = resp.json()
-        return answer
+        return self.client.post(body)
 
     def complete(self, body: bytes) -> tuple[int, dict[str, Any]]:
         with self.stats.lock:
@@ -143,11 +109,17 @@ class JudgeGateway:
                 return 200, hit.output
         try:
             answer = call_with_retries(lambda: self._once(body), self.policy)
+        except ChatHTTPError as exc:
+            with self.stats.lock:
+                self.stats.failures += 1
+            # a 400 passes through as it came: MLflow answers it by resending without
+            # response_format for servers without structured output
+            return exc.status, {"error": {"message": exc.body, "type": "upstream_error"}}
         except (RetriesExhausted, RuntimeError, ValueError) as exc:
             with self.stats.lock:
                 self.stats.failures += 1
             return 424, {"error": {"message": str(exc), "type": "genai_gate_judge_error"}}
-        if key is not None and self.cache is not None:
+        if key is not None and self.cache is not None and _readable_verdict(answer):
             self.cache.put(key, answer, 0.0)
         return 200, answer
 
@@ -168,7 +140,18 @@ class JudgeGateway:
                 elif not self.path.rstrip("/").endswith("/chat/completions"):
                     status, doc = 404, {"error": {"message": f"no route {self.path}"}}
                 else:
-                    status, doc = gateway.complete(body)
+                    try:
+                        status, doc = gateway.complete(body)
+                    except Exception as exc:  # a dropped connection would make MLflow retry
+                        status, doc = (
+                            424,
+                            {
+                                "error": {
+                                    "message": f"{type(exc).__name__}: "
+                                    f"{gateway.client.scrub(str(exc))[:300]}"
+                                }
+                            },
+                        )
                 data = json.dumps(doc).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

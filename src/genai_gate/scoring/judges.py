@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -99,10 +100,15 @@ def _databricks_upstream() -> tuple[str, Callable[[], dict[str, str]]]:
     return f"{(config.host or '').rstrip('/')}/serving-endpoints", config.authenticate
 
 
+_SESSION = threading.Lock()
+
+
 @contextlib.contextmanager
 def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterator[Any]:
     """Start the gateway and point MLflow's judges at it for the duration of the scoring."""
+    from genai_gate.evaluate import remote_deadline
     from genai_gate.scoring.judge_gateway import JudgeGateway
+    from genai_gate.targets.http_chat import check_key
     from genai_gate.targets.openai_chat import base_url
     from genai_gate.targets.retry import RateLimiter, RetryPolicy
 
@@ -113,7 +119,7 @@ def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterat
         upstream = base_url(cfg.judge_base_url or cfg.base_url, environ)
     gateway = JudgeGateway(
         upstream,
-        api_key=environ.get(cfg.judge_api_key_env, ""),
+        api_key=check_key(cfg.judge_api_key_env, environ.get(cfg.judge_api_key_env, "")),
         auth_headers=auth_headers,
         timeout=cfg.timeout,
         policy=RetryPolicy(attempts=cfg.retries + 1),
@@ -124,19 +130,24 @@ def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterat
         "OPENAI_API_BASE": gateway.base_url,
         "OPENAI_BASE_URL": gateway.base_url,
         "OPENAI_API_KEY": gateway.local_key,
-        "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS": str(max(1, int(cfg.timeout))),
+        # longer than the gateway's own worst case, so MLflow never gives up (and retries)
+        # while the gateway is still trying
+        "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS": str(int(remote_deadline(cfg)) + 30),
     }
     # offline, MLflow's first judge call waits ~7 s on a model catalogue from GitHub
     if "MLFLOW_MODEL_CATALOG_URI" not in os.environ:
         settings["MLFLOW_MODEL_CATALOG_URI"] = ""
-    before = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
-    try:
-        yield gateway
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        gateway.stop()
+    # the settings are process-wide: one judging run at a time, or a second run would point
+    # MLflow at the first one's gateway (or, after it, at the public provider)
+    with _SESSION:
+        before = {k: os.environ.get(k) for k in settings}
+        os.environ.update(settings)
+        try:
+            yield gateway
+        finally:
+            for key, value in before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            gateway.stop()

@@ -31,6 +31,7 @@ class ResponseCache:
         self.folder = folder
         self.hits = 0
         self.misses = 0
+        self.write_errors = 0
         self._lock = threading.Lock()
 
     @staticmethod
@@ -61,12 +62,17 @@ class ResponseCache:
         return entry
 
     def put(self, key: str, output: Any, latency_ms: float) -> None:
+        """Store an answer; a cache that cannot be written only costs the next run calls."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"output": output, "latency_ms": latency_ms}, fh, default=str)
-        Path(tmp).replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"output": output, "latency_ms": latency_ms}, fh, default=str)
+            Path(tmp).replace(path)
+        except OSError:
+            with self._lock:
+                self.write_errors += 1
 
     def stats(self) -> dict[str, Any]:
         return {"enabled": True, "dir": str(self.folder), "hits": self.hits, "misses": self.misses}

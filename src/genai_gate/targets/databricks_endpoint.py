@@ -59,7 +59,9 @@ class DatabricksEndpointTarget:
             raise ConfigError(f"model: {ref!r} names no endpoint", fix="model: endpoints:/my-genai")
         self.prompt, self.system_prompt, self.params = prompt, system_prompt, dict(params)
         self.policy, self.limiter = policy, limiter
-        budget = int(timeout * policy.attempts) + 1
+        # the SDK retries 429/503 itself (honouring Retry-After) within this budget; past it,
+        # genai-gate's policy decides, so the two never multiply into hours
+        budget = int(timeout) + 1
         try:
             self.client = WorkspaceClient(
                 config=Config(
@@ -106,14 +108,25 @@ class DatabricksEndpointTarget:
         }
 
     def _once(self, messages: list[Any]) -> Any:
-        from databricks.sdk.errors import InternalError
+        from databricks.sdk.errors import (
+            DeadlineExceeded,
+            InternalError,
+            TemporarilyUnavailable,
+            TooManyRequests,
+        )
         from databricks.sdk.errors.base import DatabricksError
 
         if self.limiter is not None:
             self.limiter.acquire()
         try:
             resp = self.client.serving_endpoints.query(self.name, messages=messages, **self.params)
-        except (InternalError, TimeoutError) as exc:
+        except (
+            InternalError,
+            DeadlineExceeded,
+            TemporarilyUnavailable,
+            TooManyRequests,
+            TimeoutError,
+        ) as exc:
             raise Retryable(f"{type(exc).__name__}: {str(exc)[:300]}") from None
         except DatabricksError as exc:
             raise RuntimeError(f"{type(exc).__name__}: {str(exc)[:300]}") from None

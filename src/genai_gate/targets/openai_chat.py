@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from genai_gate.data import EvalRow
 from genai_gate.errors import ConfigError
 from genai_gate.targets.base import TargetIdentity
-from genai_gate.targets.retry import (
-    RETRY_STATUSES,
-    RateLimiter,
-    Retryable,
-    RetryPolicy,
-    call_with_retries,
-    parse_retry_after,
-)
+from genai_gate.targets.http_chat import ChatClient, check_key
+from genai_gate.targets.retry import RateLimiter, RetryPolicy, call_with_retries
+from genai_gate.tracking import redact
 
 PREFIX = "openai:/"
 DEFAULT_BASE = "https://api.openai.com/v1"
@@ -74,15 +68,12 @@ class OpenAIChatTarget:
         limiter: RateLimiter | None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        import requests
-
         environ = os.environ if environ is None else environ
         self.model = ref.removeprefix(PREFIX).strip("/")
         if not self.model:
             raise ConfigError(f"model: {ref!r} names no model", fix="model: openai:/gpt-4o-mini")
         self.url = f"{base}/chat/completions"
-        self._key = environ.get(api_key_env, "")
-        if not self._key and base == DEFAULT_BASE:
+        if not environ.get(api_key_env) and base == DEFAULT_BASE:
             raise ConfigError(
                 f"the model {ref} needs an API key, and {api_key_env} is not set",
                 fix="Pass it from a secret:\n  env:\n"
@@ -91,16 +82,20 @@ class OpenAIChatTarget:
         self.prompt = prompt
         self.system_prompt = system_prompt
         self.params = dict(params)
-        self.timeout = timeout
         self.policy = policy
-        self.limiter = limiter
-        self._local = threading.local()  # one pooled session per worker thread
-        self._requests = requests
+        key = check_key(api_key_env, environ.get(api_key_env, ""))
+        self.client = ChatClient(
+            self.url,
+            timeout=timeout,
+            limiter=limiter,
+            auth_headers=lambda: {"Authorization": f"Bearer {key}"} if key else {},
+            secret=key,
+        )
         self.identity = TargetIdentity(
             uri=ref,
             kind="openai",
             details={
-                "base_url": base,
+                "base_url": redact(base),
                 **({"prompt": prompt} if prompt else {}),
                 **({"system_prompt": system_prompt} if system_prompt else {}),
             },
@@ -119,44 +114,19 @@ class OpenAIChatTarget:
         out = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return [*out, {"role": "user", "content": render_prompt(self.prompt, row.inputs)}]
 
-    def _session(self) -> Any:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._requests.Session()
-            self._local.session = session
-        return session
-
-    def _once(self, body: dict[str, Any]) -> Any:
-        if self.limiter is not None:
-            self.limiter.acquire()
-        headers = {"Content-Type": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
+    def _once(self, payload: bytes) -> Any:
+        answer = self.client.post(payload)
         try:
-            resp = self._session().post(self.url, json=body, headers=headers, timeout=self.timeout)
-        except self._requests.Timeout:
-            raise Retryable(f"no answer within {self.timeout:g} s") from None
-        except self._requests.ConnectionError as exc:
-            raise Retryable(f"connection failed: {self._scrub(str(exc))[:300]}") from None
-        if resp.status_code in RETRY_STATUSES:
-            raise Retryable(
-                f"HTTP {resp.status_code}: {self._scrub(resp.text)[:300]}",
-                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                status=resp.status_code,
-            )
-        if resp.status_code >= 400:
-            raise RuntimeError(f"HTTP {resp.status_code}: {self._scrub(resp.text)[:500]}")
-        try:
-            return resp.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise RuntimeError(f"not a chat completion: {self._scrub(resp.text)[:300]}") from None
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+            return answer["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise RuntimeError(
+                f"not a chat completion: {self.client.scrub(json.dumps(answer))[:300]}"
+            ) from None
 
     def predict(self, row: EvalRow) -> Any:
         body = {"model": self.model, "messages": self.messages(row), **self.params}
-        return call_with_retries(lambda: self._once(body), self.policy)
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        return call_with_retries(lambda: self._once(payload), self.policy)
 
     def predict_batch(self, rows: Sequence[EvalRow]) -> list[Any]:
         return [self.predict(r) for r in rows]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -29,7 +28,8 @@ class Outcome(Generic[T]):
 
 
 def describe_exception(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    # the class name without its module: "ChatHTTPError: HTTP 401 ...", "ValueError: ..."
+    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
