@@ -132,3 +132,13 @@ def test_a_databricks_endpoint_as_the_judge(
     assert doc["metrics"]["safety/mean"] == 0.75
     assert workspace.calls["judge-ep"] == 4
     assert doc["judge"]["upstream_requests"] == 4
+
+
+def test_model_params_the_endpoint_cannot_take_are_refused_first(
+    cli: Any, project: Project, workspace: FakeDatabricks
+) -> None:
+    setup(project, extra="model-params: {temperature: 0, top_p: 0.9}\n")
+    r = run(cli, project, workspace.host)
+    assert r.code == 2, r.text
+    assert "['top_p'] cannot be sent to a Databricks endpoint" in r.err
+    assert workspace.calls["qa-bot"] == 0

@@ -22,6 +22,8 @@ from genai_gate.targets.openai_chat import render_prompt
 from genai_gate.targets.retry import RateLimiter, Retryable, RetryPolicy, call_with_retries
 
 PREFIX = "endpoints:/"
+# what ServingEndpointsAPI.query() accepts next to messages
+_QUERY_PARAMS = frozenset({"max_tokens", "temperature", "n", "stop", "extra_params"})
 
 AUTH_FIX = """\
 In GitHub Actions, use OIDC (no stored token):
@@ -58,6 +60,13 @@ class DatabricksEndpointTarget:
         if not self.name:
             raise ConfigError(f"model: {ref!r} names no endpoint", fix="model: endpoints:/my-genai")
         self.prompt, self.system_prompt, self.params = prompt, system_prompt, dict(params)
+        unknown = sorted(set(self.params) - _QUERY_PARAMS)
+        if unknown:
+            raise ConfigError(
+                f"model-params: {unknown} cannot be sent to a Databricks endpoint "
+                "(databricks-sdk's query() takes " + ", ".join(sorted(_QUERY_PARAMS)) + ")",
+                fix="model-params: {temperature: 0, max_tokens: 256}",
+            )
         self.policy, self.limiter = policy, limiter
         # the SDK retries 429/503 itself (honouring Retry-After) within this budget; past it,
         # genai-gate's policy decides, so the two never multiply into hours
