@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -261,7 +261,6 @@ class LoadedConfig:
     base_dir: Path
     source: str
     notices: tuple[str, ...] = ()
-    origins: Mapping[str, str] = field(default_factory=dict)
 
     def resolve(self, relative: str) -> Path:
         p = Path(relative).expanduser()
@@ -534,7 +533,6 @@ def load_config(
         base_dir=base_dir,
         source=source,
         notices=tuple(notices),
-        origins=origins,
     )
 
 

@@ -50,10 +50,6 @@ class Dataset:
     columns: tuple[str, ...]
     has_outputs: bool
 
-    @property
-    def has_expectations(self) -> bool:
-        return any(r.expectations for r in self.rows)
-
 
 def _missing(value: Any) -> bool:
     if value is None:

@@ -24,15 +24,10 @@ class Context:
     """What the workflow run is: the event, the ref, the PR, the repository."""
 
     event_name: str
-    ref: str
-    sha: str
     repository: str
-    default_branch: str | None
     pr_number: int | None
     pr_is_fork: bool
     api_url: str
-    server_url: str
-    run_id: str | None
 
     @property
     def is_pull_request(self) -> bool:
@@ -49,7 +44,6 @@ def read_context(environ: Mapping[str, str]) -> Context:
         except (OSError, json.JSONDecodeError):
             event = {}
     pr = event.get("pull_request") if isinstance(event.get("pull_request"), dict) else None
-    repo = event.get("repository") if isinstance(event.get("repository"), dict) else {}
     number = pr.get("number") if pr else None
     head_repo = ((pr or {}).get("head") or {}).get("repo") or {}
     base_repo = ((pr or {}).get("base") or {}).get("repo") or {}
@@ -59,15 +53,10 @@ def read_context(environ: Mapping[str, str]) -> Context:
     )
     return Context(
         event_name=environ.get("GITHUB_EVENT_NAME", ""),
-        ref=environ.get("GITHUB_REF", ""),
-        sha=environ.get("GITHUB_SHA", ""),
         repository=environ.get("GITHUB_REPOSITORY", ""),
-        default_branch=(repo or {}).get("default_branch"),
         pr_number=int(number) if isinstance(number, int) else None,
         pr_is_fork=is_fork,
         api_url=environ.get("GITHUB_API_URL", "https://api.github.com"),
-        server_url=environ.get("GITHUB_SERVER_URL", "https://github.com"),
-        run_id=environ.get("GITHUB_RUN_ID"),
     )
 
 
