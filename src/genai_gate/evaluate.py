@@ -12,6 +12,7 @@ MLflow does, and `tracking.py` logs the run to MLflow in batch and counts it bac
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import time
@@ -345,41 +346,15 @@ def scoring_deadline(cfg: Config, scorers: Sequence[BoundScorer]) -> float:
 
 def _row_result(row: EvalRow, p: Outcome[Any], scored: Outcome[ScoredRow] | None) -> RowResult:
     """One row's record; a model error leaves it unscored, a scoring crash marks it '*'."""
+    base = RowResult(row.index, row.where, row.inputs, row.expectations, p.value, _latency(p), None)
     if p.error is not None or scored is None:
-        return RowResult(
-            row.index,
-            row.where,
-            row.inputs,
-            row.expectations,
-            None,
-            _latency(p),
-            p.error or "not scored",
-        )
+        return dataclasses.replace(base, outputs=None, error=p.error or "not scored")
     if scored.error is not None or scored.value is None:
-        crash = {"*": scored.error or "scoring returned nothing"}
-        return RowResult(
-            row.index,
-            row.where,
-            row.inputs,
-            row.expectations,
-            p.value,
-            _latency(p),
-            None,
-            scorer_errors=crash,
+        return dataclasses.replace(
+            base, scorer_errors={"*": scored.error or "scoring returned nothing"}
         )
     scores, rationales, errors = scored.value
-    return RowResult(
-        row.index,
-        row.where,
-        row.inputs,
-        row.expectations,
-        p.value,
-        _latency(p),
-        None,
-        scores,
-        rationales,
-        errors,
-    )
+    return dataclasses.replace(base, scores=scores, rationales=rationales, scorer_errors=errors)
 
 
 def evaluate(

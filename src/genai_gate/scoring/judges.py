@@ -110,8 +110,9 @@ def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterat
     from genai_gate.scoring.judge_gateway import JudgeGateway
     from genai_gate.targets.http_chat import check_key
     from genai_gate.targets.openai_chat import base_url
-    from genai_gate.targets.retry import RateLimiter, RetryPolicy
+    from genai_gate.targets.retry import policy_and_limiter
 
+    policy, limiter = policy_and_limiter(cfg.retries, cfg.requests_per_minute)
     auth_headers = None
     if (cfg.judge or "").startswith(ENDPOINTS_PREFIX):
         upstream, auth_headers = _databricks_upstream()
@@ -122,8 +123,8 @@ def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterat
         api_key=check_key(cfg.judge_api_key_env, environ.get(cfg.judge_api_key_env, "")),
         auth_headers=auth_headers,
         timeout=cfg.timeout,
-        policy=RetryPolicy(attempts=cfg.retries + 1),
-        limiter=RateLimiter(cfg.requests_per_minute) if cfg.requests_per_minute else None,
+        policy=policy,
+        limiter=limiter,
         cache=cache,
     ).start()
     settings = {

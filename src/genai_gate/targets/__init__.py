@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
@@ -21,38 +22,39 @@ MODEL_FORMS = """\
   model: endpoints:/my-genai          # a Databricks serving endpoint"""
 
 
+def _remote_settings(loaded: LoadedConfig) -> dict[str, Any]:
+    """What every remote target takes from the config: prompt, parameters and call policy."""
+    from genai_gate.targets.retry import policy_and_limiter
+
+    cfg = loaded.config
+    policy, limiter = policy_and_limiter(cfg.retries, cfg.requests_per_minute)
+    return {
+        "prompt": cfg.prompt,
+        "system_prompt": cfg.system_prompt,
+        "params": cfg.model_params,
+        "timeout": cfg.timeout,
+        "policy": policy,
+        "limiter": limiter,
+    }
+
+
 def resolve_target(ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str]) -> Target:
     base_dir, cfg = loaded.base_dir, loaded.config
     if ref.startswith(OPENAI_PREFIX):
         import os
 
         from genai_gate.targets.openai_chat import OpenAIChatTarget, base_url
-        from genai_gate.targets.retry import RateLimiter, RetryPolicy
 
         return OpenAIChatTarget(
             ref,
             base=base_url(cfg.base_url, os.environ),
             api_key_env=cfg.api_key_env,
-            prompt=cfg.prompt,
-            system_prompt=cfg.system_prompt,
-            params=cfg.model_params,
-            timeout=cfg.timeout,
-            policy=RetryPolicy(attempts=cfg.retries + 1),
-            limiter=RateLimiter(cfg.requests_per_minute) if cfg.requests_per_minute else None,
+            **_remote_settings(loaded),
         )
     if ref.startswith(ENDPOINTS_PREFIX):
         from genai_gate.targets.databricks_endpoint import DatabricksEndpointTarget
-        from genai_gate.targets.retry import RateLimiter, RetryPolicy
 
-        return DatabricksEndpointTarget(
-            ref,
-            prompt=cfg.prompt,
-            system_prompt=cfg.system_prompt,
-            params=cfg.model_params,
-            timeout=cfg.timeout,
-            policy=RetryPolicy(attempts=cfg.retries + 1),
-            limiter=RateLimiter(cfg.requests_per_minute) if cfg.requests_per_minute else None,
-        )
+        return DatabricksEndpointTarget(ref, **_remote_settings(loaded))
     if ref.startswith(PREFIX):
         from genai_gate.targets.python_callable import PythonCallableTarget
 

@@ -121,3 +121,10 @@ class RateLimiter:
             self._next = slot + self.interval
         if slot > now:
             self._sleep(slot - now)
+
+
+def policy_and_limiter(
+    retries: int, per_minute: float | None
+) -> tuple[RetryPolicy, RateLimiter | None]:
+    """The config's `retries` and `requests-per-minute`, as every remote caller uses them."""
+    return RetryPolicy(attempts=retries + 1), RateLimiter(per_minute) if per_minute else None
