@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthetic import make_rows  # benchmarks/ is the script's folder
+
 if TYPE_CHECKING:
     from tests.fakes.openai_server import FakeOpenAI, Message
 
@@ -59,24 +61,7 @@ WARMUP_ROWS = 5
 TIMEOUT_S = 900.0  # one process; far above any expected run
 TARGET_FACTOR, TARGET_SLACK_S = 1.15, 3.0  # wall <= 1.15 x N*L/C + 3 s
 
-COLOURS = ("red", "green", "blue", "amber", "violet", "grey", "white", "black")
-THINGS = ("lamp", "crate", "ticket", "bolt", "folder", "kettle", "badge", "drum", "valve")
 QUESTION = re.compile(r"What is in the (\w+) (\w+) number (\d+)\?")
-
-
-def make_rows(n: int) -> list[dict[str, Any]]:
-    rows = []
-    for i in range(n):
-        colour, thing = COLOURS[i % len(COLOURS)], THINGS[(i // 3) % len(THINGS)]
-        rows.append(
-            {
-                "inputs": {"question": f"What is in the {colour} {thing} number {i}?"},
-                "expectations": {
-                    "expected_response": f"The {colour} {thing} number {i} holds {i % 17} marbles"
-                },
-            }
-        )
-    return rows
 
 
 def bench_answer(model: str, messages: list[Message]) -> str:

@@ -94,6 +94,14 @@ class Project:
     def out(self) -> Path:
         return self.root / "out"
 
+    def eval(
+        self, cli: Any, *flags: str, env: dict[str, str] | None = None, config: str = ""
+    ) -> CliResult:
+        """`genai-gate eval` on this project's config, writing into `out`."""
+        cfg = config or str(self.root / "genai-gate.yml")
+        result: CliResult = cli("eval", "-c", cfg, "-q", "--out", str(self.out), *flags, env=env)
+        return result
+
     def results(self) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads((self.out / "results.json").read_text())
         return doc

@@ -50,7 +50,7 @@ def test_metrics_equal_mlflow_genai_evaluate(
         "python:parity_scorers:words]\n"
         'thresholds:\n  token_f1/p90: ">= 0"\n  response_length/max: "<= 1000"\n'
     )
-    r = cli("eval", "-c", str(project.root / "genai-gate.yml"), "-q", "--out", str(project.out))
+    r = project.eval(cli)
     assert r.code == 0, r.text
     ours = project.results()["metrics"]
 

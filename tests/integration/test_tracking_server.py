@@ -37,17 +37,7 @@ def test_eval_logs_a_complete_run(cli: Any, project: Project, mlflow_server: str
         "GITHUB_EVENT_NAME": "push",
         "GITHUB_SERVER_URL": "https://github.com",
     }
-    r = cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        "--tracking-uri",
-        mlflow_server,
-        env=env,
-    )
+    r = project.eval(cli, "--tracking-uri", mlflow_server, env=env)
     assert r.code == 0, r.text
     doc = project.results()
     run_id = doc["run_id"]
@@ -119,15 +109,7 @@ def test_registered_model_by_alias(cli: Any, project: Project, mlflow_server: st
     client.set_registered_model_alias("qa-bot", "champion", str(version))
 
     project.config(CONFIG.format(model="models:/qa-bot@champion", experiment="it-registry"))
-    r = cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        env={"MLFLOW_TRACKING_URI": mlflow_server},
-    )
+    r = project.eval(cli, env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert r.code == 0, r.text
     doc = project.results()
     assert doc["metrics"]["exact_match/mean"] == 1.0
@@ -135,28 +117,15 @@ def test_registered_model_by_alias(cli: Any, project: Project, mlflow_server: st
     assert doc["model_identity"]["kind"] == "mlflow"
 
     project.config(CONFIG.format(model="models:/qa-bot/99", experiment="it-registry"))
-    r = cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        env={"MLFLOW_TRACKING_URI": mlflow_server},
-    )
+    r = project.eval(cli, env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert r.code == 2, r.text
     assert "models:/qa-bot/99" in r.err
 
 
 def test_unreachable_tracking_server_exits_4_and_keeps_results(cli: Any, project: Project) -> None:
     project.config(CONFIG.format(model="python:qa_model:predict", experiment="x"))
-    r = cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
+    r = project.eval(
+        cli,
         "--tracking-uri",
         "http://127.0.0.1:9",
         env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"},

@@ -29,7 +29,7 @@ def test_project_fixture(cli: Any, project: Project) -> None:
         "data: qa.jsonl\nmodel: python:qa_model:predict\nscorers: [exact_match]\n"
         'thresholds:\n  exact_match/mean: ">= 0.7"\n'
     )
-    r = cli("eval", "-c", str(project.root / "genai-gate.yml"), "-q", "--out", str(project.out))
+    r = project.eval(cli)
     assert r.code == 0, r.text
     assert project.results()["metrics"]["exact_match/mean"] == 0.75
 
@@ -62,7 +62,7 @@ def test_batches_isolate_the_bad_row(cli: Any, project: Project) -> None:
         "data: b.jsonl\nmodel: python:batch_model:answer\nbatch-size: 2\n"
         "scorers: [exact_match]\nmax-errors: 1\n"
     )
-    r = cli("eval", "-c", str(project.root / "genai-gate.yml"), "-q", "--out", str(project.out))
+    r = project.eval(cli)
     assert r.code == 0, r.text
     doc = project.results()
     assert doc["metrics"]["exact_match/mean"] == 1.0

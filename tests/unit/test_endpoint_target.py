@@ -31,15 +31,7 @@ def workspace() -> Iterator[FakeDatabricks]:
 
 
 def run(cli: Any, project: Project, host: str, token: str = PAT) -> Any:
-    return cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        env={"DATABRICKS_HOST": host, "DATABRICKS_TOKEN": token},
-    )
+    return project.eval(cli, env={"DATABRICKS_HOST": host, "DATABRICKS_TOKEN": token})
 
 
 def setup(project: Project, endpoint: str = "qa-bot", extra: str = "") -> None:

@@ -14,19 +14,6 @@ from tests.fakes.github_api import WRITE_TOKEN, FakeGitHub
 BASE = "data: qa.jsonl\nmodel: python:qa_model:predict\n"
 
 
-def run(cli: Any, project: Project, *flags: str, env: dict[str, str] | None = None) -> Any:
-    return cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        *flags,
-        env=env,
-    )
-
-
 def test_a_scorer_answering_none_on_hard_rows_cannot_lift_the_score(
     cli: Any, project: Project
 ) -> None:
@@ -40,7 +27,7 @@ def test_a_scorer_answering_none_on_hard_rows_cannot_lift_the_score(
     project.config(
         BASE + 'scorers: [python:picky_scorer:picky]\nthresholds:\n  picky/mean: ">= 0.99"\n'
     )
-    r = run(cli, project)
+    r = project.eval(cli)
     assert r.code == 1, r.text
     doc = project.results()
     assert doc["errors"]["rows"] == 2
@@ -48,7 +35,7 @@ def test_a_scorer_answering_none_on_hard_rows_cannot_lift_the_score(
     assert any("returned None, which is not a finite number" in m for m in messages)
     assert any("returned 'n/a'" in m for m in messages)
     # allowed explicitly, the same run passes on the rows that scored
-    r = run(cli, project, "--max-errors", "2")
+    r = project.eval(cli, "--max-errors", "2")
     assert r.code == 0, r.text
 
 
@@ -58,7 +45,7 @@ def test_infinite_scores_are_errors_not_crashes(cli: Any, project: Project) -> N
         BASE + "scorers: [python:inf_scorer:inf, exact_match]\n"
         'thresholds:\n  exact_match/mean: ">= 0.5"\n'
     )
-    r = run(cli, project)
+    r = project.eval(cli)
     assert r.code == 1, r.text
     assert "Traceback" not in r.text
     assert project.results()["errors"]["rows"] == len(QA_ROWS)
@@ -71,7 +58,7 @@ def test_a_hung_scorer_times_out(cli: Any, project: Project) -> None:
         "    if outputs == 'Paris':\n        time.sleep(30)\n    return 1\n",
     )
     project.config(BASE + "timeout: 1\nscorers: [python:slow_scorer:slow]\n")
-    r = run(cli, project)
+    r = project.eval(cli)
     assert r.code == 1, r.text
     details = project.results()["errors"]["details"]
     assert [(d["where"], d["message"]) for d in details] == [("line 2", "timed out after 1 s")]
@@ -85,7 +72,7 @@ def test_model_that_cannot_take_every_input_key_is_a_config_error(
         [{"inputs": {"question": "q", "context": "c"}, "expectations": {"expected_response": "a"}}],
     )
     project.config("data: two.jsonl\nmodel: python:qa_model:predict\nscorers: [exact_match]\n")
-    r = run(cli, project)
+    r = project.eval(cli)
     assert r.code == 2, r.text
     assert "takes no context" in r.err
     assert "inputs: [question]" in r.err
@@ -95,9 +82,8 @@ def test_credentials_never_reach_reports(cli: Any, project: Project) -> None:
     project.config(
         BASE + "scorers: [exact_match]\ntracking-uri: http://gate:s3cr3t-pw@127.0.0.1:9\n"
     )
-    r = run(
+    r = project.eval(
         cli,
-        project,
         env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"},
     )
     assert r.code == 4, r.text
@@ -108,9 +94,8 @@ def test_credentials_never_reach_reports(cli: Any, project: Project) -> None:
 
 def test_a_failed_gate_stays_a_failure_when_logging_fails_too(cli: Any, project: Project) -> None:
     project.config(BASE + 'thresholds:\n  exact_match/mean: ">= 0.99"\n')
-    r = run(
+    r = project.eval(
         cli,
-        project,
         "--tracking-uri",
         "http://127.0.0.1:9",
         env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"},
@@ -121,10 +106,10 @@ def test_a_failed_gate_stays_a_failure_when_logging_fails_too(cli: Any, project:
 
 def test_errors_name_the_flag_that_was_typed(cli: Any, project: Project) -> None:
     project.config(BASE + 'thresholds:\n  exact_match/mean: ">= 0.5"\n')
-    r = run(cli, project, "--set", "concurrency=0")
+    r = project.eval(cli, "--set", "concurrency=0")
     assert r.code == 2
     assert "--set concurrency" in r.err
-    r = run(cli, project, "--threshold", "token_f1/mean >= lots")
+    r = project.eval(cli, "--threshold", "token_f1/mean >= lots")
     assert r.code == 2
     assert "--threshold" in r.err and "--thresholds" not in r.err
 
@@ -132,7 +117,7 @@ def test_errors_name_the_flag_that_was_typed(cli: Any, project: Project) -> None
 def test_delta_folders_are_refused(cli: Any, project: Project) -> None:
     (project.root / "qa.parquet" / "_delta_log").mkdir(parents=True)
     project.config("data: qa.parquet\nmodel: python:qa_model:predict\n")
-    r = run(cli, project)
+    r = project.eval(cli)
     assert r.code == 2
     assert "is a Delta table" in r.err
 

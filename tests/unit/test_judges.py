@@ -48,15 +48,7 @@ def setup(project: Project, judge: FakeOpenAI, thresholds: str, extra: str = "")
 
 
 def run(cli: Any, project: Project) -> Any:
-    return cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        env={"JUDGE_KEY": JUDGE_KEY},
-    )
+    return project.eval(cli, env={"JUDGE_KEY": JUDGE_KEY})
 
 
 def test_verdicts_reach_the_metrics_and_the_gate(

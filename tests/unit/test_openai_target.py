@@ -42,16 +42,7 @@ def setup(project: Project, llm: FakeOpenAI, extra: str = "") -> Path:
 
 
 def run(cli: Any, project: Project, *flags: str) -> Any:
-    return cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        *flags,
-        env={"TEST_LLM_KEY": KEY},
-    )
+    return project.eval(cli, *flags, env={"TEST_LLM_KEY": KEY})
 
 
 def test_correct_under_concurrency(cli: Any, project: Project, llm: FakeOpenAI) -> None:
@@ -152,17 +143,7 @@ def test_the_key_is_sent_but_never_shown(cli: Any, project: Project, llm: FakeOp
 
 def test_a_wrong_key_is_an_error_per_row(cli: Any, project: Project, llm: FakeOpenAI) -> None:
     setup(project, llm, "cache: false\n")
-    r = cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        "--limit",
-        "1",
-        env={"TEST_LLM_KEY": "wrong"},
-    )
+    r = project.eval(cli, "--limit", "1", env={"TEST_LLM_KEY": "wrong"})
     assert r.code == 1
     assert "HTTP 401" in json.dumps(project.results()["errors"])
 
@@ -171,29 +152,9 @@ def test_keys_are_stripped_and_bad_ones_refused(
     cli: Any, project: Project, llm: FakeOpenAI
 ) -> None:
     setup(project, llm, "cache: false\n")
-    r = cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        "--limit",
-        "1",
-        env={"TEST_LLM_KEY": KEY + "\n"},
-    )
+    r = project.eval(cli, "--limit", "1", env={"TEST_LLM_KEY": KEY + "\n"})
     assert r.code == 0, r.text
-    r = cli(
-        "eval",
-        "-c",
-        str(project.root / "genai-gate.yml"),
-        "-q",
-        "--out",
-        str(project.out),
-        "--limit",
-        "1",
-        env={"TEST_LLM_KEY": "sk-a b"},
-    )
+    r = project.eval(cli, "--limit", "1", env={"TEST_LLM_KEY": "sk-a b"})
     assert r.code == 2
     assert "TEST_LLM_KEY holds whitespace" in r.err and "sk-a b" not in r.text
 
