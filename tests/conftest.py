@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from genai_gate.cli import main
+from tests.fakes.databricks import FakeDatabricks
+from tests.fakes.github_oidc import FakeGitHubOIDC
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart"
@@ -130,6 +132,65 @@ def project(tmp_path: Path) -> Project:
     p.write("qa_model.py", ECHO_MODEL)
     p.jsonl("qa.jsonl", QA_ROWS)
     return p
+
+
+# ---------------------------------------------------------------- Databricks and GitHub OIDC fakes
+
+
+@pytest.fixture
+def github_oidc() -> Iterator[FakeGitHubOIDC]:
+    """A started GitHub Actions OIDC issuer (tests/fakes/github_oidc.py)."""
+    with FakeGitHubOIDC() as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def databricks_workspace(github_oidc: FakeGitHubOIDC, tmp_path: Path) -> Iterator[FakeDatabricks]:
+    """A started workspace emulator (tests/fakes/databricks.py) that trusts `github_oidc`,
+    capturing inference tables under tmp_path/"databricks-capture"."""
+    fake = FakeDatabricks(oidc_issuer=github_oidc, capture_dir=tmp_path / "databricks-capture")
+    with fake:
+        yield fake
+
+
+_AUTH_ENV_PREFIXES = ("DATABRICKS_", "ARM_", "ACTIONS_ID_TOKEN_", "AZURE_", "GOOGLE_CREDENTIALS")
+
+
+@pytest.fixture
+def databricks_clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No Databricks, Azure, GCP or GitHub OIDC credentials in the environment, and HOME in a
+    temp folder so no ~/.databrickscfg is read: the SDK sees only what the test sets."""
+    for name in list(os.environ):
+        if name.startswith(_AUTH_ENV_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    return monkeypatch
+
+
+@pytest.fixture
+def databricks_oidc_env(
+    databricks_clean_env: pytest.MonkeyPatch, databricks_workspace: FakeDatabricks
+) -> dict[str, str]:
+    """The environment of a GitHub job with `id-token: write` deploying to the emulator via
+    github-oidc (DATABRICKS_HOST, DATABRICKS_AUTH_TYPE, DATABRICKS_CLIENT_ID,
+    ACTIONS_ID_TOKEN_REQUEST_*), already set; returned for subprocesses."""
+    env = databricks_workspace.oidc_env()
+    for key, value in env.items():
+        databricks_clean_env.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def databricks_pat_env(
+    databricks_clean_env: pytest.MonkeyPatch, databricks_workspace: FakeDatabricks
+) -> dict[str, str]:
+    """DATABRICKS_HOST and DATABRICKS_TOKEN (a PAT) for the emulator, already set."""
+    env = databricks_workspace.pat_env()
+    for key, value in env.items():
+        databricks_clean_env.setenv(key, value)
+    return env
 
 
 # ---------------------------------------------------------------- the MLflow tracking server
