@@ -12,18 +12,25 @@ import hashlib
 import json
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.evaluate import PhaseProgress
-from genai_gate.github import CommentResult, Context, Runner, read_context, upsert_sticky_comment
+from genai_gate.github import (
+    CommentResult,
+    Context,
+    Runner,
+    read_context,
+    upsert_sticky_comment,
+)
 from genai_gate.report.summary import render_error
+from genai_gate.run_deploy import DeployReport, preflight, run_deploy
 from genai_gate.run_eval import EvalReport, run_eval
 from genai_gate.tracking import scrub_credentials, tracking_password
 
-COMMANDS = ("eval",)
+COMMANDS = ("eval", "plan", "deploy")
 _TRUE = ("true", "1", "yes", "on")
 # Variables whose values must never show in a log, whatever prints them
 _SECRET_ENV = (
@@ -39,17 +46,19 @@ _SECRET_ENV = (
 
 @dataclass(frozen=True)
 class ActionResult:
-    command: str
-    report: EvalReport
+    commands: tuple[str, ...]
+    report: EvalReport | None
+    deploy: DeployReport | None
     comment: CommentResult | None
 
 
-def choose_command(explicit: str | None) -> str:
+def choose_commands(explicit: str | None, ctx: Context, deploy_configured: bool) -> tuple[str, ...]:
     """An explicit `command` input wins; otherwise the event decides.
 
-    A pull request and a push are gated with `eval`. `schedule` and `workflow_dispatch` run
-    `eval` as well until canary analysis exists; `plan`, `deploy` and `analyze` join here as
-    they land.
+    A pull request is gated with `eval` and, when deploy is configured, shown the `plan`
+    that merging would apply. A push to the default branch runs `eval`, then `deploy`.
+    Anything else (a push to another branch, `schedule`, `workflow_dispatch`) runs `eval`
+    until canary analysis (#7) lands.
     """
     if explicit and explicit.strip():
         command = explicit.strip()
@@ -59,8 +68,14 @@ def choose_command(explicit: str | None) -> str:
                 fix="Leave `command` empty to decide from the event, or use one of: "
                 + ", ".join(COMMANDS),
             )
-        return command
-    return "eval"
+        return (command,)
+    if not deploy_configured:
+        return ("eval",)
+    if ctx.is_pull_request:
+        return ("eval", "plan")
+    if ctx.event_name == "push" and ctx.on_default_branch:
+        return ("eval", "deploy")
+    return ("eval",)
 
 
 def comment_key(environ: Mapping[str, str]) -> str:
@@ -134,86 +149,35 @@ def _workspace_path(path: Path, environ: Mapping[str, str]) -> str:
 
 def _report_failure(
     runner: Runner,
-    ctx: Context,
-    environ: Mapping[str, str],
-    token: str,
     secrets: list[str],
     *,
     command: str,
     title: str,
     text: str,
     detail: str,
-) -> None:
-    for name, value in (
-        ("result", "error"),
-        ("passed", "false"),
-        ("metrics", "{}"),
-        ("report-path", ""),
-        ("run-id", ""),
-    ):
-        runner.set_output(name, value)
+    outputs: bool,
+) -> str:
+    if outputs:
+        for name, value in (
+            ("result", "error"),
+            ("passed", "false"),
+            ("metrics", "{}"),
+            ("report-path", ""),
+            ("run-id", ""),
+        ):
+            runner.set_output(name, value)
+    else:
+        runner.set_output("result", "error")
+        runner.set_output("passed", "false")
     summary = _scrub(render_error(title, text, command=command), secrets)
     runner.append_summary(summary)
     runner.annotate("error", _scrub(detail, secrets), title=f"genai-gate: {title}")
-    _comment(runner, ctx, environ, token, summary)
+    return summary
 
 
-def run_action(
-    *,
-    config_path: str | None,
-    out_dir: Path,
-    environ: Mapping[str, str],
-    progress: PhaseProgress | None = None,
-) -> ActionResult:
-    runner = Runner(environ)
-    secrets = _secrets(environ)
-    for secret in secrets:
-        runner.mask(secret)
-    # the model and scorers are the PR's own code: they run without the comment token
-    token = environ.get("GENAI_GATE_GITHUB_TOKEN") or ""
-    if environ is os.environ:
-        os.environ.pop("GENAI_GATE_GITHUB_TOKEN", None)
-    ctx = read_context(environ)
-    if ctx.event_name == "pull_request_target" and ctx.pr_is_fork:
-        runner.annotate(
-            "warning",
-            "pull_request_target runs a fork's config and model code with this repository's "
-            "secrets and a write token. Gate forks on pull_request instead.",
-            title="genai-gate",
-        )
-    command = "eval"
-    try:
-        command = choose_command(environ.get("GENAI_GATE_COMMAND"))
-        with runner.group(f"genai-gate {command}"):
-            report = run_eval(
-                config_path=config_path, out_dir=out_dir, environ=environ, progress=progress
-            )
-    except GateError as exc:
-        _report_failure(
-            runner,
-            ctx,
-            environ,
-            token,
-            secrets,
-            command=command,
-            title=exc.title,
-            text=exc.render(),
-            detail="; ".join([exc.message, *exc.problems[:5]]),
-        )
-        raise
-    except Exception as exc:
-        _report_failure(
-            runner,
-            ctx,
-            environ,
-            token,
-            secrets,
-            command=command,
-            title="internal error",
-            text=traceback.format_exc(),
-            detail=f"{type(exc).__name__}: {exc}",
-        )
-        raise
+def _eval_outputs(
+    runner: Runner, report: EvalReport, environ: Mapping[str, str], secrets: list[str]
+) -> str:
     doc = report.doc
     # a failed gate reads "failed" even when logging failed too; a passed gate whose run
     # could not be recorded reads "error", matching the exit code
@@ -248,5 +212,115 @@ def run_action(
             _scrub(report.tracking_error.message, secrets),
             title=f"genai-gate: {report.tracking_error.title}",
         )
-    comment = _comment(runner, ctx, environ, token, summary)
-    return ActionResult(command, report, comment)
+    return summary
+
+
+def _deploy_outputs(
+    runner: Runner, report: DeployReport, secrets: list[str], *, eval_ran: bool
+) -> str:
+    for name, value in report.outputs().items():
+        runner.set_output(name, value)
+    if not eval_ran:
+        runner.set_output("result", "passed")
+        runner.set_output("passed", "true")
+    for notice in report.notices:
+        runner.annotate("notice", _scrub(notice, secrets), title=f"genai-gate {report.command}")
+    summary = _scrub(report.summary, secrets)
+    runner.append_summary(summary)
+    return summary
+
+
+def _deploy_configured(config_path: str | None, environ: Mapping[str, str]) -> bool:
+    from genai_gate.config import load_config
+
+    return load_config(config_path, environ=environ, require_data=False).config.endpoint is not None
+
+
+def run_action(
+    *,
+    config_path: str | None,
+    out_dir: Path,
+    environ: Mapping[str, str],
+    progress: PhaseProgress | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+) -> ActionResult:
+    runner = Runner(environ)
+    secrets = _secrets(environ)
+    for secret in secrets:
+        runner.mask(secret)
+    # the model and scorers are the PR's own code: they run without the comment token
+    token = environ.get("GENAI_GATE_GITHUB_TOKEN") or ""
+    if environ is os.environ:
+        os.environ.pop("GENAI_GATE_GITHUB_TOKEN", None)
+    ctx = read_context(environ)
+    if ctx.event_name == "pull_request_target" and ctx.pr_is_fork:
+        runner.annotate(
+            "warning",
+            "pull_request_target runs a fork's config and model code with this repository's "
+            "secrets and a write token. Gate forks on pull_request instead.",
+            title="genai-gate",
+        )
+    command = "eval"
+    report: EvalReport | None = None
+    deployed: DeployReport | None = None
+    parts: list[str] = []
+    try:
+        commands = choose_commands(
+            environ.get("GENAI_GATE_COMMAND"), ctx, _deploy_configured(config_path, environ)
+        )
+        if "deploy" in commands:
+            # before the eval, so a missing `id-token: write` costs seconds, not an eval
+            command = "deploy"
+            preflight(config_path=config_path, environ=environ, apply=True)
+        if "eval" in commands:
+            command = "eval"
+            with runner.group("genai-gate eval"):
+                report = run_eval(
+                    config_path=config_path, out_dir=out_dir, environ=environ, progress=progress
+                )
+            parts.append(_eval_outputs(runner, report, environ, secrets))
+        gate_open = report is None or (report.verdict.passed and report.tracking_error is None)
+        for command in (c for c in commands if c in ("plan", "deploy")):
+            if command == "deploy" and not gate_open:
+                parts.append("Deploy skipped: the gate did not pass.\n")
+                runner.append_summary(parts[-1])
+                continue
+            with runner.group(f"genai-gate {command}"):
+                deployed = run_deploy(
+                    config_path=config_path,
+                    out_dir=out_dir,
+                    apply=command == "deploy",
+                    environ=environ,
+                    progress=log,
+                )
+            parts.append(_deploy_outputs(runner, deployed, secrets, eval_ran=report is not None))
+    except GateError as exc:
+        parts.append(
+            _report_failure(
+                runner,
+                secrets,
+                command=command,
+                title=exc.title,
+                text=exc.render(),
+                detail="; ".join([exc.message, *exc.problems[:5]]),
+                outputs=report is None,
+            )
+        )
+        _comment(runner, ctx, environ, token, "\n".join(parts))
+        raise
+    except Exception as exc:
+        parts.append(
+            _report_failure(
+                runner,
+                secrets,
+                command=command,
+                title="internal error",
+                text=traceback.format_exc(),
+                detail=f"{type(exc).__name__}: {exc}",
+                outputs=report is None,
+            )
+        )
+        _comment(runner, ctx, environ, token, "\n".join(parts))
+        raise
+    comment = _comment(runner, ctx, environ, token, "\n".join(parts))
+    return ActionResult(commands, report, deployed, comment)

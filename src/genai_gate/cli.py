@@ -209,6 +209,76 @@ def _finish(report: EvalReport, out: Path) -> None:
         raise report.tracking_error
 
 
+def _deploy_options(f: Any) -> Any:
+    for option in reversed(
+        [
+            config_option,
+            out_option,
+            click.option("--endpoint", help="Serving endpoint name."),
+            click.option("--model-name", help="Unity Catalog model: catalog.schema.model."),
+            click.option("--model-version", help="The challenger's version."),
+            click.option("--canary-percent", type=int, help="The challenger's traffic share."),
+            click.option(
+                "--set",
+                "sets",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Any config key, e.g. --set wait-timeout=30m; repeatable.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _run_deploy_command(
+    apply: bool,
+    config: str | None,
+    out: Path,
+    sets: tuple[str, ...],
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    from genai_gate.run_deploy import run_deploy
+
+    overrides = _parse_sets(sets)
+    origins = {key: f"--set {key}" for key in overrides}
+    given = _overrides(**flags)
+    overrides.update(given)
+    origins.update({key: f"--{key}" for key in given})
+    report = run_deploy(
+        config_path=config,
+        out_dir=out,
+        apply=apply,
+        overrides=overrides,
+        override_origins=origins,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    for notice in report.notices:
+        click.echo(f"notice: {_safe(notice)}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.doc, indent=2, default=str))
+    else:
+        click.echo(_safe(report.summary))
+        for name, value in report.outputs().items():
+            click.echo(f"{name}: {value}")
+
+
+@cli.command("plan")
+@_deploy_options
+def plan_command(**kwargs: Any) -> None:
+    """Show what `deploy` would change on the serving endpoint (reads only)."""
+    _run_deploy_command(False, **kwargs)
+
+
+@cli.command("deploy")
+@_deploy_options
+def deploy_command(**kwargs: Any) -> None:
+    """Roll the model version out as a canary: served entities, traffic, capture, tags."""
+    _run_deploy_command(True, **kwargs)
+
+
 @cli.command("action")
 @config_option
 @out_option
@@ -232,10 +302,19 @@ def action_command(config: str | None, out: Path) -> None:
                 fix="Give a folder relative to the repository root:\n"
                 "  with:\n    working-directory: services/chatbot",
             ) from None
-    result = run_action(config_path=config, out_dir=out, environ=os.environ, progress=Progress())
+    result = run_action(
+        config_path=config,
+        out_dir=out,
+        environ=os.environ,
+        progress=Progress(),
+        log=lambda line: click.echo(line, err=True),
+    )
     if result.comment is not None and result.comment.url:
         click.echo(f"PR comment {result.comment.action}: {result.comment.url}")
-    _finish(result.report, out)
+    if result.deploy is not None:
+        click.echo(_safe(result.deploy.summary))
+    if result.report is not None:
+        _finish(result.report, out)
 
 
 @cli.command("schema")

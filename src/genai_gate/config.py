@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,10 +82,94 @@ class Columns(_Model):
     )
 
 
-class Config(_Model):
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class DeploySettings(_Model):
+    """The keys `plan` and `deploy` read (issue #6). A mixin, so that the file and the
+    action's inputs stay flat (`endpoint:`, `with: endpoint:`) while the code stays grouped."""
+
+    databricks_host: str | None = Field(
+        default=None,
+        description="Databricks workspace URL. Default: DATABRICKS_HOST, else the profile.",
+    )
+    databricks_client_id: str | None = Field(
+        default=None,
+        description="The service principal's application id that GitHub OIDC signs in as. "
+        "Default: DATABRICKS_CLIENT_ID.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$",
+        description="The Model Serving endpoint to deploy to (created if missing).",
+    )
+    model_name: str | None = Field(
+        default=None,
+        pattern=r"^[^.\s`]+\.[^.\s`]+\.[^.\s`]+$",
+        description="The Unity Catalog model to serve: catalog.schema.model.",
+    )
+    model_version: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]*$",
+        description="The version of model-name to roll out as the challenger.",
+    )
+    canary_percent: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Traffic share of the challenger; 100 replaces the champion outright.",
+    )
+    workload_size: str = Field(
+        default="Small",
+        min_length=1,
+        description="The challenger's workload size: Small, Medium, Large or a custom size.",
+    )
+    scale_to_zero: bool = Field(
+        default=True, description="Let the challenger scale to zero when idle."
+    )
+    inference_table: str | None = Field(
+        default=None,
+        pattern=r"^[^.\s`]+\.[^.\s`]+(\.[^.\s`]+)?$",
+        description="Where AI Gateway captures requests and responses: catalog.schema or "
+        "catalog.schema.prefix (the table is <prefix>_payload; prefix defaults to the "
+        "endpoint name). Required unless the endpoint already captures.",
+    )
+    wait_timeout: float = Field(
+        default=1200.0,
+        gt=0,
+        description='How long to wait for the endpoint to finish updating: seconds, or "20m".',
+    )
+    endpoint_config: str | None = Field(
+        default=None,
+        description="A seed-style update.json (served_entities, traffic_config, "
+        "auto_capture_config) to apply literally instead of model-name/model-version.",
+    )
+
+    @field_validator("model_version", mode="before")
+    @classmethod
+    def _version_text(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("wait_timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> object:
+        if isinstance(v, str):
+            m = _DURATION.match(v)
+            if not m:
+                raise ValueError(f'{v!r} is not a duration; write seconds (600) or "10m"')
+            return float(m.group(1)) * _UNITS[m.group(2)]
+        return v
+
+
+class Config(DeploySettings):
     """genai-gate.yml. Keys are kebab-case; each one is also `GENAI_GATE_<KEY>` and a flag."""
 
-    data: str = Field(description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file.")
+    data: str | None = Field(
+        default=None,
+        description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file. "
+        "Required by eval.",
+    )
     model: str | None = Field(
         default=None,
         description="What answers each input: python:module:function, models:/name/3, "
@@ -202,8 +286,8 @@ class Config(_Model):
 
     @field_validator("data")
     @classmethod
-    def _data_not_blank(cls, v: str) -> str:
-        if not v.strip():
+    def _data_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
             raise ValueError("must name a file")
         return v
 
@@ -261,6 +345,18 @@ class LoadedConfig:
     base_dir: Path
     source: str
     notices: tuple[str, ...] = ()
+    # key -> the name the user typed it under ("genai-gate.yml: endpoint", "--set endpoint")
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def label(self, key: str) -> str:
+        return self.origins.get(key, key)
+
+    @property
+    def data(self) -> str:
+        """The eval set, which only `eval` requires (load_config checks it there)."""
+        if self.config.data is None:
+            raise _no_data(self.source)
+        return self.config.data
 
     def resolve(self, relative: str) -> Path:
         p = Path(relative).expanduser()
@@ -475,6 +571,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     override_origins: Mapping[str, str] | None = None,
+    require_data: bool = True,
 ) -> LoadedConfig:
     """Read, merge and validate. Raises ConfigError listing every problem at once."""
     environ = os.environ if environ is None else environ
@@ -503,14 +600,8 @@ def load_config(
         [(file_values, file_origins), (env_values, env_origins), (flag_values, flag_origins)]
     )
     known = list(_fields_by_alias())
-    if "data" not in merged:
-        raise ConfigError(
-            f"no eval data is configured ({source})",
-            fix="Name the eval set in genai-gate.yml, or pass --data:\n"
-            "  data: eval/qa.jsonl\n  model: python:app.model:predict\n"
-            "  scorers: [exact_match, token_f1, latency]\n"
-            '  thresholds:\n    exact_match/mean: ">= 0.6"',
-        )
+    if require_data and "data" not in merged:
+        raise _no_data(source)
     try:
         config = Config.model_validate(merged)
     except ValidationError as exc:
@@ -533,6 +624,17 @@ def load_config(
         base_dir=base_dir,
         source=source,
         notices=tuple(notices),
+        origins=origins,
+    )
+
+
+def _no_data(source: str) -> ConfigError:
+    return ConfigError(
+        f"no eval data is configured ({source})",
+        fix="Name the eval set in genai-gate.yml, or pass --data:\n"
+        "  data: eval/qa.jsonl\n  model: python:app.model:predict\n"
+        "  scorers: [exact_match, token_f1, latency]\n"
+        '  thresholds:\n    exact_match/mean: ">= 0.6"',
     )
 
 

@@ -28,6 +28,12 @@ class Context:
     pr_number: int | None
     pr_is_fork: bool
     api_url: str
+    ref: str = ""
+    default_branch: str | None = None
+
+    @property
+    def on_default_branch(self) -> bool:
+        return bool(self.default_branch) and self.ref == f"refs/heads/{self.default_branch}"
 
     @property
     def is_pull_request(self) -> bool:
@@ -57,6 +63,8 @@ def read_context(environ: Mapping[str, str]) -> Context:
         pr_number=int(number) if isinstance(number, int) else None,
         pr_is_fork=is_fork,
         api_url=environ.get("GITHUB_API_URL", "https://api.github.com"),
+        ref=environ.get("GITHUB_REF", ""),
+        default_branch=(event.get("repository") or {}).get("default_branch"),
     )
 
 

@@ -100,7 +100,7 @@ def _run(
         notices=notices,
     )
     dataset = load_dataset(
-        loaded.resolve(cfg.data), cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+        loaded.resolve(loaded.data), cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
     )
     preflight(loaded, dataset, scorers)
     if cfg.model and (cfg.columns.outputs or "outputs" in dataset.columns):

@@ -31,6 +31,9 @@ EXPR = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
 def resolve(text: str, ctx: dict[str, Any]) -> str:
     def one(m: re.Match[str]) -> str:
         path = m.group(1).split(".")
+        if path[0] == "steps" and len(path) == 4 and path[1] in ctx["steps"]:
+            # as on GitHub, an output the step did not set reads as ""
+            return str(ctx["steps"][path[1]]["outputs"].get(path[3], ""))
         value: Any = ctx
         for part in path:
             if not isinstance(value, dict) or part not in value:

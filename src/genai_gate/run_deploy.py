@@ -1,0 +1,301 @@
+"""`genai-gate plan` and `genai-gate deploy` end to end.
+
+config -> auth preflight -> endpoint state -> plan (pure) -> guards -> [apply] -> files,
+evidence and the MLflow run. `plan` only reads, so read-only credentials are enough; on a
+pull request without credentials it says so instead of failing. `deploy` never runs on a
+pull request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from genai_gate import __version__
+from genai_gate.config import LoadedConfig, load_config
+from genai_gate.deploy.auth import (
+    auth_plan,
+    exchange_refused,
+    make_client,
+    refuse_on_pull_request,
+    require,
+)
+from genai_gate.deploy.databricks import ApplyResult, Endpoints
+from genai_gate.deploy.endpoint_config import read_endpoint_config
+from genai_gate.deploy.plan import (
+    EndpointState,
+    Plan,
+    TableConfig,
+    entity_for,
+    guard_problems,
+    plan_rollout,
+    rollout_for_challenger,
+)
+from genai_gate.errors import ConfigError
+from genai_gate.github import Runner, read_context
+from genai_gate.provenance import collect
+from genai_gate.report import evidence
+from genai_gate.report.plan import render_plan, render_unplanned
+from genai_gate.tracking import default_tracking_uri, redact
+
+SETTINGS_EXAMPLE = """endpoint: my-genai
+model-name: main.genai.support_bot
+model-version: 13
+canary-percent: 10
+inference-table: main.genai_logs"""
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    command: str  # plan | deploy
+    endpoint: str
+    plan: Plan | None
+    applied: ApplyResult | None
+    summary: str
+    doc: dict[str, Any]
+    notices: tuple[str, ...]
+
+    def outputs(self) -> dict[str, str]:
+        if self.applied is None:
+            return {}
+        after = self.applied.after
+        return {
+            "endpoint-config-version": str(after.config_version or ""),
+            "endpoint-url": after.url or "",
+            "routes": json.dumps(dict(after.routes), separators=(",", ":")),
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_settings(loaded: LoadedConfig) -> str:
+    """Deploy's keys, checked together; returns the endpoint name."""
+    cfg = loaded.config
+    problems = []
+    if cfg.endpoint is None:
+        problems.append("endpoint: is required to plan or deploy")
+    literal = cfg.endpoint_config is not None
+    if literal and (cfg.model_name or cfg.model_version):
+        problems.append(
+            f"{loaded.label('endpoint-config')}: give either endpoint-config or "
+            "model-name + model-version, not both"
+        )
+    if not literal:
+        for key, value in (("model-name", cfg.model_name), ("model-version", cfg.model_version)):
+            if value is None:
+                problems.append(f"{loaded.label(key)}: is required to plan or deploy")
+    if problems:
+        raise ConfigError(
+            f"{loaded.source}: the deploy settings are incomplete",
+            problems=problems,
+            fix=SETTINGS_EXAMPLE,
+        )
+    assert cfg.endpoint is not None
+    return cfg.endpoint
+
+
+def preflight(*, config_path: str | None, environ: Mapping[str, str], apply: bool) -> None:
+    """What `deploy` would refuse, found before the eval spends a minute: the settings,
+    a pull request, and credentials that cannot exist (no `id-token: write`, a fork)."""
+    loaded = load_config(config_path, environ=environ, require_data=False)
+    check_settings(loaded)
+    ctx = read_context(environ)
+    if apply:
+        refuse_on_pull_request(ctx)
+    cfg = loaded.config
+    require(auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id), ctx)
+
+
+def build_plan(
+    loaded: LoadedConfig, endpoint: str, state: EndpointState | None, now: str
+) -> tuple[Plan, TableConfig | None]:
+    cfg = loaded.config
+    table = TableConfig.parse(cfg.inference_table) if cfg.inference_table else None
+    if cfg.endpoint_config is not None:
+        literal = read_endpoint_config(
+            loaded.resolve(cfg.endpoint_config), loaded.label("endpoint-config"), now
+        )
+        if table is None:
+            table = literal.table
+        rollout, notices = literal.rollout, list(literal.notices)
+    else:
+        assert cfg.model_name is not None and cfg.model_version is not None
+        challenger = entity_for(
+            cfg.model_name,
+            cfg.model_version,
+            workload_size=cfg.workload_size,
+            scale_to_zero=cfg.scale_to_zero,
+        )
+        rollout, notices = rollout_for_challenger(state, challenger, cfg.canary_percent, now)
+    return plan_rollout(endpoint, state, rollout, table=table, notices=notices), table
+
+
+def _check_plan(plan: Plan, table: TableConfig | None, endpoints: Endpoints) -> None:
+    problems = guard_problems(plan, table_given=table is not None)
+    served = {(e.model, e.version) for e in (plan.before.entities if plan.before else ())}
+    for entity in plan.entities:
+        if (entity.model, entity.version) in served or entity.model.count(".") != 2:
+            continue
+        if not endpoints.model_version_exists(entity.model, entity.version):
+            problems.append(
+                f"model-version: {entity.model} version {entity.version} does not exist in "
+                "Unity Catalog (or the service principal cannot see it)"
+            )
+    if problems:
+        raise ConfigError(
+            f"the plan for endpoint {plan.endpoint} cannot be applied",
+            problems=problems,
+            fix="Register the version first (mlflow.register_model with the Unity Catalog "
+            "registry), and name the capture schema:\n" + SETTINGS_EXAMPLE,
+        )
+
+
+def _write(out_dir: Path, name: str, doc: dict[str, Any], summary: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evidence.write_json_atomic(out_dir / f"{name}.json", doc)
+    (out_dir / f"{name}.md").write_text(summary, encoding="utf-8")
+
+
+def run_deploy(
+    *,
+    config_path: str | None,
+    out_dir: Path,
+    apply: bool,
+    overrides: Mapping[str, Any] | None = None,
+    override_origins: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> DeployReport:
+    environ = os.environ if environ is None else environ
+    command = "deploy" if apply else "plan"
+    loaded = load_config(
+        config_path,
+        environ=environ,
+        overrides=overrides,
+        override_origins=override_origins,
+        require_data=False,
+    )
+    endpoint = check_settings(loaded)
+    ctx = read_context(environ)
+    if apply:
+        refuse_on_pull_request(ctx)
+    runner = Runner(environ)
+    cfg = loaded.config
+    how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
+    if not how.available and not apply and ctx.is_pull_request:
+        reason = (
+            f"No Databricks credentials on this pull request ({how.reason}), so the plan "
+            "could not read the endpoint."
+        )
+        summary = render_unplanned(endpoint, reason)
+        doc = {"command": command, "endpoint": endpoint, "computed": False, "reason": reason}
+        _write(out_dir, "plan", doc, summary)
+        return DeployReport(command, endpoint, None, None, summary, doc, (reason,))
+    require(how, ctx)
+    client = make_client(how)
+    endpoints = Endpoints(
+        client, progress, lambda exc: exchange_refused(exc, how, client, environ, runner.mask)
+    )
+
+    state = endpoints.read(endpoint)
+    if apply and state is not None and state.updating:
+        progress(f"endpoint {endpoint}: another update is in progress; waiting for it to end")
+        endpoints.wait(endpoint, cfg.wait_timeout)
+        state = endpoints.read(endpoint)
+    now = _now()
+    plan, table = build_plan(loaded, endpoint, state, now)
+    _check_plan(plan, table, endpoints)
+    plan_doc = {"command": command, "computed": True, **plan.as_json()}
+    summary = render_plan(plan, notices=loaded.notices)
+    _write(out_dir, "plan", plan_doc, summary)
+    if not apply:
+        return DeployReport(command, endpoint, plan, None, summary, plan_doc, plan.notices)
+
+    result = endpoints.apply(plan, cfg.wait_timeout)
+    word = {
+        "created": "created",
+        "updated": f"updated to config version {result.after.config_version}",
+        "unchanged": "already up to date (nothing to do)",
+    }[result.action]
+    summary = render_plan(plan, applied=word, notices=loaded.notices)
+    record = _record(loaded, plan, result, environ, now)
+    _write(out_dir, "deploy", record, summary)
+    evidence.append(out_dir / "evidence.json", record)
+    notices = list(plan.notices)
+    uri = default_tracking_uri(out_dir, cfg.tracking_uri, environ)
+    logged = _log_to_eval_run(out_dir, record, uri)
+    if logged:
+        notices.append(logged)
+    return DeployReport(command, endpoint, plan, result, summary, record, tuple(notices))
+
+
+def _record(
+    loaded: LoadedConfig,
+    plan: Plan,
+    result: ApplyResult,
+    environ: Mapping[str, str],
+    started_at: str,
+) -> dict[str, Any]:
+    prov = collect(loaded.base_dir, environ)
+    return {
+        "kind": "deploy",
+        "started_at": started_at,
+        "recorded_at": _now(),
+        "genai_gate_version": __version__,
+        "endpoint": plan.endpoint,
+        "action": result.action,
+        "config_version_before": result.before_version,
+        "config_version_after": result.after.config_version,
+        "routes_before": dict(plan.before.routes) if plan.before else {},
+        "routes_after": dict(result.after.routes),
+        "champion": plan.rollout.champion.name,
+        "challenger": plan.rollout.challenger.name if plan.rollout.challenger else None,
+        "served_entities": [
+            {"name": e.name, "model": e.model, "version": e.version} for e in result.after.entities
+        ],
+        "inference_table": (
+            result.after.table.table_name(plan.endpoint) if result.after.table else None
+        ),
+        "tags": dict(result.after.tags),
+        "provenance": prov.as_dict(),
+    }
+
+
+def _log_to_eval_run(out_dir: Path, record: dict[str, Any], uri: str) -> str | None:
+    """Attach the deploy record to the eval run this job logged (results.json names it).
+
+    A deploy that went live is not undone because MLflow is down: the failure becomes a
+    notice, and the evidence file still holds the record.
+    """
+    results = out_dir / "results.json"
+    if not results.is_file():
+        return None
+    try:
+        doc = json.loads(results.read_text(encoding="utf-8"))
+        run_id = doc.get("run_id")
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not run_id:
+        return None
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient(uri)
+        client.log_dict(run_id, record, "deploy.json")
+        client.set_tag(run_id, "genai-gate.endpoint", record["endpoint"])
+        client.set_tag(
+            run_id, "genai-gate.endpoint-config-version", str(record["config_version_after"])
+        )
+    except Exception as exc:  # the deploy happened; losing the MLflow copy must not hide that
+        return (
+            f"the deploy record was not attached to MLflow run {run_id} at {redact(uri)}: "
+            f"{type(exc).__name__}"
+        )
+    return None
