@@ -244,6 +244,42 @@ def test_a_wrong_subject_is_refused_with_the_claims_and_a_policy(
     no_secrets(ws, github_oidc, result.text)
 
 
+def test_a_wrong_audience_is_refused(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, github_oidc: FakeGitHubOIDC, job: dict[str, str]
+) -> None:
+    ws.federation.audiences = ["https://github.com/acme"]
+    result = deploy(cli, tmp_path, job)
+    assert result.code == 3, result.text
+    assert "does not accept the token's audience (aud)" in result.err
+    assert f"aud: {ws.token_endpoint}" in result.err
+
+
+def test_an_endpoint_mid_update_is_shown_and_waited_for(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import Route, TrafficConfig
+
+    serving_v12(ws)
+    ws.update_polls = 2
+    # someone else starts an update (traffic only) and does not wait for it
+    w = WorkspaceClient(host=ws.host, token=ws.pat_env()["DATABRICKS_TOKEN"], auth_type="pat")
+    w.serving_endpoints.update_config(
+        "bot",
+        traffic_config=TrafficConfig(
+            routes=[Route(served_model_name="bot-12", traffic_percentage=100)]
+        ),
+    )
+    plan = deploy(cli, tmp_path, job, command="plan")
+    assert plan.code == 0, plan.text
+    assert "The endpoint is updating now (to config 2)" in plan.out
+    ws.update_polls = 0
+    result = deploy(cli, tmp_path, job)
+    assert result.code == 0, result.text
+    assert "another update is in progress; waiting for it to end" in result.err
+    assert routes(ws) == {"bot-12": 90, "bot-13": 10}
+
+
 def test_an_expired_token_is_refused(
     cli: Any, tmp_path: Path, ws: FakeDatabricks, github_oidc: FakeGitHubOIDC, job: dict[str, str]
 ) -> None:
