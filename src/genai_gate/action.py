@@ -23,14 +23,16 @@ from genai_gate.github import (
     Context,
     Runner,
     read_context,
+    upsert_issue,
     upsert_sticky_comment,
 )
 from genai_gate.report.summary import render_error
+from genai_gate.run_analyze import AnalyzeReport, run_analyze
 from genai_gate.run_deploy import DeployReport, preflight, run_deploy
 from genai_gate.run_eval import EvalReport, run_eval
 from genai_gate.tracking import scrub_credentials, tracking_password
 
-COMMANDS = ("eval", "plan", "deploy")
+COMMANDS = ("eval", "plan", "deploy", "analyze", "promote", "rollback")
 _TRUE = ("true", "1", "yes", "on")
 # Variables whose values must never show in a log, whatever prints them
 _SECRET_ENV = (
@@ -50,6 +52,7 @@ class ActionResult:
     report: EvalReport | None
     deploy: DeployReport | None
     comment: CommentResult | None
+    analysis: AnalyzeReport | None = None
 
 
 def choose_commands(explicit: str | None, ctx: Context, deploy_configured: bool) -> tuple[str, ...]:
@@ -57,8 +60,8 @@ def choose_commands(explicit: str | None, ctx: Context, deploy_configured: bool)
 
     A pull request is gated with `eval` and, when deploy is configured, shown the `plan`
     that merging would apply. A push to the default branch runs `eval`, then `deploy`.
-    Anything else (a push to another branch, `schedule`, `workflow_dispatch`) runs `eval`
-    until canary analysis (#7) lands.
+    `schedule` and `workflow_dispatch` watch the canary (`analyze`, then apply its
+    decision). Anything else runs `eval`.
     """
     if explicit and explicit.strip():
         command = explicit.strip()
@@ -75,6 +78,8 @@ def choose_commands(explicit: str | None, ctx: Context, deploy_configured: bool)
         return ("eval", "plan")
     if ctx.event_name == "push" and ctx.on_default_branch:
         return ("eval", "deploy")
+    if ctx.event_name in ("schedule", "workflow_dispatch"):
+        return ("analyze",)
     return ("eval",)
 
 
@@ -230,6 +235,50 @@ def _deploy_outputs(
     return summary
 
 
+def _analysis_outputs(
+    runner: Runner,
+    report: AnalyzeReport,
+    ctx: Context,
+    environ: Mapping[str, str],
+    token: str,
+    secrets: list[str],
+) -> str:
+    for name, value in report.outputs().items():
+        runner.set_output(name, value)
+    runner.set_output("result", "failed" if report.unhealthy else "passed")
+    runner.set_output("passed", "false" if report.unhealthy else "true")
+    for notice in report.notices:
+        runner.annotate("notice", _scrub(notice, secrets), title=f"genai-gate {report.mode}")
+    summary = _scrub(report.summary, secrets)
+    runner.append_summary(summary)
+    if report.decision.action == "rollback":
+        runner.annotate(
+            "error",
+            _scrub(f"{report.endpoint}: {report.decision.reason}", secrets),
+            title="genai-gate: canary rolled back"
+            if report.applied is not None
+            else "genai-gate: canary unhealthy",
+        )
+        if report.open_issue and token:
+            result = upsert_issue(
+                ctx,
+                token,
+                f"canary:{report.endpoint}",
+                f"genai-gate: canary on {report.endpoint} rolled back",
+                summary,
+            )
+            if result.url:
+                runner.annotate("notice", f"Canary issue {result.action}: {result.url}")
+            elif result.action in ("no-permission", "failed"):
+                runner.annotate(
+                    "warning",
+                    f"The canary issue was not written ({result.detail}). To allow it: "
+                    "permissions: issues: write",
+                    title="genai-gate",
+                )
+    return summary
+
+
 def _deploy_configured(config_path: str | None, environ: Mapping[str, str]) -> bool:
     from genai_gate.config import load_config
 
@@ -263,6 +312,7 @@ def run_action(
     command = "eval"
     report: EvalReport | None = None
     deployed: DeployReport | None = None
+    watched: AnalyzeReport | None = None
     parts: list[str] = []
     try:
         commands = choose_commands(
@@ -279,6 +329,17 @@ def run_action(
                     config_path=config_path, out_dir=out_dir, environ=environ, progress=progress
                 )
             parts.append(_eval_outputs(runner, report, environ, secrets))
+        for command in (c for c in commands if c in ("analyze", "promote", "rollback")):
+            with runner.group(f"genai-gate {command}"):
+                watched = run_analyze(
+                    config_path=config_path,
+                    out_dir=out_dir,
+                    mode=command,  # type: ignore[arg-type]
+                    apply=True,
+                    environ=environ,
+                    progress=log,
+                )
+            parts.append(_analysis_outputs(runner, watched, ctx, environ, token, secrets))
         gate_open = report is None or (report.verdict.passed and report.tracking_error is None)
         for command in (c for c in commands if c in ("plan", "deploy")):
             if command == "deploy" and not gate_open:
@@ -323,4 +384,4 @@ def run_action(
         _comment(runner, ctx, environ, token, "\n".join(parts))
         raise
     comment = _comment(runner, ctx, environ, token, "\n".join(parts))
-    return ActionResult(commands, report, deployed, comment)
+    return ActionResult(commands, report, deployed, comment, watched)

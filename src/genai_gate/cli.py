@@ -279,6 +279,87 @@ def deploy_command(**kwargs: Any) -> None:
     _run_deploy_command(True, **kwargs)
 
 
+def _rollout_options(f: Any) -> Any:
+    for option in reversed(
+        [
+            config_option,
+            out_option,
+            click.option("--endpoint", help="Serving endpoint name."),
+            click.option(
+                "--set",
+                "sets",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Any config key, e.g. --set min-requests=50; repeatable.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print the record as JSON."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _run_rollout_command(
+    mode: str,
+    apply: bool,
+    config: str | None,
+    out: Path,
+    sets: tuple[str, ...],
+    as_json: bool,
+    endpoint: str | None,
+) -> None:
+    from genai_gate.run_analyze import run_analyze
+
+    overrides = _parse_sets(sets)
+    origins = {key: f"--set {key}" for key in overrides}
+    if endpoint:
+        overrides["endpoint"] = endpoint
+        origins["endpoint"] = "--endpoint"
+    report = run_analyze(
+        config_path=config,
+        out_dir=out,
+        mode=mode,  # type: ignore[arg-type]
+        apply=apply,
+        overrides=overrides,
+        override_origins=origins,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    for notice in report.notices:
+        click.echo(f"notice: {_safe(notice)}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.doc, indent=2, default=str))
+    else:
+        click.echo(_safe(report.summary))
+    if report.unhealthy:
+        raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
+
+
+@cli.command("analyze")
+@_rollout_options
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Act on the decision: advance, promote or roll back the canary.",
+)
+def analyze_command(apply: bool, **kwargs: Any) -> None:
+    """Judge the canary's live traffic per served entity; exit 1 when it is unhealthy."""
+    _run_rollout_command("analyze", apply, **kwargs)
+
+
+@cli.command("promote")
+@_rollout_options
+def promote_command(**kwargs: Any) -> None:
+    """Make the challenger the champion at 100% now (a manual override)."""
+    _run_rollout_command("promote", True, **kwargs)
+
+
+@cli.command("rollback")
+@_rollout_options
+def rollback_command(**kwargs: Any) -> None:
+    """Send all traffic back to the champion and remove the challenger now."""
+    _run_rollout_command("rollback", True, **kwargs)
+
+
 @cli.command("action")
 @config_option
 @out_option
@@ -313,8 +394,12 @@ def action_command(config: str | None, out: Path) -> None:
         click.echo(f"PR comment {result.comment.action}: {result.comment.url}")
     if result.deploy is not None:
         click.echo(_safe(result.deploy.summary))
+    if result.analysis is not None:
+        click.echo(_safe(result.analysis.summary))
     if result.report is not None:
         _finish(result.report, out)
+    if result.analysis is not None and result.analysis.unhealthy:
+        raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
 
 
 @cli.command("schema")

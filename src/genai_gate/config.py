@@ -162,7 +162,70 @@ class DeploySettings(_Model):
         return v
 
 
-class Config(DeploySettings):
+class AnalysisSettings(_Model):
+    """The keys `analyze`, `promote` and `rollback` read (issue #7)."""
+
+    warehouse_id: str | None = Field(
+        default=None,
+        description="Databricks SQL warehouse that reads the inference table "
+        "(Statement Execution API).",
+    )
+    inference_data: str | None = Field(
+        default=None,
+        description="Read the inference table from local files instead: a Parquet or JSON-lines "
+        "file, a folder, a glob, or a Delta table folder.",
+    )
+    sample_size: int = Field(
+        default=50,
+        ge=0,
+        le=5000,
+        description="Logged requests per served entity judged by the reference-free scorers.",
+    )
+    min_requests: int = Field(
+        default=100,
+        ge=1,
+        description="Requests each served entity needs before the canary is judged; fewer holds.",
+    )
+    steps: tuple[int, ...] = Field(
+        default=(10, 50, 100),
+        description="The challenger's traffic shares, one per healthy analysis; 100 promotes.",
+    )
+    max_error_rate: float = Field(
+        default=0.02, ge=0, le=1, description="The challenger's error rate at most this."
+    )
+    max_error_rate_increase: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="The challenger's error rate at most the champion's plus this.",
+    )
+    max_latency_ratio: float = Field(
+        default=1.2, gt=0, description="The challenger's p95 latency at most this x the champion's."
+    )
+    quality_max_drop: float = Field(
+        default=0.05,
+        ge=0,
+        description="A scorer's mean may fall this far below the champion's (significant drops "
+        "only).",
+    )
+    open_issue: bool = Field(
+        default=False,
+        description="On a rollback, open (or update) one GitHub issue for the endpoint.",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_rise_to_100(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(not 1 <= s <= 100 for s in v):
+            raise ValueError("steps are traffic shares between 1 and 100, e.g. [10, 50, 100]")
+        if list(v) != sorted(set(v)):
+            raise ValueError(f"steps must rise: {list(v)}")
+        if v[-1] != 100:
+            raise ValueError(f"the last step must be 100 (the promotion), not {v[-1]}")
+        return v
+
+
+class Config(DeploySettings, AnalysisSettings):
     """genai-gate.yml. Keys are kebab-case; each one is also `GENAI_GATE_<KEY>` and a flag."""
 
     data: str | None = Field(
@@ -406,7 +469,7 @@ def _split_list(text: str) -> list[str]:
 
 def coerce_text(key: str, text: str) -> Any:
     """Turn an environment or flag string into the shape the field wants."""
-    if key == "scorers":
+    if key in ("scorers", "steps"):
         return _split_list(text)
     if key == "thresholds":
         stripped = text.strip()

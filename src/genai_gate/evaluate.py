@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -415,3 +415,40 @@ def evaluate(
         seconds=seconds,
         cache=cache.stats() if cache is not None and target is not None and target.remote else None,
     )
+
+
+def evaluate_judged(
+    loaded: LoadedConfig,
+    dataset: Dataset,
+    scorers: Sequence[BoundScorer],
+    target: Target | None,
+    *,
+    environ: Mapping[str, str],
+    progress: PhaseProgress | None = None,
+    cache: ResponseCache | None = None,
+) -> tuple[EvalResult, dict[str, Any] | None]:
+    """`evaluate`, with the judge gateway open around scoring when a scorer is an LLM judge;
+    also returns the judge's call and cache figures."""
+    if not any(s.judge for s in scorers):
+        return evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache), None
+    from genai_gate.scoring.judges import judge_session
+
+    cfg = loaded.config
+    judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
+    gateways: list[Any] = []
+
+    @contextlib.contextmanager
+    def judging() -> Iterator[None]:
+        with judge_session(cfg, judge_cache, environ) as gateway:
+            gateways.append(gateway)
+            yield
+
+    result = evaluate(
+        loaded, dataset, scorers, target, progress=progress, cache=cache, scoring_context=judging
+    )
+    stats = {
+        "model": cfg.judge,
+        **(gateways[0].stats.as_dict() if gateways else {}),
+        "cache": judge_cache.stats() if judge_cache else None,
+    }
+    return result, stats

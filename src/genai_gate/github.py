@@ -197,3 +197,48 @@ def upsert_sticky_comment(ctx: Context, token: str, key: str, body: str) -> Comm
         return CommentResult("failed", f"{type(exc).__name__}: {str(exc)[:300]}")
     finally:
         gh.close()
+
+
+def issue_marker(key: str) -> str:
+    return f'<!-- genai-gate issue key="{key}" -->'
+
+
+def upsert_issue(ctx: Context, token: str, key: str, title: str, body: str) -> CommentResult:
+    """Open the one genai-gate issue for `key` (e.g. a canary's endpoint), or update it.
+
+    A second rollback of the same endpoint updates that open issue and comments on it,
+    so a flapping canary pages people once. Failures come back as a result, never raised.
+    """
+    from github import Auth, Github, GithubException
+
+    if not ctx.repository:
+        return CommentResult("failed", "GITHUB_REPOSITORY is not set")
+    marker = issue_marker(key)
+    text = f"{marker}\n{body}"
+    if len(text) > COMMENT_LIMIT:
+        text = text[: COMMENT_LIMIT - 200] + "\n\n_(truncated; the job summary has it all)_\n"
+    gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
+    try:
+        repo = gh.get_repo(ctx.repository, lazy=True)
+        viewer: list[str | None] = []
+        for issue in repo.get_issues(state="open"):
+            if (
+                marker in (issue.body or "")
+                and issue.pull_request is None
+                and _written_by_us(gh, issue, viewer)
+            ):
+                issue.edit(body=text)
+                issue.create_comment(f"{title}, again.\n\n{body}"[: COMMENT_LIMIT - 200])
+                return CommentResult("updated", url=issue.html_url)
+        created = repo.create_issue(title=title, body=text)
+        return CommentResult("created", url=created.html_url)
+    except GithubException as exc:
+        if exc.status in (401, 403, 404):
+            return CommentResult(
+                "no-permission", f"HTTP {exc.status}: the token cannot open issues"
+            )
+        return CommentResult("failed", f"HTTP {exc.status}: {str(exc.data)[:300]}")
+    except Exception as exc:  # network trouble must not hide the rollback itself
+        return CommentResult("failed", f"{type(exc).__name__}: {str(exc)[:300]}")
+    finally:
+        gh.close()

@@ -8,9 +8,8 @@ failure (exit 4) still leaves complete results behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +21,12 @@ from genai_gate import __version__
 from genai_gate.config import LoadedConfig, load_config
 from genai_gate.data import load_dataset
 from genai_gate.errors import TrackingError
-from genai_gate.evaluate import PhaseProgress, evaluate, preflight
+from genai_gate.evaluate import PhaseProgress, evaluate_judged, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.provenance import collect
 from genai_gate.report import evidence
 from genai_gate.report.results import RunInfo, results_doc, row_record, rows_jsonl, worst_rows
 from genai_gate.report.summary import render_summary
-from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import build_scorers
 from genai_gate.targets import resolve_target
 from genai_gate.targets.cache import ResponseCache
@@ -114,33 +112,9 @@ def _run(
         target = resolve_target(cfg.model, loaded, input_keys=input_keys)
 
     cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
-    judge_stats: dict[str, Any] | None = None
-    if any(s.judge for s in scorers):
-        judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
-        gateways: list[Any] = []
-
-        @contextlib.contextmanager
-        def judging() -> Iterator[None]:
-            with judge_session(cfg, judge_cache, environ) as gateway:
-                gateways.append(gateway)
-                yield
-
-        result = evaluate(
-            loaded,
-            dataset,
-            scorers,
-            target,
-            progress=progress,
-            cache=cache,
-            scoring_context=judging,
-        )
-        judge_stats = {
-            "model": cfg.judge,
-            **(gateways[0].stats.as_dict() if gateways else {}),
-            "cache": judge_cache.stats() if judge_cache else None,
-        }
-    else:
-        result = evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache)
+    result, judge_stats = evaluate_judged(
+        loaded, dataset, scorers, target, environ=environ, progress=progress, cache=cache
+    )
     allowed = cfg.allowed_errors(len(dataset.rows))
     verdict = decide(
         loaded.thresholds,

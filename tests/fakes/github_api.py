@@ -1,4 +1,4 @@
-"""A small fake of the GitHub REST API: the issue-comment endpoints PyGithub calls.
+"""A small fake of the GitHub REST API: the issue and issue-comment endpoints PyGithub calls.
 
 Tokens decide rights, as on GitHub: a write token may create and edit comments; a read-only
 token (what a fork's pull request gets) is answered 403 "Resource not accessible by
@@ -21,6 +21,7 @@ READ_TOKEN = "ghs_read_only_token_for_tests_98765"
 @dataclass
 class FakeGitHub:
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)  # opened through the API
     requests: list[tuple[str, str]] = field(default_factory=list)
     next_id: int = 1000
     server: ThreadingHTTPServer | None = None
@@ -68,7 +69,35 @@ class FakeGitHub:
                 if method in ("POST", "PATCH") and token != WRITE_TOKEN:
                     self._send(403, {"message": "Resource not accessible by integration"})
                     return
-                if m := re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/(\d+)", path):
+                if m := re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues", path):
+                    owner, repo = m.groups()
+                    if method == "GET":
+                        self._send(200, [i for i in fake.issues.values() if i["state"] == "open"])
+                        return
+                    new = fake.next_id
+                    fake.next_id += 1
+                    base = f"{fake.url}/repos/{owner}/{repo}/issues/{new}"
+                    body = self._body()
+                    fake.issues[new] = {
+                        "number": new,
+                        "title": body["title"],
+                        "body": body.get("body", ""),
+                        "state": "open",
+                        "url": base,
+                        "comments_url": f"{base}/comments",
+                        "html_url": f"https://github.test/{owner}/{repo}/issues/{new}",
+                        "user": {"login": "github-actions[bot]", "type": "Bot"},
+                        "pull_request": None,
+                    }
+                    self._send(201, fake.issues[new])
+                elif (m := re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/(\d+)", path)) and int(
+                    m.group(3)
+                ) in fake.issues:
+                    issue = fake.issues[int(m.group(3))]
+                    if method == "PATCH":
+                        issue.update(self._body())
+                    self._send(200, issue)
+                elif m := re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/(\d+)", path):
                     owner, repo, number = m.groups()
                     base = f"{fake.url}/repos/{owner}/{repo}/issues/{number}"
                     self._send(

@@ -1,0 +1,217 @@
+"""The canary's verdict, from traffic and quality per served entity (pure).
+
+Rules are absolute (the challenger's error rate at most `max-error-rate`) and relative to
+the champion, which serves the same traffic at the same time: error rate at most the
+champion's plus `max-error-rate-increase`, p95 latency at most `max-latency-ratio` times the
+champion's, and each quality metric no more than `quality-max-drop` below the champion's,
+counted only when the drop is significant (a 95% bootstrap interval of the difference that
+lies wholly below zero), so a handful of unlucky samples do not roll a good model back.
+Too little traffic on either side is inconclusive, and an inconclusive canary holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from genai_gate.rollout.traffic import EntityTraffic
+
+Action = Literal["promote", "advance", "hold", "rollback"]
+BOOTSTRAP_SEED = 20261128
+BOOTSTRAP_ROUNDS = 2000
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_requests: int = 100
+    max_error_rate: float = 0.02
+    max_error_rate_increase: float = 0.01
+    max_latency_ratio: float = 1.2
+    quality_max_drop: float = 0.05
+    steps: tuple[int, ...] = (10, 50, 100)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool | None  # None: not enough data to say
+    detail: str
+
+
+@dataclass(frozen=True)
+class QualityDelta:
+    metric: str
+    champion: float | None
+    challenger: float | None
+    delta: float | None
+    ci: tuple[float, float] | None
+    samples: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    healthy: bool | None  # None: inconclusive
+    reason: str
+    step: int  # the challenger's share now
+    next_step: int  # its share after the action (0 after a rollback)
+    checks: tuple[Check, ...] = ()
+    quality: tuple[QualityDelta, ...] = field(default_factory=tuple)
+
+    @property
+    def verdict(self) -> str:
+        if self.healthy is None:
+            return "inconclusive"
+        return "healthy" if self.healthy else "unhealthy"
+
+
+def bootstrap_diff(
+    challenger: Sequence[float], champion: Sequence[float], *, rounds: int = BOOTSTRAP_ROUNDS
+) -> tuple[float, float]:
+    """95% interval of mean(challenger) - mean(champion), two independent samples.
+
+    The two sides judge different requests, so this is the unpaired bootstrap; the seed is
+    fixed, so the same samples always give the same verdict.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    a = np.asarray(challenger, dtype=float)
+    b = np.asarray(champion, dtype=float)
+    means_a = a[rng.integers(0, len(a), size=(rounds, len(a)))].mean(axis=1)
+    means_b = b[rng.integers(0, len(b), size=(rounds, len(b)))].mean(axis=1)
+    low, high = np.percentile(means_a - means_b, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def quality_deltas(
+    champion: Mapping[str, Sequence[float]], challenger: Mapping[str, Sequence[float]]
+) -> list[QualityDelta]:
+    out = []
+    for metric in sorted(set(champion) | set(challenger)):
+        a = [x for x in challenger.get(metric, ()) if math.isfinite(x)]
+        b = [x for x in champion.get(metric, ()) if math.isfinite(x)]
+        if not a or not b:
+            out.append(
+                QualityDelta(
+                    metric,
+                    sum(b) / len(b) if b else None,
+                    sum(a) / len(a) if a else None,
+                    None,
+                    None,
+                    (len(b), len(a)),
+                )
+            )
+            continue
+        mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+        out.append(
+            QualityDelta(
+                metric, mean_b, mean_a, mean_a - mean_b, bootstrap_diff(a, b), (len(b), len(a))
+            )
+        )
+    return out
+
+
+def _next_step(step: int, steps: Sequence[int]) -> int:
+    return next((s for s in steps if s > step), 100)
+
+
+def decide(
+    champion: EntityTraffic | None,
+    challenger: EntityTraffic | None,
+    step: int,
+    rules: Rules,
+    quality: Sequence[QualityDelta] = (),
+) -> Decision:
+    if challenger is None or challenger.requests < rules.min_requests:
+        seen = challenger.requests if challenger else 0
+        return Decision(
+            "hold",
+            None,
+            f"inconclusive: the challenger served {seen} request(s) since the rollout "
+            f"started, fewer than min-requests ({rules.min_requests})",
+            step,
+            step,
+            quality=tuple(quality),
+        )
+    checks: list[Check] = []
+    rate = challenger.error_rate
+    checks.append(
+        Check(
+            "error rate",
+            rate <= rules.max_error_rate,
+            f"{rate:.2%} (at most {rules.max_error_rate:.2%})",
+        )
+    )
+    enough_champion = champion is not None and champion.requests >= rules.min_requests
+    if champion is not None and enough_champion:
+        limit = champion.error_rate + rules.max_error_rate_increase
+        checks.append(
+            Check(
+                "error rate vs champion",
+                rate <= limit,
+                f"{rate:.2%} vs {champion.error_rate:.2%} + {rules.max_error_rate_increase:.2%}",
+            )
+        )
+        if champion.p95_ms and challenger.p95_ms is not None:
+            ceiling = rules.max_latency_ratio * champion.p95_ms
+            checks.append(
+                Check(
+                    "p95 latency vs champion",
+                    challenger.p95_ms <= ceiling,
+                    f"{challenger.p95_ms:.0f} ms vs {champion.p95_ms:.0f} ms x "
+                    f"{rules.max_latency_ratio:g}",
+                )
+            )
+    for q in quality:
+        if q.delta is None or q.ci is None:
+            checks.append(Check(f"{q.metric} vs champion", None, "not enough judged samples"))
+            continue
+        worse = q.delta < -rules.quality_max_drop and q.ci[1] < 0
+        checks.append(
+            Check(
+                f"{q.metric} vs champion",
+                not worse,
+                f"{q.delta:+.3f} (95% CI {q.ci[0]:+.3f} to {q.ci[1]:+.3f}; "
+                f"max drop {rules.quality_max_drop:g})",
+            )
+        )
+    failed = [c for c in checks if c.passed is False]
+    if failed:
+        return Decision(
+            "rollback",
+            False,
+            "unhealthy: " + "; ".join(f"{c.name} {c.detail}" for c in failed),
+            step,
+            0,
+            tuple(checks),
+            tuple(quality),
+        )
+    if not enough_champion:
+        seen = champion.requests if champion else 0
+        return Decision(
+            "hold",
+            None,
+            f"inconclusive: the champion served {seen} request(s), fewer than min-requests "
+            f"({rules.min_requests}), so the relative rules cannot be checked",
+            step,
+            step,
+            tuple(checks),
+            tuple(quality),
+        )
+    target = _next_step(step, rules.steps)
+    if target >= 100:
+        return Decision(
+            "promote", True, "healthy: promoted to 100%", step, 100, tuple(checks), tuple(quality)
+        )
+    return Decision(
+        "advance",
+        True,
+        f"healthy: advancing from {step}% to {target}%",
+        step,
+        target,
+        tuple(checks),
+        tuple(quality),
+    )

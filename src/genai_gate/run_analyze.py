@@ -1,0 +1,314 @@
+"""`genai-gate analyze`, `promote` and `rollback`: watch the canary, then move its traffic.
+
+endpoint state (its rollout tags) -> the inference table per served entity (SQL on a
+warehouse, or DuckDB on local files) -> quality of a sample, judged by the reference-free
+scorers -> decision (pure) -> [apply through deploy's path: wait, restore, evidence].
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from genai_gate import __version__
+from genai_gate.config import LoadedConfig, load_config
+from genai_gate.deploy.auth import auth_plan, exchange_refused, make_client, require
+from genai_gate.deploy.databricks import ApplyResult, Endpoints
+from genai_gate.deploy.plan import TAG_STARTED, EndpointState, Entity, Rollout, plan_rollout
+from genai_gate.errors import ConfigError
+from genai_gate.github import Runner, read_context
+from genai_gate.provenance import collect
+from genai_gate.report import evidence
+from genai_gate.report.analysis import render_analysis
+from genai_gate.rollout.analysis import Action, Decision, Rules, decide, quality_deltas
+from genai_gate.rollout.quality import reference_free, score_traffic
+from genai_gate.rollout.traffic import (
+    EntityTraffic,
+    TrafficSource,
+    WarehouseEngine,
+    local_source,
+    warehouse_source,
+)
+
+Mode = Literal["analyze", "promote", "rollback"]
+DEFAULT_WINDOW = timedelta(days=1)  # without a started-at tag: the last day of traffic
+
+
+@dataclass(frozen=True)
+class AnalyzeReport:
+    mode: Mode
+    endpoint: str
+    decision: Decision
+    traffic: Mapping[str, EntityTraffic]
+    applied: ApplyResult | None
+    summary: str
+    doc: dict[str, Any]
+    notices: tuple[str, ...]
+    open_issue: bool = False
+
+    @property
+    def unhealthy(self) -> bool:
+        return self.decision.healthy is False
+
+    def outputs(self) -> dict[str, str]:
+        out = {"decision": self.decision.action, "verdict": self.decision.verdict}
+        if self.applied is not None:
+            import json
+
+            after = self.applied.after
+            out.update(
+                {
+                    "endpoint-config-version": str(after.config_version or ""),
+                    "endpoint-url": after.url or "",
+                    "routes": json.dumps(dict(after.routes), separators=(",", ":")),
+                }
+            )
+        return out
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _since(state: EndpointState, now: datetime) -> str:
+    started = state.tags.get(TAG_STARTED)
+    when = now - DEFAULT_WINDOW
+    if started:
+        try:
+            parsed = datetime.fromisoformat(started)
+            when = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            pass  # a tag edited by hand: fall back to the default window
+    # both engines compare it with a TIMESTAMP column in UTC
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def rules_of(loaded: LoadedConfig) -> Rules:
+    cfg = loaded.config
+    return Rules(
+        min_requests=cfg.min_requests,
+        max_error_rate=cfg.max_error_rate,
+        max_error_rate_increase=cfg.max_error_rate_increase,
+        max_latency_ratio=cfg.max_latency_ratio,
+        quality_max_drop=cfg.quality_max_drop,
+        steps=cfg.steps,
+    )
+
+
+def _source(loaded: LoadedConfig, state: EndpointState, endpoints: Endpoints) -> TrafficSource:
+    cfg = loaded.config
+    models = {(e.model, e.version): e.name for e in state.entities}
+    if cfg.inference_data:
+        return local_source(cfg.inference_data, loaded.base_dir, models)
+    table = state.table if state.table and state.table.enabled else state.legacy_capture
+    if cfg.warehouse_id and table is not None:
+        engine = WarehouseEngine(endpoints.w, cfg.warehouse_id, endpoints._errors)
+        return warehouse_source(engine, table.table_name(state.name), models)
+    if table is None:
+        raise ConfigError(
+            f"endpoint {state.name} captures no traffic, so there is nothing to analyze",
+            fix="Deploy with an inference table:\n  inference-table: main.genai_logs",
+        )
+    raise ConfigError(
+        "analyze needs warehouse-id (to query the inference table on Databricks) or "
+        "inference-data (local copies of it)",
+        fix="  warehouse-id: 1234567890abcdef\nor\n  inference-data: captures/main.mon.bot_payload",
+    )
+
+
+def _rollout_for(
+    decision: Decision, champion: Entity, challenger: Entity, started: str | None
+) -> Rollout:
+    if decision.action == "rollback":
+        return Rollout(champion)
+    if decision.action == "promote":
+        return Rollout(champion, challenger, 100)
+    return Rollout(champion, challenger, decision.next_step, started)
+
+
+def run_analyze(
+    *,
+    config_path: str | None,
+    out_dir: Path,
+    mode: Mode,
+    apply: bool,
+    overrides: Mapping[str, Any] | None = None,
+    override_origins: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> AnalyzeReport:
+    environ = os.environ if environ is None else environ
+    loaded = load_config(
+        config_path,
+        environ=environ,
+        overrides=overrides,
+        override_origins=override_origins,
+        require_data=False,
+    )
+    cfg = loaded.config
+    if cfg.endpoint is None:
+        raise ConfigError(
+            f"endpoint: is required to {mode}",
+            fix="endpoint: my-genai\nwarehouse-id: 1234567890abcdef",
+        )
+    endpoint = cfg.endpoint
+    ctx = read_context(environ)
+    runner = Runner(environ)
+    how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
+    require(how, ctx)
+    client = make_client(how)
+    endpoints = Endpoints(
+        client, progress, lambda exc: exchange_refused(exc, how, client, environ, runner.mask)
+    )
+    state = endpoints.read(endpoint)
+    if state is None:
+        raise ConfigError(
+            f"endpoint {endpoint} does not exist, so there is no canary to {mode}",
+            fix="Deploy first: genai-gate deploy",
+        )
+    champion, challenger = state.champion(), state.challenger()
+    notices = list(loaded.notices)
+    now = _now()
+    since = _since(state, now)
+    rules = rules_of(loaded)
+    traffic: dict[str, EntityTraffic] = {}
+    step = state.routes.get(challenger.name, 0) if challenger else 0
+
+    if champion is None or challenger is None:
+        decision = Decision("hold", None, f"endpoint {endpoint} has no canary to analyze", 100, 100)
+    elif mode == "analyze":
+        source = _source(loaded, state, endpoints)
+        progress(f"reading traffic of {endpoint} since {since} UTC from {source.where}")
+        traffic = source.stats(endpoint, since)
+        scorers = reference_free(loaded, notices)
+        deltas = []
+        if scorers and cfg.sample_size > 0:
+            sampled = {
+                e.name: source.sample(endpoint, e.name, since, cfg.sample_size)
+                for e in (champion, challenger)
+            }
+            progress(
+                "judging "
+                + ", ".join(f"{len(v)} request(s) of {k}" for k, v in sampled.items())
+                + f" with {', '.join(s.name for s in scorers)}"
+            )
+            scores = score_traffic(loaded, scorers, sampled, environ)
+            deltas = quality_deltas(scores.get(champion.name, {}), scores.get(challenger.name, {}))
+        decision = decide(
+            traffic.get(champion.name), traffic.get(challenger.name), step, rules, deltas
+        )
+    else:
+        by_hand: Action = "promote" if mode == "promote" else "rollback"
+        decision = Decision(
+            by_hand, None, f"{by_hand} requested by hand", step, 100 if mode == "promote" else 0
+        )
+
+    applied: ApplyResult | None = None
+    plan = None
+    if (
+        apply
+        and champion is not None
+        and challenger is not None
+        and decision.action in ("advance", "promote", "rollback")
+    ):
+        rollout = _rollout_for(decision, champion, challenger, state.tags.get(TAG_STARTED))
+        plan = plan_rollout(endpoint, state, rollout)
+        progress(f"endpoint {endpoint}: {decision.action} ({decision.reason})")
+        applied = endpoints.apply(plan, cfg.wait_timeout)
+
+    summary = render_analysis(
+        endpoint,
+        state,
+        decision,
+        traffic,
+        since=since,
+        applied=applied,
+        plan=plan,
+        mode=mode,
+        notices=notices,
+    )
+    doc = _record(loaded, endpoint, state, decision, traffic, since, applied, environ, mode)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evidence.write_json_atomic(out_dir / "analysis.json", doc)
+    (out_dir / "analysis.md").write_text(summary, encoding="utf-8")
+    evidence.append(out_dir / "evidence.json", doc)
+    return AnalyzeReport(
+        mode,
+        endpoint,
+        decision,
+        traffic,
+        applied,
+        summary,
+        doc,
+        tuple(notices),
+        open_issue=cfg.open_issue,
+    )
+
+
+def _record(
+    loaded: LoadedConfig,
+    endpoint: str,
+    state: EndpointState,
+    decision: Decision,
+    traffic: Mapping[str, EntityTraffic],
+    since: str,
+    applied: ApplyResult | None,
+    environ: Mapping[str, str],
+    mode: Mode,
+) -> dict[str, Any]:
+    return {
+        "kind": "rollout" if mode != "analyze" else "analysis",
+        "recorded_at": _now().isoformat(timespec="seconds"),
+        "genai_gate_version": __version__,
+        "endpoint": endpoint,
+        "since": since,
+        "config_version_before": state.config_version,
+        "config_version_after": applied.after.config_version if applied else state.config_version,
+        "routes_before": dict(state.routes),
+        "routes_after": dict(applied.after.routes) if applied else dict(state.routes),
+        "decision": decision.action,
+        "verdict": decision.verdict,
+        "reason": decision.reason,
+        "step": decision.step,
+        "next_step": decision.next_step,
+        "applied": applied is not None,
+        "checks": [
+            {"name": c.name, "passed": c.passed, "detail": c.detail} for c in decision.checks
+        ],
+        "quality": [
+            {
+                "metric": q.metric,
+                "champion": q.champion,
+                "challenger": q.challenger,
+                "delta": q.delta,
+                "ci": list(q.ci) if q.ci else None,
+                "samples": list(q.samples),
+            }
+            for q in decision.quality
+        ],
+        "traffic": {
+            name: {
+                "requests": t.requests,
+                "errors": t.errors,
+                "error_rate": t.error_rate,
+                "logging_errors": t.logging_errors,
+                "p50_ms": t.p50_ms,
+                "p95_ms": t.p95_ms,
+                "p99_ms": t.p99_ms,
+            }
+            for name, t in traffic.items()
+        },
+        "rules": {
+            "min_requests": loaded.config.min_requests,
+            "max_error_rate": loaded.config.max_error_rate,
+            "max_error_rate_increase": loaded.config.max_error_rate_increase,
+            "max_latency_ratio": loaded.config.max_latency_ratio,
+            "quality_max_drop": loaded.config.quality_max_drop,
+            "steps": list(loaded.config.steps),
+        },
+        "provenance": collect(loaded.base_dir, environ).as_dict(),
+    }

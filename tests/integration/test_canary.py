@@ -1,0 +1,261 @@
+"""Watch the canary end to end in the Databricks emulator.
+
+Deploy a canary, drive traffic through the invocations endpoint (two local models of
+different quality answer for the champion and the challenger), let the inference-table
+rows land, then `analyze`, decide and apply: through the SQL warehouse (Statement
+Execution, statements that PEND and RUN before they succeed) and through local files
+(DuckDB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genai_gate.report.evidence import read_records
+from tests.action_env import github_env, read_outputs
+from tests.conftest import CliResult
+from tests.fakes.databricks import WAREHOUSE_ID, FakeDatabricks
+from tests.fakes.github_oidc import FakeGitHubOIDC
+
+pytestmark = pytest.mark.integration
+
+CHECKS = '''
+def polite(outputs) -> float:
+    """1 when the answer is a real answer, 0 when the model gave up."""
+    return 0.0 if "sorry" in str(outputs).lower() else 1.0
+'''
+
+BASE = """
+endpoint: bot
+model-name: main.ml.bot
+model-version: 13
+inference-table: main.mon
+scorers: ["python:checks:polite"]
+min-requests: 40
+sample-size: 40
+"""
+
+
+def good(messages: list[dict[str, Any]]) -> str:
+    return f"The answer to {messages[-1]['content']!r} is 42."
+
+
+def sloppy(messages: list[dict[str, Any]]) -> str:
+    # gives up on most questions: the quality scorer sees it, error rates do not
+    text = str(messages[-1]["content"])
+    return "Sorry, I cannot help." if sum(map(ord, text)) % 4 else good(messages)
+
+
+@pytest.fixture
+def ws(databricks_workspace: FakeDatabricks) -> FakeDatabricks:
+    fake = databricks_workspace
+    fake.update_polls = 0
+    fake.statement_polls = 2  # every statement is PENDING, then RUNNING, before it succeeds
+    fake.register_model_version("main.ml.bot", "12", good)
+    return fake
+
+
+@pytest.fixture
+def job(
+    tmp_path: Path, ws: FakeDatabricks, github_oidc: FakeGitHubOIDC, databricks_clean_env: Any
+) -> dict[str, str]:
+    env = github_env(
+        tmp_path / "gh",
+        event="schedule",
+        payload={"repository": {"full_name": "acme/bot", "default_branch": "main"}},
+        ref="refs/heads/main",
+    )
+    env.update(
+        {
+            "DATABRICKS_HOST": ws.host,
+            "DATABRICKS_CLIENT_ID": ws.federation.service_principal_id,
+            **github_oidc.env(),
+        }
+    )
+    return env
+
+
+class Canary:
+    def __init__(self, cli: Any, root: Path, ws: FakeDatabricks, env: dict[str, str]) -> None:
+        self.cli, self.root, self.ws, self.env = cli, root, ws, env
+        (root / "checks.py").write_text(CHECKS)
+
+    def config(self, extra: str = "") -> Path:
+        path = self.root / "genai-gate.yml"
+        path.write_text(BASE + extra)
+        return path
+
+    def run(self, *argv: str, extra: str = "") -> CliResult:
+        cfg = self.config(extra)
+        result: CliResult = self.cli(
+            argv[0], "-c", str(cfg), "--out", str(self.root / "out"), *argv[1:], env=self.env
+        )
+        return result
+
+    def traffic(self, n: int) -> None:
+        from databricks.sdk import WorkspaceClient
+        from databricks.sdk.errors.base import DatabricksError
+        from databricks.sdk.service.serving import ChatMessage, ChatMessageRole
+
+        w = WorkspaceClient(
+            host=self.ws.host, token=self.ws.pat_env()["DATABRICKS_TOKEN"], auth_type="pat"
+        )
+        for i in range(n):
+            # an erroring challenger answers 500: the row is captured all the same
+            with contextlib.suppress(DatabricksError):
+                w.serving_endpoints.query(
+                    "bot",
+                    messages=[ChatMessage(role=ChatMessageRole.USER, content=f"question {i}")],
+                )
+
+    def routes(self) -> dict[str, int]:
+        detailed = self.ws.endpoints["bot"].detailed()
+        return {
+            r.get("served_entity_name") or r["served_model_name"]: r["traffic_percentage"]
+            for r in detailed["config"]["traffic_config"]["routes"]
+        }
+
+    def tags(self) -> dict[str, str]:
+        return {t["key"]: t["value"] for t in self.ws.endpoints["bot"].tags}
+
+
+@pytest.fixture
+def canary(cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]) -> Canary:
+    c = Canary(cli, tmp_path, ws, job)
+    # v12 is serving; the merge of v13 deployed it as a 10% canary
+    ws.register_model_version("main.ml.bot", "13", good)
+    first = c.run("deploy", "--set", "model-version=12")
+    assert first.code == 0, first.text
+    return c
+
+
+def deploy_challenger(c: Canary) -> None:
+    result = c.run("deploy")
+    assert result.code == 0, result.text
+    assert c.routes() == {"bot-12": 90, "bot-13": 10}
+
+
+WAREHOUSE = f"warehouse-id: {WAREHOUSE_ID}\n"
+
+
+def test_a_healthy_canary_advances_then_is_promoted(canary: Canary, ws: FakeDatabricks) -> None:
+    deploy_challenger(canary)
+    canary.traffic(600)
+    assert (ws.captures / "main.mon.bot_payload").is_dir()  # the rows landed
+
+    first = canary.run("analyze", "--apply", extra=WAREHOUSE)
+    assert first.code == 0, first.text
+    assert "healthy, advance" in first.out
+    assert canary.routes() == {"bot-12": 50, "bot-13": 50}
+    assert canary.tags()["genai-gate.step"] == "50"
+    assert ws.statements  # the aggregation ran as SQL on the warehouse
+
+    canary.traffic(200)
+    second = canary.run("analyze", "--apply", extra=WAREHOUSE)
+    assert second.code == 0, second.text
+    assert "healthy, promote" in second.out
+    assert canary.routes() == {"bot-13": 100}
+    assert canary.tags() == {"genai-gate.champion": "bot-13", "genai-gate.step": "100"}
+    records = read_records(canary.root / "out" / "evidence.json")
+    assert [r.get("decision") for r in records if r["kind"] == "analysis"] == ["advance", "promote"]
+
+
+def test_a_worse_challenger_is_rolled_back_on_quality(canary: Canary, ws: FakeDatabricks) -> None:
+    ws.register_model_version("main.ml.bot", "13", sloppy)
+    ws.model_versions[("main.ml.bot", "13")].answer = sloppy
+    deploy_challenger(canary)
+    canary.traffic(800)
+    result = canary.run("analyze", "--apply", extra=WAREHOUSE)
+    assert result.code == 1, result.text
+    assert "unhealthy, roll back" in result.out
+    assert "polite/mean vs champion" in result.out
+    assert canary.routes() == {"bot-12": 100}
+    assert "genai-gate.challenger" not in canary.tags()
+
+
+def test_an_erroring_challenger_is_rolled_back_from_local_files(
+    canary: Canary, ws: FakeDatabricks
+) -> None:
+    ws.model_versions[("main.ml.bot", "13")].error_rate = 0.3
+    deploy_challenger(canary)
+    canary.traffic(800)
+    local = f"inference-data: {ws.captures / 'main.mon.bot_payload'}\n"
+    result = canary.run("analyze", "--apply", extra=local)
+    assert result.code == 1, result.text
+    assert "error rate" in result.out
+    assert canary.routes() == {"bot-12": 100}
+    doc = json.loads((canary.root / "out" / "analysis.json").read_text())
+    assert doc["decision"] == "rollback" and doc["applied"] is True
+    assert doc["traffic"]["bot-13"]["error_rate"] > 0.15
+
+
+def test_low_traffic_holds_as_inconclusive(canary: Canary, ws: FakeDatabricks) -> None:
+    deploy_challenger(canary)
+    canary.traffic(60)  # about 6 requests reach the challenger
+    result = canary.run("analyze", "--apply", extra=WAREHOUSE)
+    assert result.code == 0, result.text
+    assert "inconclusive, hold" in result.out
+    assert canary.routes() == {"bot-12": 90, "bot-13": 10}
+
+
+def test_analyze_alone_only_reports(canary: Canary, ws: FakeDatabricks) -> None:
+    ws.model_versions[("main.ml.bot", "13")].error_rate = 0.3
+    deploy_challenger(canary)
+    canary.traffic(500)
+    result = canary.run("analyze", extra=WAREHOUSE)
+    assert result.code == 1, result.text
+    assert "**Not applied**" in result.out
+    assert canary.routes() == {"bot-12": 90, "bot-13": 10}
+
+
+def test_promote_and_rollback_by_hand(canary: Canary) -> None:
+    deploy_challenger(canary)
+    back = canary.run("rollback")
+    assert back.code == 0, back.text
+    assert canary.routes() == {"bot-12": 100}
+    deploy_challenger(canary)
+    forward = canary.run("promote")
+    assert forward.code == 0, forward.text
+    assert canary.routes() == {"bot-13": 100}
+
+
+def test_the_action_on_a_schedule_analyzes_applies_and_opens_one_issue(
+    canary: Canary, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    from tests.fakes.github_api import WRITE_TOKEN, FakeGitHub
+
+    ws.model_versions[("main.ml.bot", "13")].error_rate = 0.3
+    github = FakeGitHub().start()
+    env = {
+        **job,
+        "GITHUB_API_URL": github.url,
+        "GENAI_GATE_GITHUB_TOKEN": WRITE_TOKEN,
+        "GENAI_GATE_CONFIG": str(canary.config(WAREHOUSE + "open-issue: true\n")),
+        "GENAI_GATE_OUT": str(canary.root / "out"),
+    }
+    try:
+        for _ in range(2):  # the canary fails twice: one issue, updated
+            deploy_challenger(canary)
+            canary.traffic(500)
+            canary.config(WAREHOUSE + "open-issue: true\n")
+            result: CliResult = canary.cli("action", env=env)
+            assert result.code == 1, result.text
+            assert "::group::genai-gate analyze" in result.out
+            assert "::error title=genai-gate%3A canary rolled back::" in result.out
+            assert canary.routes() == {"bot-12": 100}
+    finally:
+        github.stop()
+    outputs = read_outputs(Path(job["GITHUB_OUTPUT"]))
+    assert outputs["decision"] == "rollback" and outputs["result"] == "failed"
+    summary = Path(job["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "genai-gate canary `bot`: unhealthy, roll back" in summary
+    assert len(github.issues) == 1
+    issue = next(iter(github.issues.values()))
+    assert issue["title"] == "genai-gate: canary on bot rolled back"
+    assert "unhealthy, roll back" in issue["body"]
+    assert [c["issue"] for c in github.comments.values()] == [issue["number"]]
