@@ -80,6 +80,12 @@ class Columns(_Model):
         default=None,
         description="Column holding precomputed outputs; then no model is called.",
     )
+    context: str | None = Field(
+        default=None,
+        description="Column holding the retrieved context the answer should rest on (text, "
+        "or a list of passages or documents), for retrieval_groundedness. Default: a "
+        "column named retrieved_context, context or contexts.",
+    )
 
 
 class Config(_Model):
@@ -144,7 +150,8 @@ class Config(_Model):
     judge: str | None = Field(
         default=None,
         description="The LLM that grades answers for the judge scorers (correctness, "
-        "relevance_to_query, safety, guidelines): openai:/<model>.",
+        "relevance_to_query, safety, guidelines, retrieval_groundedness): openai:/<model> "
+        "or endpoints:/<name>.",
     )
     judge_base_url: str | None = Field(
         default=None,

@@ -32,6 +32,7 @@ class BoundScorer:
     judge: bool = False  # an MLflow LLM judge, graded by the `judge:` model
     repeat: int = 1  # judges: ask this many times ...
     min_pass: int = 1  # ... and pass the row when this many verdicts say yes
+    needs_context: bool = False  # reads the row's retrieved context (a RETRIEVER span)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -86,7 +87,12 @@ def build_scorers(
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
     from genai_gate.scoring.builtin import AGGREGATIONS, BUILTINS, make_builtin
-    from genai_gate.scoring.judges import JUDGE_ALIASES, JUDGES, make_judge_scorer
+    from genai_gate.scoring.judges import (
+        CONTEXT_JUDGES,
+        JUDGE_ALIASES,
+        JUDGES,
+        make_judge_scorer,
+    )
 
     problems: list[str] = []
     wanted = list(names)
@@ -136,6 +142,7 @@ def build_scorers(
                 judge=True,
                 repeat=repeat,
                 min_pass=min_pass if min_pass is not None else repeat // 2 + 1,
+                needs_context=ref in CONTEXT_JUDGES,
             )
         else:
             problems.append(
