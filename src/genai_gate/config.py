@@ -99,8 +99,10 @@ class Config(_Model):
     )
     scorers: tuple[str, ...] = Field(
         default=(),
-        description="Scorer names (exact_match, token_f1, rouge_l, latency, response_length) "
-        "or python:module:function. Empty: the scorers the thresholds name.",
+        description="Scorer names (exact_match, token_f1, rouge_l, latency, response_length, "
+        "semantic_similarity with the semantic extra; LLM judges: correctness, "
+        "relevance_to_query, safety, guidelines, retrieval_groundedness) or "
+        "python:module:function. Empty: the scorers the thresholds name.",
     )
     thresholds: dict[str, str | float | ThresholdRule] = Field(
         default_factory=dict,

@@ -416,6 +416,12 @@ def evaluate(
 
     t1 = time.perf_counter()
     scorable = [(r, p) for r, p in zip(rows, predictions, strict=True) if p.error is None]
+    for s in scorers:
+        if s.prepare is not None:
+            # batch work over the whole run (semantic_similarity embeds every text at once);
+            # a failure here resurfaces as each row's scorer error, so it fails closed anyway
+            with contextlib.suppress(Exception):
+                s.prepare([(p.value, r.expectations) for r, p in scorable])
     with scoring_context() if scoring_context is not None else contextlib.nullcontext():
         scored = run_all(
             [functools.partial(_score_row, r, p.value, _latency(p), scorers) for r, p in scorable],

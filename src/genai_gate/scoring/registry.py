@@ -33,6 +33,8 @@ class BoundScorer:
     repeat: int = 1  # judges: ask this many times ...
     min_pass: int = 1  # ... and pass the row when this many verdicts say yes
     needs_context: bool = False  # reads the row's retrieved context (a RETRIEVER span)
+    # called once with every scorable row's (outputs, expectations) before rows are scored
+    prepare: Any = None
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -86,7 +88,7 @@ def build_scorers(
     notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
-    from genai_gate.scoring.builtin import AGGREGATIONS, BUILTINS, make_builtin
+    from genai_gate.scoring.builtin import AGGREGATIONS, BUILTINS, PREPARE, make_builtin
     from genai_gate.scoring.judges import (
         CONTEXT_JUDGES,
         JUDGE_ALIASES,
@@ -95,6 +97,7 @@ def build_scorers(
     )
 
     problems: list[str] = []
+    fixes: list[str] = []  # fixes specific to a problem, shown before the general one
     wanted = list(names)
     if not wanted:
         # no `scorers:` given: the thresholds say which built-ins to run
@@ -223,17 +226,29 @@ def build_scorers(
                 problems.append(f"scorers: {was}{exc.message}")
                 continue
         else:
-            obj = make_builtin(b.name, aggs)
+            try:
+                obj = make_builtin(b.name, aggs)
+            except ConfigError as exc:
+                problems.append(f"scorers: {exc.message}")
+                fixes.append(exc.fix)
+                continue
+            b = dataclasses.replace(b, prepare=PREPARE.get(b.name))
         resolved.append(dataclasses.replace(b, scorer=obj, aggregations=aggs))
     if problems:
-        raise ConfigError(
-            f"{len(problems)} scorer or threshold problem(s)",
-            problems=problems,
-            fix="Built-in scorers: " + ", ".join(BUILTINS) + ".\n"
+        general = (
+            "Built-in scorers: " + ", ".join(BUILTINS) + ".\n"
             "LLM judges (need judge: openai:/<model>): " + ", ".join(JUDGES) + ".\n"
             "Custom scorers: python:module:function (an MLflow @scorer or a plain function).\n"
             "Each threshold names a configured scorer and an aggregation:\n"
             "  scorers: [exact_match, latency]\n  thresholds:\n"
-            '    exact_match/mean: ">= 0.6"\n    latency/p50: "<= 800"',
+            '    exact_match/mean: ">= 0.6"\n    latency/p50: "<= 800"'
+        )
+        # a problem with its own fix (a missing extra) needs no general lecture
+        if len(fixes) < len(problems):
+            fixes.append(general)
+        raise ConfigError(
+            f"{len(problems)} scorer or threshold problem(s)",
+            problems=problems,
+            fix="\n\n".join(fixes),
         )
     return tuple(resolved)
