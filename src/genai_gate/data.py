@@ -270,13 +270,16 @@ def _role_value(
 
 
 def _document(item: Any) -> dict[str, Any]:
+    """One passage as MLflow Document fields. A dict with none of page_content/content/text is
+    kept whole as JSON text, as MLflow's judges take any JSON: an auto-detected `context`
+    column of other dicts must not stop an eval that never reads it."""
     if isinstance(item, dict):
         key = next((k for k in _DOCUMENT_TEXT_KEYS if k in item), None)
         if key is None:
-            raise CellError(
-                f"has a document with none of {', '.join(_DOCUMENT_TEXT_KEYS)} "
-                f"(its keys: {sorted(map(str, item))})"
-            )
+            return {
+                "page_content": json.dumps(item, default=str, ensure_ascii=False),
+                "metadata": {},
+            }
         metadata = item.get("metadata")
         metadata = dict(metadata) if isinstance(metadata, dict) else {}
         for extra in ("doc_uri", "id", "source"):
@@ -372,11 +375,7 @@ def load_dataset(
         except CellError as exc:
             problems.append(f"{where}: {exc}")
             continue
-        try:
-            context = _context_value(record.get(ctx_col)) if ctx_col else None
-        except CellError as exc:
-            problems.append(f"{where}: column {ctx_col!r} {exc}")
-            continue
+        context = _context_value(record.get(ctx_col)) if ctx_col else None
         if inputs is None:
             problems.append(f"{where}: no inputs (column {', '.join(in_cols)} is empty)")
             continue
