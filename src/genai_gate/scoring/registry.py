@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ class BoundScorer:
     min_pass: int = 1  # ... and pass the row when this many verdicts say yes
     needs_context: bool = False  # reads the row's retrieved context (a RETRIEVER span)
     # called once with every scorable row's (outputs, expectations) before rows are scored
-    prepare: Any = None
+    prepare: Callable[[list[tuple[Any, dict[str, Any] | None]]], None] | None = None
 
     @property
     def metrics(self) -> tuple[str, ...]:
