@@ -80,6 +80,12 @@ class Columns(_Model):
         default=None,
         description="Column holding precomputed outputs; then no model is called.",
     )
+    context: str | None = Field(
+        default=None,
+        description="Column holding the retrieved context the answer should rest on (text, "
+        "or a list of passages or documents), for retrieval_groundedness. Default: a "
+        "column named retrieved_context, context or contexts.",
+    )
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
@@ -240,8 +246,10 @@ class Config(DeploySettings, AnalysisSettings):
     )
     scorers: tuple[str, ...] = Field(
         default=(),
-        description="Scorer names (exact_match, token_f1, rouge_l, latency, response_length) "
-        "or python:module:function. Empty: the scorers the thresholds name.",
+        description="Scorer names (exact_match, token_f1, rouge_l, latency, response_length, "
+        "semantic_similarity with the semantic extra; LLM judges: correctness, "
+        "relevance_to_query, safety, guidelines, retrieval_groundedness) or "
+        "python:module:function. Empty: the scorers the thresholds name.",
     )
     thresholds: dict[str, str | float | ThresholdRule] = Field(
         default_factory=dict,
@@ -291,7 +299,8 @@ class Config(DeploySettings, AnalysisSettings):
     judge: str | None = Field(
         default=None,
         description="The LLM that grades answers for the judge scorers (correctness, "
-        "relevance_to_query, safety, guidelines): openai:/<model>.",
+        "relevance_to_query, safety, guidelines, retrieval_groundedness): openai:/<model> "
+        "or endpoints:/<name>.",
     )
     judge_base_url: str | None = Field(
         default=None,

@@ -7,6 +7,7 @@ naming goes through `columns:`. Every problem names the file, the row or line, a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -29,6 +30,9 @@ FORMATS = {
 # MLflow's key for the reference answer; its Correctness judge reads it too.
 EXPECTED_KEY = "expected_response"
 _EXPECTATION_FALLBACKS = ("expectations", "ground_truth", "expected_response", "targets")
+# columns that hold the retrieved context, when `columns: {context: ...}` does not say
+CONTEXT_COLUMNS = ("retrieved_context", "context", "contexts")
+_DOCUMENT_TEXT_KEYS = ("page_content", "content", "text")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class EvalRow:
     inputs: dict[str, Any]
     expectations: dict[str, Any] | None
     outputs: Any | None = None
+    # the retrieved passages, as MLflow Document fields: {"page_content", "metadata"}
+    context: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class Dataset:
     file_sha256: str
     columns: tuple[str, ...]
     has_outputs: bool
+    context_column: str | None = None
 
 
 def _missing(value: Any) -> bool:
@@ -194,7 +201,7 @@ def _as_list(spec: str | list[str] | None) -> list[str] | None:
 
 def _resolve_roles(
     path: Path, columns: Sequence[str], mapping: Columns
-) -> tuple[list[str], list[str] | None, str | None]:
+) -> tuple[list[str], list[str] | None, str | None, str | None]:
     present = set(columns)
     problems: list[str] = []
 
@@ -217,11 +224,13 @@ def _resolve_roles(
         found = next((c for c in _EXPECTATION_FALLBACKS if c in present), None)
         expectations = [found] if found else None
     outputs = mapping.outputs or ("outputs" if "outputs" in present else None)
+    context = mapping.context or next((c for c in CONTEXT_COLUMNS if c in present), None)
 
     for role, names in (
         ("inputs", inputs),
         ("expectations", expectations or []),
         ("outputs", [outputs] if outputs else []),
+        ("context", [context] if context else []),
     ):
         for name in names:
             if name not in present:
@@ -234,7 +243,7 @@ def _resolve_roles(
             "  columns:\n    inputs: question          # or [question, context]\n"
             "    expectations: answer",
         )
-    return inputs, expectations, outputs
+    return inputs, expectations, outputs, context
 
 
 def _role_value(
@@ -260,9 +269,49 @@ def _role_value(
     return None if all(_missing(v) for v in merged.values()) else merged
 
 
+def _document(item: Any) -> dict[str, Any]:
+    """One passage as MLflow Document fields. A dict with none of page_content/content/text is
+    kept whole as JSON text, as MLflow's judges take any JSON: an auto-detected `context`
+    column of other dicts must not stop an eval that never reads it."""
+    if isinstance(item, dict):
+        key = next((k for k in _DOCUMENT_TEXT_KEYS if k in item), None)
+        if key is None:
+            return {
+                "page_content": json.dumps(item, default=str, ensure_ascii=False),
+                "metadata": {},
+            }
+        metadata = item.get("metadata")
+        metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        for extra in ("doc_uri", "id", "source"):
+            if extra in item and extra not in metadata:
+                metadata[extra] = item[extra]
+        return {"page_content": str(item[key]), "metadata": metadata}
+    return {"page_content": str(item), "metadata": {}}
+
+
+def _context_value(value: Any) -> tuple[dict[str, Any], ...] | None:
+    """Text, a list of passages, or documents (dicts with page_content/content/text).
+
+    CSV holds a list as JSON text; text that merely starts with a bracket stays text.
+    """
+    if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(value)
+    if _missing(value):
+        return None
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    docs = tuple(_document(i) for i in items if not _missing(i))
+    return docs or None
+
+
 def _canonical(rows: Iterable[EvalRow]) -> bytes:
     return json.dumps(
-        [{"inputs": r.inputs, "expectations": r.expectations, "outputs": r.outputs} for r in rows],
+        [
+            {"inputs": r.inputs, "expectations": r.expectations, "outputs": r.outputs}
+            # the key only where there is context, so digests of data without it are unchanged
+            | ({"context": list(r.context)} if r.context is not None else {})
+            for r in rows
+        ],
         sort_keys=True,
         default=str,
         ensure_ascii=False,
@@ -313,7 +362,7 @@ def load_dataset(
         raise DataError(f"{path} has no rows", fix="Add at least one row to the eval set.")
     if limit is not None:
         records = records[:limit]
-    in_cols, exp_cols, out_col = _resolve_roles(path, names, columns)
+    in_cols, exp_cols, out_col, ctx_col = _resolve_roles(path, names, columns)
     if not use_outputs:
         out_col = None
 
@@ -326,6 +375,7 @@ def load_dataset(
         except CellError as exc:
             problems.append(f"{where}: {exc}")
             continue
+        context = _context_value(record.get(ctx_col)) if ctx_col else None
         if inputs is None:
             problems.append(f"{where}: no inputs (column {', '.join(in_cols)} is empty)")
             continue
@@ -340,7 +390,7 @@ def load_dataset(
                 "for data that carries outputs"
             )
             continue
-        rows.append(EvalRow(i, where, inputs, expectations, outputs))
+        rows.append(EvalRow(i, where, inputs, expectations, outputs, context))
         if len(problems) >= 20:
             break
     if problems:
@@ -353,4 +403,5 @@ def load_dataset(
         file_sha256=hashlib.sha256(raw).hexdigest(),
         columns=tuple(names),
         has_outputs=out_col is not None,
+        context_column=ctx_col,
     )

@@ -104,6 +104,7 @@ def preflight(loaded: LoadedConfig, dataset: Dataset, scorers: Sequence[BoundSco
             fix="Put the reference under expected_response, or map a column to it:\n"
             "  columns:\n    expectations: answer",
         )
+    _check_context(dataset, scorers)
     needy = [s.name for s in scorers if s.needs_expectations]
     if needy:
         lacking = [r.where for r in dataset.rows if not r.expectations]
@@ -120,6 +121,41 @@ def preflight(loaded: LoadedConfig, dataset: Dataset, scorers: Sequence[BoundSco
             )
 
 
+CONTEXT_FIX = """\
+Give each row the context the answer should rest on: a column with the text, or a list of
+passages or documents, for example in JSONL
+  {"inputs": {"question": "..."}, "retrieved_context": ["Paris is the capital of France."]}
+or map the column that holds it:
+  columns:
+    context: passages"""
+
+
+def _check_context(dataset: Dataset, scorers: Sequence[BoundScorer]) -> None:
+    """Judges that read retrieved context need it on every row, known before any call."""
+    from genai_gate.data import CONTEXT_COLUMNS
+
+    needy = [s.name for s in scorers if s.needs_context]
+    if not needy:
+        return
+    if dataset.context_column is None:
+        raise ConfigError(
+            f"{', '.join(needy)} judges the answer against the retrieved context, and "
+            f"{dataset.path.name} has no context column (looked for "
+            f"{', '.join(CONTEXT_COLUMNS)}; it has {', '.join(dataset.columns)})",
+            fix=CONTEXT_FIX,
+        )
+    lacking = [r.where for r in dataset.rows if r.context is None]
+    if lacking:
+        shown = ", ".join(lacking[:10]) + (
+            f" and {len(lacking) - 10} more" if len(lacking) > 10 else ""
+        )
+        raise DataError(
+            f"{dataset.path}: {', '.join(needy)} needs retrieved context, and "
+            f"{len(lacking)} row(s) have none in column {dataset.context_column!r}: {shown}",
+            fix=CONTEXT_FIX,
+        )
+
+
 def _to_float(value: Any) -> float | None:
     """MLflow's cast: numbers and bools as floats, yes/no as 1/0, anything else excluded."""
     if isinstance(value, bool | int | float):
@@ -132,22 +168,17 @@ def _to_float(value: Any) -> float | None:
 
 
 def _make_trace(row: EvalRow, latency_ms: float | None, outputs: Any) -> Any:
-    from mlflow.entities import Trace, TraceData, TraceInfo, TraceLocation, TraceState
-
     from genai_gate.scoring.builtin import LATENCY_METADATA_KEY
+    from genai_gate.scoring.traces import row_trace
 
-    meta = {} if latency_ms is None else {LATENCY_METADATA_KEY: repr(latency_ms)}
-    info = TraceInfo(
-        trace_id=f"tr-genai-gate-{row.index}",
-        trace_location=TraceLocation.from_experiment_id("0"),
-        request_time=int(time.time() * 1000),
-        state=TraceState.OK,
-        request_preview=str(row.inputs)[:200],
-        response_preview=str(outputs)[:200],
-        execution_duration=None if latency_ms is None else round(latency_ms),
-        trace_metadata=meta,
+    return row_trace(
+        f"tr-genai-gate-{row.index}",
+        inputs=row.inputs,
+        outputs=outputs,
+        context=row.context,
+        latency_ms=latency_ms,
+        metadata={} if latency_ms is None else {LATENCY_METADATA_KEY: repr(latency_ms)},
     )
-    return Trace(info=info, data=TraceData(spans=[]))
 
 
 def _repeated(s: BoundScorer, row: EvalRow, outputs: Any, trace: Any) -> Any:
@@ -159,6 +190,8 @@ def _repeated(s: BoundScorer, row: EvalRow, outputs: Any, trace: Any) -> Any:
         fb = s.scorer.run(
             inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
         )
+        if isinstance(fb, list) and len(fb) == 1:
+            fb = fb[0]  # RetrievalGroundedness answers one Feedback per RETRIEVER span
         if isinstance(fb, Feedback) and fb.error is not None:
             return fb
         verdicts.append(_to_float(fb.value if isinstance(fb, Feedback) else fb) or 0.0)
@@ -383,6 +416,12 @@ def evaluate(
 
     t1 = time.perf_counter()
     scorable = [(r, p) for r, p in zip(rows, predictions, strict=True) if p.error is None]
+    for s in scorers:
+        if s.prepare is not None:
+            # batch work over the whole run (semantic_similarity embeds every text at once);
+            # a failure here resurfaces as each row's scorer error, so it fails closed anyway
+            with contextlib.suppress(Exception):
+                s.prepare([(p.value, r.expectations) for r, p in scorable])
     with scoring_context() if scoring_context is not None else contextlib.nullcontext():
         scored = run_all(
             [functools.partial(_score_row, r, p.value, _latency(p), scorers) for r, p in scorable],

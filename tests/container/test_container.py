@@ -295,3 +295,18 @@ def test_working_directory_and_out_inputs(container: Container) -> None:
     assert results == project / "gate-report" / "results.json"
     assert results.is_file()
     assert not (container.workspace / "genai-gate-out").exists()
+
+
+def test_the_image_has_the_semantic_extra(container: Container) -> None:
+    # no install step in a container action: every optional extra is in the image
+    shutil.copytree(QUICKSTART, container.workspace, dirs_exist_ok=True)
+    r = run_step(
+        container,
+        {
+            "scorers": "exact_match, latency, semantic_similarity",
+            "thresholds": "semantic_similarity/mean >= 0.5",
+        },
+    )
+    assert r.code == 0, r.text
+    metrics = json.loads(r.outputs["metrics"])
+    assert 0.5 <= metrics["semantic_similarity/mean"] <= 1.0

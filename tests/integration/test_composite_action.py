@@ -25,6 +25,9 @@ from tests.action_env import github_env, read_outputs
 from tests.conftest import QUICKSTART, REPO
 
 ACTION = yaml.safe_load((REPO / "action.yml").read_text())
+# how the composite flavour installs genai-gate; the container flavour's image is prebuilt
+# (with every extra), and the CLI never sees them
+INSTALL_INPUTS = {"python-version", "extras"}
 EXPR = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
 
 
@@ -158,7 +161,7 @@ def test_no_expression_inside_run() -> None:
 def test_every_input_reaches_the_cli_as_genai_gate_env() -> None:
     gate = next(s for s in ACTION["runs"]["steps"] if s.get("id") == "gate")
     mapped = {v.strip("${} ").removeprefix("inputs.") for v in gate["env"].values()}
-    assert mapped == set(ACTION["inputs"]) - {"python-version"}
+    assert mapped == set(ACTION["inputs"]) - INSTALL_INPUTS
     for name, value in gate["env"].items():
         key = value.strip("${} ").removeprefix("inputs.")
         assert name == "GENAI_GATE_" + key.upper().replace("-", "_")
@@ -166,7 +169,7 @@ def test_every_input_reaches_the_cli_as_genai_gate_env() -> None:
 
 def test_both_flavours_take_the_same_inputs_and_give_the_same_outputs() -> None:
     container = yaml.safe_load((REPO / "container" / "action.yml").read_text())
-    assert set(container["inputs"]) == set(ACTION["inputs"]) - {"python-version"}
+    assert set(container["inputs"]) == set(ACTION["inputs"]) - INSTALL_INPUTS
     assert set(container["outputs"]) == set(ACTION["outputs"])
     for name, value in container["runs"]["env"].items():
         key = str(value).strip("${} ").removeprefix("inputs.")
@@ -174,3 +177,24 @@ def test_both_flavours_take_the_same_inputs_and_give_the_same_outputs() -> None:
     assert {
         str(v).strip("${} ").removeprefix("inputs.") for v in container["runs"]["env"].values()
     } == set(container["inputs"])
+
+
+@pytest.mark.parametrize("extras", ["semantic;rm -rf /", "*", "semantic, ../x"])
+def test_install_refuses_an_extras_input_that_is_not_a_name(extras: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            "bash",
+            str(REPO / "scripts" / "install-action-env"),
+            sys.executable,
+            str(tmp_path),
+            extras,
+        ],
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "::error title=genai-gate::extras:" in proc.stdout
+    assert "is not an extra's name; genai-gate has: semantic" in proc.stdout
+    assert not (tmp_path / "venv").exists()  # refused before installing anything

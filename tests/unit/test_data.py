@@ -644,3 +644,80 @@ def test_csv_cell_with_broken_json_names_row_and_column(role: str, tmp_path: Pat
     assert "row 2" in text
     assert role in text
     assert "JSON" in text
+
+
+# ---------------------------------------------------------------- retrieved context
+
+CONTEXT_ROWS: Rows = [
+    {"inputs": {"question": "Capital of France?"}, "retrieved_context": "Paris is the capital."},
+    {
+        "inputs": {"question": "Color of the sky?"},
+        "retrieved_context": ["The sky is blue.", "Rayleigh scattering."],
+    },
+    {
+        "inputs": {"question": "Largest planet?"},
+        "retrieved_context": [
+            {"page_content": "Jupiter is the largest.", "metadata": {"doc_uri": "p.md"}},
+            {"content": "Saturn is second.", "doc_uri": "s.md"},
+        ],
+    },
+]
+CONTEXT_DOCS = [
+    ({"page_content": "Paris is the capital.", "metadata": {}},),
+    (
+        {"page_content": "The sky is blue.", "metadata": {}},
+        {"page_content": "Rayleigh scattering.", "metadata": {}},
+    ),
+    (
+        {"page_content": "Jupiter is the largest.", "metadata": {"doc_uri": "p.md"}},
+        {"page_content": "Saturn is second.", "metadata": {"doc_uri": "s.md"}},
+    ),
+]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json-array", "parquet"])
+def test_context_column_text_passages_or_documents(kind: str, tmp_path: Path) -> None:
+    rows = CONTEXT_ROWS if kind != "parquet" else CONTEXT_ROWS[1:2]  # one type per column
+    ds = load(write(kind, tmp_path, rows))
+    assert ds.context_column == "retrieved_context"
+    expected = CONTEXT_DOCS if kind != "parquet" else CONTEXT_DOCS[1:2]
+    assert [r.context for r in ds.rows] == expected
+
+
+def test_csv_context_cells_hold_json_lists_or_text(tmp_path: Path) -> None:
+    rows = [
+        {"question": "a?", "passages": json.dumps(["one", "two"])},
+        {"question": "b?", "passages": "[1] is a footnote, not JSON"},
+    ]
+    ds = load(write_csv(tmp_path / "qa.csv", rows), Columns(inputs="question", context="passages"))
+    assert ds.context_column == "passages"
+    assert [len(r.context or ()) for r in ds.rows] == [2, 1]
+    assert ds.rows[1].context == ({"page_content": "[1] is a footnote, not JSON", "metadata": {}},)
+
+
+def test_no_context_column(tmp_path: Path) -> None:
+    ds = load(write_jsonl(tmp_path / "qa.jsonl", MLFLOW_ROWS))
+    assert ds.context_column is None
+    assert all(r.context is None for r in ds.rows)
+
+
+def test_context_is_part_of_the_digest_only_when_there_is_some(tmp_path: Path) -> None:
+    plain = load(write_jsonl(tmp_path / "a.jsonl", MLFLOW_ROWS)).digest
+    with_empty = [{**r, "context": None} for r in MLFLOW_ROWS]
+    assert load(write_jsonl(tmp_path / "b.jsonl", with_empty)).digest == plain
+    with_context = [{**r, "context": "x"} for r in MLFLOW_ROWS]
+    assert load(write_jsonl(tmp_path / "c.jsonl", with_context)).digest != plain
+
+
+def test_a_context_dict_without_text_is_kept_as_json(tmp_path: Path) -> None:
+    # an auto-detected `context` column may hold anything; only the groundedness judge reads it
+    rows = [{"inputs": {"q": "a"}, "context": {"topic": "geography", "level": 2}}]
+    ds = load(write_jsonl(tmp_path / "qa.jsonl", rows))
+    assert ds.rows[0].context == (
+        {"page_content": '{"topic": "geography", "level": 2}', "metadata": {}},
+    )
+
+
+def test_mapped_context_column_must_exist(tmp_path: Path) -> None:
+    text = data_error(write_jsonl(tmp_path / "qa.jsonl", MLFLOW_ROWS), Columns(context="docs"))
+    assert "columns.context: 'docs' is not a column of qa.jsonl" in text

@@ -230,3 +230,122 @@ def test_an_unreadable_verdict_is_not_cached(cli: Any, project: Project, judge: 
     first = judge.calls
     run(cli, project)
     assert judge.calls == 2 * first  # asked again: nothing garbled was kept
+
+
+# ---------------------------------------------------------------- retrieval_groundedness
+
+RAG_MODEL = """
+import pathlib
+
+def predict(question):
+    # a marker per call: the tests check that a config error stops before any call
+    with open(pathlib.Path(__file__).with_name("calls.txt"), "a") as f:
+        f.write(question + "\\n")
+    return {"q1": "Paris", "q2": "4", "q3": "WRONG: Lyon", "q4": "blue"}[question]
+"""
+RAG_ROWS: list[dict[str, Any]] = [
+    {"inputs": {"question": "q1"}, "retrieved_context": "Paris is the capital of France."},
+    {"inputs": {"question": "q2"}, "retrieved_context": ["2 + 2 = 4", "Arithmetic facts."]},
+    {"inputs": {"question": "q3"}, "retrieved_context": "Paris is the capital of France."},
+    {
+        "inputs": {"question": "q4"},
+        "retrieved_context": [{"page_content": "The sky is blue.", "metadata": {"doc_uri": "s"}}],
+    },
+]
+
+
+def rag_setup(
+    project: Project, judge: FakeOpenAI, rows: list[dict[str, Any]], extra: str = ""
+) -> None:
+    project.write("rag_model.py", RAG_MODEL)
+    project.jsonl("rag.jsonl", rows)
+    project.config(
+        "data: rag.jsonl\nmodel: python:rag_model:predict\n"
+        "scorers: [retrieval_groundedness]\n"
+        f"judge: openai:/gpt-4o-mini\njudge-base-url: {judge.base_url}\n"
+        "judge-api-key-env: JUDGE_KEY\n"
+        f"cache-dir: {project.root / 'cache'}\n" + extra
+    )
+
+
+def test_retrieval_groundedness_verdicts_reach_the_metrics_and_the_gate(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    rag_setup(project, judge, RAG_ROWS, 'thresholds:\n  retrieval_groundedness/mean: ">= 0.75"\n')
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    doc = project.results()
+    assert doc["metrics"]["retrieval_groundedness/mean"] == 0.75  # q3's WRONG answer
+    assert doc["judge"]["calls"] == 4
+    # MLflow's judge read the passages from the RETRIEVER span of the row's trace
+    prompts = [json.dumps(b) for b in judge.judge_requests()]
+    assert any("Paris is the capital of France." in p for p in prompts)
+    assert any("2 + 2 = 4" in p and "Arithmetic facts." in p for p in prompts)
+    assert any("The sky is blue." in p for p in prompts)
+    rows = [json.loads(line) for line in (project.out / "rows.jsonl").read_text().splitlines()]
+    assert [row["retrieval_groundedness/value"] for row in rows] == [1.0, 1.0, 0.0, 1.0]
+    # a stricter bar fails, closed
+    rag_setup(project, judge, RAG_ROWS, 'thresholds:\n  retrieval_groundedness/mean: ">= 1"\n')
+    assert run(cli, project).code == 1
+
+
+def test_retrieval_groundedness_with_repeat(cli: Any, project: Project, judge: FakeOpenAI) -> None:
+    rag_setup(project, judge, RAG_ROWS, "repeat: 3\ncache: false\n")
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    doc = project.results()
+    assert doc["metrics"]["retrieval_groundedness/mean"] == 0.75
+    assert doc["judge"]["calls"] == 12
+
+
+def test_retrieval_groundedness_without_a_context_column_stops_before_any_call(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    rows = [{"inputs": r["inputs"]} for r in RAG_ROWS]
+    rag_setup(project, judge, rows)
+    r = run(cli, project)
+    assert r.code == 2, r.text
+    assert "retrieval_groundedness judges the answer against the retrieved context" in r.err
+    assert "rag.jsonl has no context column" in r.err
+    assert "columns:\n      context: passages" in r.err  # the fix, as YAML
+    assert not (project.root / "calls.txt").exists()  # the model was never called
+    assert judge.calls == 0
+
+
+def test_retrieval_groundedness_names_rows_without_context(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    rows = [*RAG_ROWS[:3], {"inputs": {"question": "q4"}, "retrieved_context": []}]
+    rag_setup(project, judge, rows)
+    r = run(cli, project)
+    assert r.code == 2, r.text
+    assert "1 row(s) have none in column 'retrieved_context': line 4" in r.err
+    assert not (project.root / "calls.txt").exists()
+
+
+def test_the_row_trace_carries_a_retriever_span_mlflow_reads() -> None:
+    from mlflow.genai.utils.trace_utils import (
+        extract_request_from_trace,
+        extract_response_from_trace,
+        extract_retrieval_context_from_trace,
+    )
+
+    from genai_gate.scoring.traces import row_trace
+
+    docs = ({"page_content": "Paris is the capital.", "metadata": {"doc_uri": "a.md"}},)
+    trace = row_trace(
+        "tr-1",
+        inputs={"question": "Capital?"},
+        outputs="Paris",
+        context=docs,
+        latency_ms=12.5,
+        metadata={},
+    )
+    assert "Capital?" in str(extract_request_from_trace(trace))
+    assert extract_response_from_trace(trace) == "Paris"
+    (passages,) = extract_retrieval_context_from_trace(trace).values()
+    assert passages == [{"content": "Paris is the capital.", "doc_uri": "a.md"}]
+    assert trace.info.execution_duration == 12
+    # without context the trace stays as it was: no spans
+    bare = row_trace("tr-2", inputs={}, outputs="", context=None, latency_ms=None, metadata={})
+    assert not bare.data.spans

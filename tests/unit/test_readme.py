@@ -36,3 +36,11 @@ def test_action_inputs_and_outputs_are_documented() -> None:
         assert f"| `{name}` |" in README, f"README's inputs table lacks {name}"
     for name in action["outputs"]:
         assert f"| `{name}` |" in README, f"README's outputs table lacks {name}"
+
+
+def test_every_scorer_is_in_a_scorer_table() -> None:
+    from genai_gate.scoring.builtin import BUILTINS
+    from genai_gate.scoring.judges import JUDGES
+
+    for name in [*BUILTINS, *JUDGES]:
+        assert f"| `{name}` |" in README, f"README's scorer tables lack {name}"

@@ -21,6 +21,7 @@ from mlflow.entities import Trace
 from mlflow.genai.scorers import Scorer, scorer
 
 from genai_gate.data import EXPECTED_KEY
+from genai_gate.scoring import semantic
 
 # MLflow computes min/max/mean/median/variance/p90 itself; it names a callable aggregation by
 # its __name__, so p50/p95/p99 are plain functions with those names.
@@ -211,11 +212,24 @@ BUILTINS: dict[str, BuiltinSpec] = {
         False,
         "answer length in characters",
     ),
+    semantic.NAME: (
+        semantic.semantic_similarity,
+        ("mean", "median", "min"),
+        True,
+        "cosine similarity of the answer's and the best reference's embeddings "
+        "(all-MiniLM-L6-v2, offline), -1 to 1",
+    ),
+}
+# scorers that see the whole run before its rows are scored one by one
+PREPARE: dict[str, Callable[[list[tuple[Any, dict[str, Any] | None]]], None]] = {
+    semantic.NAME: semantic.prepare,
 }
 
 
 def make_builtin(name: str, aggregations: tuple[str, ...]) -> Scorer:
     func, _, _, description = BUILTINS[name]
+    if name == semantic.NAME:
+        semantic.require()  # an optional extra: ConfigError with the install command
     built: Scorer = scorer(
         func,
         name=name,

@@ -1,7 +1,8 @@
 """LLM judges: MLflow's built-in judge scorers, graded by the model named in `judge:`.
 
-The judges are MLflow's own (`Correctness`, `RelevanceToQuery`, `Safety`, `Guidelines`), so
-their prompts, verdict parsing and metric names (`correctness/mean`, ...) are MLflow's. Their
+The judges are MLflow's own (`Correctness`, `RelevanceToQuery`, `Safety`, `Guidelines`,
+`RetrievalGroundedness`), so their prompts, verdict parsing and metric names
+(`correctness/mean`, ...) are MLflow's. Their
 HTTP calls go through `JudgeGateway`, so genai-gate's retry policy, rate limit and cache apply
 to them as they do to model calls.
 """
@@ -23,7 +24,10 @@ JUDGES: dict[str, tuple[str, bool]] = {
     "relevance_to_query": ("RelevanceToQuery", False),
     "safety": ("Safety", False),
     "guidelines": ("Guidelines", False),
+    "retrieval_groundedness": ("RetrievalGroundedness", False),
 }
+# judges that read the retrieved context from the row's trace (its RETRIEVER span)
+CONTEXT_JUDGES = frozenset({"retrieval_groundedness"})
 # the seed's legacy LLM metric, and MLflow 3's judge that replaced it
 JUDGE_ALIASES = {"answer_correctness": "correctness"}
 JUDGE_PREFIX = "openai:/"

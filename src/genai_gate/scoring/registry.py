@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ class BoundScorer:
     judge: bool = False  # an MLflow LLM judge, graded by the `judge:` model
     repeat: int = 1  # judges: ask this many times ...
     min_pass: int = 1  # ... and pass the row when this many verdicts say yes
+    needs_context: bool = False  # reads the row's retrieved context (a RETRIEVER span)
+    # called once with every scorable row's (outputs, expectations) before rows are scored
+    prepare: Callable[[list[tuple[Any, dict[str, Any] | None]]], None] | None = None
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -85,10 +88,16 @@ def build_scorers(
     notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
-    from genai_gate.scoring.builtin import AGGREGATIONS, BUILTINS, make_builtin
-    from genai_gate.scoring.judges import JUDGE_ALIASES, JUDGES, make_judge_scorer
+    from genai_gate.scoring.builtin import AGGREGATIONS, BUILTINS, PREPARE, make_builtin
+    from genai_gate.scoring.judges import (
+        CONTEXT_JUDGES,
+        JUDGE_ALIASES,
+        JUDGES,
+        make_judge_scorer,
+    )
 
     problems: list[str] = []
+    fixes: list[str] = []  # fixes specific to a problem, shown before the general one
     wanted = list(names)
     if not wanted:
         # no `scorers:` given: the thresholds say which built-ins to run
@@ -136,6 +145,7 @@ def build_scorers(
                 judge=True,
                 repeat=repeat,
                 min_pass=min_pass if min_pass is not None else repeat // 2 + 1,
+                needs_context=ref in CONTEXT_JUDGES,
             )
         else:
             problems.append(
@@ -216,17 +226,29 @@ def build_scorers(
                 problems.append(f"scorers: {was}{exc.message}")
                 continue
         else:
-            obj = make_builtin(b.name, aggs)
+            try:
+                obj = make_builtin(b.name, aggs)
+            except ConfigError as exc:
+                problems.append(f"scorers: {exc.message}")
+                fixes.append(exc.fix)
+                continue
+            b = dataclasses.replace(b, prepare=PREPARE.get(b.name))
         resolved.append(dataclasses.replace(b, scorer=obj, aggregations=aggs))
     if problems:
-        raise ConfigError(
-            f"{len(problems)} scorer or threshold problem(s)",
-            problems=problems,
-            fix="Built-in scorers: " + ", ".join(BUILTINS) + ".\n"
+        general = (
+            "Built-in scorers: " + ", ".join(BUILTINS) + ".\n"
             "LLM judges (need judge: openai:/<model>): " + ", ".join(JUDGES) + ".\n"
             "Custom scorers: python:module:function (an MLflow @scorer or a plain function).\n"
             "Each threshold names a configured scorer and an aggregation:\n"
             "  scorers: [exact_match, latency]\n  thresholds:\n"
-            '    exact_match/mean: ">= 0.6"\n    latency/p50: "<= 800"',
+            '    exact_match/mean: ">= 0.6"\n    latency/p50: "<= 800"'
+        )
+        # a problem with its own fix (a missing extra) needs no general lecture
+        if len(fixes) < len(problems):
+            fixes.append(general)
+        raise ConfigError(
+            f"{len(problems)} scorer or threshold problem(s)",
+            problems=problems,
+            fix="\n\n".join(fixes),
         )
     return tuple(resolved)
