@@ -36,8 +36,8 @@ model-name: main.ml.bot
 model-version: 13
 inference-table: main.mon
 scorers: ["python:checks:polite"]
-min-requests: 40
-sample-size: 40
+min-requests: 30
+sample-size: 30
 """
 
 
@@ -55,7 +55,7 @@ def sloppy(messages: list[dict[str, Any]]) -> str:
 def ws(databricks_workspace: FakeDatabricks) -> FakeDatabricks:
     fake = databricks_workspace
     fake.update_polls = 0
-    fake.statement_polls = 2  # every statement is PENDING, then RUNNING, before it succeeds
+    fake.statement_polls = 1  # every statement is PENDING, then RUNNING, before it succeeds
     fake.register_model_version("main.ml.bot", "12", good)
     return fake
 
@@ -145,7 +145,7 @@ WAREHOUSE = f"warehouse-id: {WAREHOUSE_ID}\n"
 
 def test_a_healthy_canary_advances_then_is_promoted(canary: Canary, ws: FakeDatabricks) -> None:
     deploy_challenger(canary)
-    canary.traffic(600)
+    canary.traffic(400)
     assert (ws.captures / "main.mon.bot_payload").is_dir()  # the rows landed
 
     first = canary.run("analyze", "--apply", extra=WAREHOUSE)
@@ -155,7 +155,7 @@ def test_a_healthy_canary_advances_then_is_promoted(canary: Canary, ws: FakeData
     assert canary.tags()["genai-gate.step"] == "50"
     assert ws.statements  # the aggregation ran as SQL on the warehouse
 
-    canary.traffic(200)
+    canary.traffic(150)
     second = canary.run("analyze", "--apply", extra=WAREHOUSE)
     assert second.code == 0, second.text
     assert "healthy, promote" in second.out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import glob
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -144,8 +144,15 @@ class TrafficSource:
     entities: str
     where: str  # for messages: the table or the files
     models: Mapping[tuple[str, str], str]  # legacy: (model, version) -> served entity name
+    # the table's flavour, learnt once: on a warehouse every question is a statement
+    _known: dict[str, Schema] = field(default_factory=dict, compare=False, repr=False)
 
     def _schema(self) -> Schema:
+        if "schema" not in self._known:
+            self._known["schema"] = self._detect()
+        return self._known["schema"]
+
+    def _detect(self) -> Schema:
         cols = {c.lower() for c in self.engine.columns(self.payload)}
         if "served_entity_id" in cols:
             return "gateway"
