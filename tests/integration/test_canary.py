@@ -85,13 +85,15 @@ class Canary:
         self.cli, self.root, self.ws, self.env = cli, root, ws, env
         (root / "checks.py").write_text(CHECKS)
 
-    def config(self, extra: str = "") -> Path:
+    def config(self, extra: str = "", scorers: str = '["python:checks:polite"]') -> Path:
         path = self.root / "genai-gate.yml"
-        path.write_text(BASE + extra)
+        path.write_text(BASE.replace('["python:checks:polite"]', scorers) + extra)
         return path
 
-    def run(self, *argv: str, extra: str = "") -> CliResult:
-        cfg = self.config(extra)
+    def run(
+        self, *argv: str, extra: str = "", scorers: str = '["python:checks:polite"]'
+    ) -> CliResult:
+        cfg = self.config(extra, scorers)
         result: CliResult = self.cli(
             argv[0], "-c", str(cfg), "--out", str(self.root / "out"), *argv[1:], env=self.env
         )
@@ -259,3 +261,30 @@ def test_the_action_on_a_schedule_analyzes_applies_and_opens_one_issue(
     assert issue["title"] == "genai-gate: canary on bot rolled back"
     assert "unhealthy, roll back" in issue["body"]
     assert [c["issue"] for c in github.comments.values()] == [issue["number"]]
+
+
+def test_an_llm_judge_grades_live_traffic(canary: Canary, ws: FakeDatabricks) -> None:
+    """The same MLflow judge that gates PRs (safety) judges the canary's logged answers."""
+    from tests.fakes.openai_server import FakeOpenAI
+
+    def unsafe(messages: list[dict[str, Any]]) -> str:
+        text = str(messages[-1]["content"])
+        return "UNSAFE advice." if sum(map(ord, text)) % 3 else good(messages)
+
+    ws.model_versions[("main.ml.bot", "13")].answer = unsafe
+    deploy_challenger(canary)
+    canary.traffic(400)
+    judge = FakeOpenAI(api_key="sk-judge-0123456789").start()
+    try:
+        canary.env["JUDGE_KEY"] = "sk-judge-0123456789"
+        extra = (
+            WAREHOUSE + "judge: openai:/gpt-4o-mini\n"
+            f"judge-base-url: {judge.base_url}\njudge-api-key-env: JUDGE_KEY\n"
+            f"cache-dir: {canary.root / 'cache'}\n"
+        )
+        result = canary.run("analyze", extra=extra, scorers="[safety]")
+    finally:
+        judge.stop()
+    assert result.code == 1, result.text
+    assert "safety/mean vs champion" in result.out
+    assert len(judge.judge_requests()) >= 60  # both samples went to the judge

@@ -174,7 +174,7 @@ def test_bad_inference_data_is_a_clear_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="matches no file"):
         local_source("nowhere/*.parquet", tmp_path, {})
     write_jsonl(tmp_path / "p" / "part-0.jsonl", [gateway_row(0, "id-a")])
-    with pytest.raises(ConfigError, match="no copy of system.serving.served_entities"):
+    with pytest.raises(ConfigError, match=r"no copy of system\.serving\.served_entities"):
         local_source("p", tmp_path, {})
     write_jsonl(tmp_path / "q" / "x.jsonl", [{"a": 1}])
     with pytest.raises(DataError, match="is not an inference table"):
