@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,36 @@ def databricks_pat_env(
     for key, value in env.items():
         databricks_clean_env.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def databricks_job(
+    tmp_path: Path,
+    databricks_workspace: FakeDatabricks,
+    github_oidc: FakeGitHubOIDC,
+    databricks_clean_env: pytest.MonkeyPatch,
+) -> Callable[[str], dict[str, str]]:
+    """The environment of an Actions job on `event` (on main) with `id-token: write` and the
+    workspace in its env, as the action sees it; no DATABRICKS_AUTH_TYPE, so genai-gate picks."""
+    from tests.action_env import github_env
+
+    def make(event: str) -> dict[str, str]:
+        env = github_env(
+            tmp_path / "gh",
+            event=event,
+            payload={"repository": {"full_name": "acme/bot", "default_branch": "main"}},
+            ref="refs/heads/main",
+        )
+        env.update(
+            {
+                "DATABRICKS_HOST": databricks_workspace.host,
+                "DATABRICKS_CLIENT_ID": databricks_workspace.federation.service_principal_id,
+                **github_oidc.env(),
+            }
+        )
+        return env
+
+    return make
 
 
 # ---------------------------------------------------------------- the MLflow tracking server

@@ -10,9 +10,9 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from genai_gate.run_eval import EvalReport
 
 DEFAULT_OUT = "genai-gate-out"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _overrides(**flags: Any) -> dict[str, Any]:
@@ -209,27 +210,39 @@ def _finish(report: EvalReport, out: Path) -> None:
         raise report.tracking_error
 
 
-def _deploy_options(f: Any) -> Any:
-    for option in reversed(
-        [
-            config_option,
-            out_option,
-            click.option("--endpoint", help="Serving endpoint name."),
-            click.option("--model-name", help="Unity Catalog model: catalog.schema.model."),
-            click.option("--model-version", help="The challenger's version."),
-            click.option("--canary-percent", type=int, help="The challenger's traffic share."),
-            click.option(
-                "--set",
-                "sets",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="Any config key, e.g. --set wait-timeout=30m; repeatable.",
-            ),
-            click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON."),
-        ]
-    ):
-        f = option(f)
-    return f
+def _endpoint_options(*extra: Any, example: str) -> Callable[[F], F]:
+    """-c, --out, --endpoint, [extra], --set and --json, shared by the endpoint commands."""
+
+    def apply(f: F) -> F:
+        for option in reversed(
+            [
+                config_option,
+                out_option,
+                click.option("--endpoint", help="Serving endpoint name."),
+                *extra,
+                click.option(
+                    "--set",
+                    "sets",
+                    multiple=True,
+                    metavar="KEY=VALUE",
+                    help=f"Any config key, e.g. --set {example}; repeatable.",
+                ),
+                click.option("--json", "as_json", is_flag=True, help="Print the record as JSON."),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return apply
+
+
+_deploy_options = _endpoint_options(
+    click.option("--model-name", help="Unity Catalog model: catalog.schema.model."),
+    click.option("--model-version", help="The challenger's version."),
+    click.option("--canary-percent", type=int, help="The challenger's traffic share."),
+    example="wait-timeout=30m",
+)
+_rollout_options = _endpoint_options(example="min-requests=50")
 
 
 def _run_deploy_command(
@@ -277,26 +290,6 @@ def plan_command(**kwargs: Any) -> None:
 def deploy_command(**kwargs: Any) -> None:
     """Roll the model version out as a canary: served entities, traffic, capture, tags."""
     _run_deploy_command(True, **kwargs)
-
-
-def _rollout_options(f: Any) -> Any:
-    for option in reversed(
-        [
-            config_option,
-            out_option,
-            click.option("--endpoint", help="Serving endpoint name."),
-            click.option(
-                "--set",
-                "sets",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="Any config key, e.g. --set min-requests=50; repeatable.",
-            ),
-            click.option("--json", "as_json", is_flag=True, help="Print the record as JSON."),
-        ]
-    ):
-        f = option(f)
-    return f
 
 
 def _run_rollout_command(

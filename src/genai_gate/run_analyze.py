@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from genai_gate import __version__
 from genai_gate.config import LoadedConfig, load_config
-from genai_gate.deploy.auth import auth_plan, exchange_refused, make_client, require
-from genai_gate.deploy.databricks import ApplyResult, Endpoints
+from genai_gate.deploy.auth import auth_plan, require
+from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
 from genai_gate.deploy.plan import TAG_STARTED, EndpointState, Entity, Rollout, plan_rollout
 from genai_gate.errors import ConfigError
 from genai_gate.github import Runner, read_context
@@ -160,10 +160,7 @@ def run_analyze(
     runner = Runner(environ)
     how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
     require(how, ctx)
-    client = make_client(how)
-    endpoints = Endpoints(
-        client, progress, lambda exc: exchange_refused(exc, how, client, environ, runner.mask)
-    )
+    endpoints = connect(how, environ, progress, runner.mask)
     state = endpoints.read(endpoint)
     if state is None:
         raise ConfigError(

@@ -20,12 +20,10 @@ from genai_gate import __version__
 from genai_gate.config import LoadedConfig, load_config
 from genai_gate.deploy.auth import (
     auth_plan,
-    exchange_refused,
-    make_client,
     refuse_on_pull_request,
     require,
 )
-from genai_gate.deploy.databricks import ApplyResult, Endpoints
+from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
 from genai_gate.deploy.endpoint_config import read_endpoint_config
 from genai_gate.deploy.plan import (
     EndpointState,
@@ -199,10 +197,7 @@ def run_deploy(
         _write(out_dir, "plan", doc, summary)
         return DeployReport(command, endpoint, None, None, summary, doc, (reason,))
     require(how, ctx)
-    client = make_client(how)
-    endpoints = Endpoints(
-        client, progress, lambda exc: exchange_refused(exc, how, client, environ, runner.mask)
-    )
+    endpoints = connect(how, environ, progress, runner.mask)
 
     state = endpoints.read(endpoint)
     if apply and state is not None and state.updating:

@@ -27,7 +27,7 @@ from genai_gate.provenance import collect
 from genai_gate.report import evidence
 from genai_gate.report.results import RunInfo, results_doc, row_record, rows_jsonl, worst_rows
 from genai_gate.report.summary import render_summary
-from genai_gate.scoring.registry import build_scorers
+from genai_gate.scoring.registry import configured_scorers
 from genai_gate.targets import resolve_target
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.tracking import (
@@ -86,17 +86,7 @@ def _run(
 ) -> EvalReport:
     cfg = loaded.config
     notices = list(loaded.notices)
-    scorers = build_scorers(
-        cfg.scorers,
-        loaded.thresholds,
-        loaded.base_dir,
-        judge=cfg.judge,
-        guidelines=cfg.guidelines,
-        repeat=cfg.repeat,
-        min_pass=cfg.min_pass,
-        custom_judges=cfg.custom_judges,
-        notices=notices,
-    )
+    scorers = configured_scorers(loaded, notices)
     dataset = load_dataset(
         loaded.resolve(loaded.data), cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
     )

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from genai_gate.report.evidence import read_records
-from tests.action_env import github_env, read_outputs
+from tests.action_env import read_outputs
 from tests.conftest import CliResult
 from tests.fakes.databricks import WAREHOUSE_ID, FakeDatabricks
-from tests.fakes.github_oidc import FakeGitHubOIDC
 
 pytestmark = pytest.mark.integration
 
@@ -61,23 +61,9 @@ def ws(databricks_workspace: FakeDatabricks) -> FakeDatabricks:
 
 
 @pytest.fixture
-def job(
-    tmp_path: Path, ws: FakeDatabricks, github_oidc: FakeGitHubOIDC, databricks_clean_env: Any
-) -> dict[str, str]:
-    env = github_env(
-        tmp_path / "gh",
-        event="schedule",
-        payload={"repository": {"full_name": "acme/bot", "default_branch": "main"}},
-        ref="refs/heads/main",
-    )
-    env.update(
-        {
-            "DATABRICKS_HOST": ws.host,
-            "DATABRICKS_CLIENT_ID": ws.federation.service_principal_id,
-            **github_oidc.env(),
-        }
-    )
-    return env
+def job(ws: FakeDatabricks, databricks_job: Callable[[str], dict[str, str]]) -> dict[str, str]:
+    """A schedule on main in a job with `id-token: write` and the workspace in its env."""
+    return databricks_job("schedule")
 
 
 class Canary:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from genai_gate.report.evidence import read_records, verify_chain
 from tests.action_env import github_env, pr_payload, read_outputs
-from tests.conftest import CliResult
+from tests.conftest import REPO, CliResult
 from tests.fakes.databricks import FakeDatabricks, ServedEntity
 from tests.fakes.github_oidc import FakeGitHubOIDC
 
@@ -51,24 +52,9 @@ def serving_v12(fake: FakeDatabricks) -> None:
 
 
 @pytest.fixture
-def job(
-    tmp_path: Path, ws: FakeDatabricks, github_oidc: FakeGitHubOIDC, databricks_clean_env: Any
-) -> dict[str, str]:
-    """A push to main in a job with `id-token: write` and the workspace in its env."""
-    env = github_env(
-        tmp_path / "gh",
-        event="push",
-        payload={"repository": {"full_name": "acme/bot", "default_branch": "main"}},
-        ref="refs/heads/main",
-    )
-    env.update(
-        {
-            "DATABRICKS_HOST": ws.host,
-            "DATABRICKS_CLIENT_ID": ws.federation.service_principal_id,
-            **github_oidc.env(),
-        }
-    )
-    return env
+def job(ws: FakeDatabricks, databricks_job: Callable[[str], dict[str, str]]) -> dict[str, str]:
+    """A push on main in a job with `id-token: write` and the workspace in its env."""
+    return databricks_job("push")
 
 
 def deploy(
@@ -355,35 +341,7 @@ def test_moving_the_inference_table_is_refused(
     assert "cannot move an enabled inference table" in result.err
 
 
-SEED_UPDATE = {
-    "served_entities": [
-        {
-            "name": "current",
-            "entity_name": "main.default.my_model",
-            "entity_version": "12",
-            "workload_size": "Small",
-            "scale_to_zero_enabled": True,
-        },
-        {
-            "name": "challenger",
-            "entity_name": "main.default.my_model",
-            "entity_version": "13",
-            "workload_size": "Small",
-            "scale_to_zero_enabled": True,
-        },
-    ],
-    "traffic_config": {
-        "routes": [
-            {"served_model_name": "current", "traffic_percentage": "90"},
-            {"served_model_name": "challenger", "traffic_percentage": "10"},
-        ]
-    },
-    "auto_capture_config": {
-        "catalog_name": "governed_ai",
-        "schema_name": "inference_logs",
-        "table_name_prefix": "genai_endpoint",
-    },
-}
+SEED_UPDATE = REPO / "examples" / "seed" / "config" / "update.json"
 
 
 def test_the_seed_update_json_is_applied_with_ai_gateway_capture(
@@ -391,7 +349,7 @@ def test_the_seed_update_json_is_applied_with_ai_gateway_capture(
 ) -> None:
     for version in ("12", "13"):
         ws.register_model_version("main.default.my_model", version)
-    (tmp_path / "update.json").write_text(json.dumps(SEED_UPDATE))
+    (tmp_path / "update.json").write_text(SEED_UPDATE.read_text())
     result = deploy(cli, tmp_path, job, config="endpoint: my-genai\nendpoint-config: update.json\n")
     assert result.code == 0, result.text
     assert routes(ws, "my-genai") == {"current": 90, "challenger": 10}

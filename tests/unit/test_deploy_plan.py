@@ -25,6 +25,7 @@ from genai_gate.deploy.plan import (
 )
 from genai_gate.errors import ConfigError
 from genai_gate.report.plan import render_plan
+from tests.conftest import REPO
 
 NOW = "2026-11-28T12:00:00+00:00"
 TABLE = TableConfig("main", "mon")
@@ -210,35 +211,7 @@ def test_the_markdown_shows_traffic_and_changes() -> None:
     assert "| route | `bot-12` | 100% | 90% |" in md
 
 
-SEED = {
-    "served_entities": [
-        {
-            "name": "current",
-            "entity_name": "main.default.my_model",
-            "entity_version": "12",
-            "workload_size": "Small",
-            "scale_to_zero_enabled": True,
-        },
-        {
-            "name": "challenger",
-            "entity_name": "main.default.my_model",
-            "entity_version": "13",
-            "workload_size": "Small",
-            "scale_to_zero_enabled": True,
-        },
-    ],
-    "traffic_config": {
-        "routes": [
-            {"served_model_name": "current", "traffic_percentage": "90"},
-            {"served_model_name": "challenger", "traffic_percentage": "10"},
-        ]
-    },
-    "auto_capture_config": {
-        "catalog_name": "governed_ai",
-        "schema_name": "inference_logs",
-        "table_name_prefix": "genai_endpoint",
-    },
-}
+SEED = json.loads((REPO / "examples" / "seed" / "config" / "update.json").read_text())
 
 
 def test_the_seed_update_json_is_a_literal_rollout(tmp_path: Path) -> None:

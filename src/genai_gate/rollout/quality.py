@@ -19,7 +19,7 @@ from genai_gate.config import LoadedConfig
 from genai_gate.data import Dataset, EvalRow
 from genai_gate.evaluate import evaluate_judged
 from genai_gate.rollout.traffic import Exchange
-from genai_gate.scoring.registry import BoundScorer, build_scorers
+from genai_gate.scoring.registry import BoundScorer, configured_scorers
 from genai_gate.targets.cache import ResponseCache
 
 # scored from the table's own columns (execution_duration_ms), not by a scorer
@@ -27,18 +27,7 @@ _NOT_FOR_TRAFFIC = {"latency"}
 
 
 def reference_free(loaded: LoadedConfig, notices: list[str]) -> list[BoundScorer]:
-    cfg = loaded.config
-    scorers = build_scorers(
-        cfg.scorers,
-        loaded.thresholds,
-        loaded.base_dir,
-        judge=cfg.judge,
-        guidelines=cfg.guidelines,
-        repeat=cfg.repeat,
-        min_pass=cfg.min_pass,
-        custom_judges=cfg.custom_judges,
-        notices=notices,
-    )
+    scorers = configured_scorers(loaded, notices)
     kept = [s for s in scorers if not s.needs_expectations and s.name not in _NOT_FOR_TRAFFIC]
     skipped = [s.name for s in scorers if s not in kept]
     if skipped:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ModelLoadError
 from genai_gate.pyimport import PREFIX, load_object
 from genai_gate.thresholds import Threshold
@@ -252,3 +253,19 @@ def build_scorers(
             fix="\n\n".join(fixes),
         )
     return tuple(resolved)
+
+
+def configured_scorers(loaded: LoadedConfig, notices: list[str]) -> tuple[BoundScorer, ...]:
+    """The scorers a config asks for, with its judge settings."""
+    cfg = loaded.config
+    return build_scorers(
+        cfg.scorers,
+        loaded.thresholds,
+        loaded.base_dir,
+        judge=cfg.judge,
+        guidelines=cfg.guidelines,
+        repeat=cfg.repeat,
+        min_pass=cfg.min_pass,
+        custom_judges=cfg.custom_judges,
+        notices=notices,
+    )
