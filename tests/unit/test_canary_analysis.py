@@ -180,3 +180,28 @@ def test_bad_inference_data_is_a_clear_config_error(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "q" / "x.jsonl", [{"a": 1}])
     with pytest.raises(DataError, match="is not an inference table"):
         local_source("q", tmp_path, {}).stats("bot", "2026-01-01")
+
+
+def test_the_window_is_utc_whatever_the_machine_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        hours = [datetime(2026, 11, 28, h, 30, tzinfo=UTC) for h in range(12, 18)]
+        rows = [{**gateway_row(i, "id-a"), "request_time": ts} for i, ts in enumerate(hours)]
+        folder = tmp_path / "main.mon.bot_payload"
+        folder.mkdir()
+        pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
+        write_jsonl(tmp_path / "system.serving.served_entities.jsonl", ENTITIES)
+        stats = local_source(str(folder), tmp_path, {}).stats("bot", "2026-11-28 14:00:00")
+        assert stats["bot-12"].requests == 4  # 14:30 .. 17:30 UTC
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -79,7 +79,7 @@ def _from(schema: Schema, payload: str, entities: str, legacy_map: str) -> str:
         return (
             f"FROM {payload} p JOIN {_entity_map(schema, entities)} e "
             "ON p.served_entity_id = e.served_entity_id "
-            "WHERE CAST(p.request_time AS TIMESTAMP) >= CAST(:since AS TIMESTAMP)"
+            "WHERE p.request_time >= CAST(:since AS TIMESTAMP)"
         )
     return (
         f"FROM (SELECT *, {legacy_map} AS served_entity_name FROM {payload}) e "
@@ -271,10 +271,24 @@ class DuckEngine:
     def __init__(self, payload_reader: str, entities_reader: str | None) -> None:
         import duckdb
 
+        # 2 threads: the runner's cores; more threads hold more row groups at once (see
+        # benchmarks/README.md: the peak RSS grows with row-group size x threads)
         self.con = duckdb.connect(config={"threads": 2})
+        # Parquet stores request_time with a zone, and a cast would use the machine's local
+        # one: rows in the hours after `since` vanished on a laptop outside UTC
+        self.con.execute("SET TimeZone = 'UTC'")
         for macro in _MACROS:
             self.con.execute(macro)
         self.con.execute(f"CREATE VIEW payload AS SELECT * FROM {payload_reader}")
+        kinds = {
+            str(r[0]).lower(): str(r[1]) for r in self.con.execute("DESCRIBE payload").fetchall()
+        }
+        if not kinds.get("request_time", "TIMESTAMP").startswith("TIMESTAMP"):
+            # JSON lines hold it as text; comparing the column itself keeps Parquet fast
+            self.con.execute(
+                "CREATE OR REPLACE VIEW payload AS SELECT * REPLACE "
+                f"(CAST(request_time AS TIMESTAMP) AS request_time) FROM {payload_reader}"
+            )
         if entities_reader is not None:
             self.con.execute(f"CREATE VIEW served_entities AS SELECT * FROM {entities_reader}")
 
