@@ -17,7 +17,7 @@ from typing import Any
 
 from genai_gate.errors import ConfigError, ModelLoadError
 from genai_gate.pyimport import PREFIX, load_object
-from genai_gate.thresholds import Threshold
+from genai_gate.thresholds import RelativeThreshold, Threshold
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _custom(ref: str, base_dir: Path) -> tuple[Any, bool]:
 
 def build_scorers(
     names: Sequence[str],
-    thresholds: Sequence[Threshold],
+    thresholds: Sequence[Threshold | RelativeThreshold],
     base_dir: Path,
     *,
     judge: str | None = None,
