@@ -72,7 +72,8 @@ def _flag_value(flag: str, key: str, text: str, example: str) -> Any:
 
 
 def _print_verdict(doc: dict[str, Any], out_dir: Path) -> None:
-    from genai_gate.report.summary import ABSOLUTE_OPS, fmt, fmt_ci, rule_text
+    from genai_gate.report.summary import fmt, fmt_ci, rule_text
+    from genai_gate.thresholds import ABSOLUTE_OPS
 
     word = "PASSED" if doc["passed"] else "FAILED"
     click.echo(f"genai-gate: {word} ({doc['rows']} rows, model {doc['model']})")

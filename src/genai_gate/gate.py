@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from genai_gate.thresholds import RelativeThreshold, Threshold
+from genai_gate.thresholds import ABSOLUTE_OPS, RelativeThreshold, Threshold
 
 if TYPE_CHECKING:
     from genai_gate.compare import Comparison
@@ -56,7 +56,7 @@ class Check:
 
     @property
     def relative(self) -> bool:
-        return self.op not in (">=", "<=", ">", "<")
+        return self.op not in ABSOLUTE_OPS
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -106,10 +106,6 @@ def check_threshold(t: Threshold, metrics: Mapping[str, float]) -> Check:
     )
 
 
-def _signed(value: float) -> str:
-    return f"{value:+.4g}"
-
-
 def check_relative(
     t: RelativeThreshold,
     comparison: Comparison | None,
@@ -148,7 +144,6 @@ def check_relative(
     gain = sign * delta  # > 0 is better
     allowed = t.allowed_drop(base)
     if ci is None:
-        low = high = math.nan
         status = "inconclusive"
     else:
         low, high = sorted((sign * ci[0], sign * ci[1]))
@@ -166,7 +161,7 @@ def check_relative(
         interval = f" (no 95% interval from {comparison.pairs} paired rows)"
     change = (
         f"{t.metric} = {value:.4g} against {base:.4g} from {baseline_label}: "
-        f"Δ {_signed(delta)}{interval}"
+        f"Δ {delta:+.4g}{interval}"
     )
     if t.must_improve:
         passed = status == "improved"

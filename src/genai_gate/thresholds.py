@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Op = Literal[">=", "<=", ">", "<"]
+ABSOLUTE_OPS: tuple[Op, ...] = (">=", "<=", ">", "<")
 Better = Literal["higher", "lower"]
 
 _OPS: dict[str, Op] = {">=": ">=", "<=": "<=", ">": ">", "<": "<", "=>": ">=", "=<": "<="}

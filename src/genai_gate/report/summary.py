@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from genai_gate.evaluate import RowResult
 from genai_gate.report.results import row_record
+from genai_gate.thresholds import ABSOLUTE_OPS
 
 if TYPE_CHECKING:
     from genai_gate.compare import RowChange
@@ -53,7 +54,6 @@ def fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-ABSOLUTE_OPS = (">=", "<=", ">", "<")
 _STATUS = {
     "passed": "✅ pass",
     "failed": "❌ fail",
@@ -179,7 +179,8 @@ def _regressions(doc: dict[str, Any], changes: Sequence[RowChange]) -> list[str]
     ]
     for change in changes:
         cand, base = change.candidate, change.baseline
-        names = [n for n in change.worse if n != "model error"]
+        # the scorers it got worse on; for a candidate's error, whatever the baseline scored
+        names = [n for n in change.worse if n != "model error"] or sorted(base.scores)
         lines.append(
             f"| {cell(cand.where)} | {cell(cand.inputs)} | {cell(base.outputs)} | "
             f"{cell(cand.outputs)} | {cell(_scores(base, names))} | "
