@@ -204,7 +204,9 @@ def _eval_outputs(
             value = "missing" if check.value is None else f"{check.value:.4g}"
             runner.annotate(
                 "error",
-                f"{check.metric} = {value}, needs {check.op} {check.threshold:g}",
+                _scrub(check.reason, secrets)
+                if check.relative
+                else f"{check.metric} = {value}, needs {check.op} {check.threshold:g}",
                 title=f"genai-gate: {check.metric}",
             )
     check_reasons = {c.reason for c in report.verdict.checks}

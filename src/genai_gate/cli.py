@@ -73,13 +73,26 @@ def _flag_value(flag: str, key: str, text: str, example: str) -> Any:
 
 
 def _print_verdict(doc: dict[str, Any], out_dir: Path) -> None:
+    from genai_gate.report.summary import fmt, fmt_ci, rule_text
+    from genai_gate.thresholds import ABSOLUTE_OPS
+
     word = "PASSED" if doc["passed"] else "FAILED"
     click.echo(f"genai-gate: {word} ({doc['rows']} rows, model {doc['model']})")
+    base = doc.get("baseline")
+    if base is not None:
+        click.echo(f"baseline: {base['label']} ({base['pairs']} rows paired)")
     width = max((len(c["metric"]) for c in doc["checks"]), default=0)
     for c in doc["checks"]:
         value = "missing" if c["value"] is None else f"{c['value']:.4g}"
         mark = "ok  " if c["passed"] else "FAIL"
-        click.echo(f"  {mark} {c['metric']:<{width}}  {value:>9}  {c['op']} {c['threshold']:g}")
+        line = f"  {mark} {c['metric']:<{width}}  {value:>9}  {rule_text(c)}"
+        if c.get("delta") is not None:
+            line += (
+                f"  baseline {fmt(c['baseline'])}, Δ {c['delta']:+.4g} (95% CI {fmt_ci(c['ci'])})"
+            )
+        if c["op"] not in ABSOLUTE_OPS:
+            line += f"  {c['status']}"
+        click.echo(line)
     for failure in doc["failures"]:
         click.echo(f"  - {failure}")
     if doc.get("run_url"):

@@ -32,6 +32,8 @@ from genai_gate.errors import ConfigError
 from genai_gate.thresholds import (
     METRIC_ALIASES,
     THRESHOLD_HELP,
+    Better,
+    RelativeThreshold,
     Threshold,
     parse_expression,
     parse_lines,
@@ -57,10 +59,30 @@ class _Model(BaseModel):
 
 
 class ThresholdRule(_Model):
-    """The mapping form of a threshold: exactly one of `at-least` / `at-most`."""
+    """The mapping form of a threshold: at most one of `at-least` / `at-most`, and at most
+    one rule against the baseline (`max-drop`, `max-drop-pct`, `must-improve`)."""
 
     at_least: float | None = Field(default=None, description="The metric must be >= this.")
     at_most: float | None = Field(default=None, description="The metric must be <= this.")
+    max_drop: float | None = Field(
+        default=None,
+        description="Against the baseline: the metric may get worse by at most this much "
+        "(in its own units).",
+    )
+    max_drop_pct: float | None = Field(
+        default=None,
+        description="Against the baseline: the metric may get worse by at most this percent "
+        "of the baseline's value.",
+    )
+    must_improve: bool | None = Field(
+        default=None,
+        description="Against the baseline: the metric must get significantly better.",
+    )
+    better: Better | None = Field(
+        default=None,
+        description="Which way is better, for rules against the baseline without at-least "
+        "or at-most: higher or lower.",
+    )
 
 
 class Columns(_Model):
@@ -254,7 +276,21 @@ class Config(DeploySettings, AnalysisSettings):
     thresholds: dict[str, str | float | ThresholdRule] = Field(
         default_factory=dict,
         description='Metric (scorer/aggregation) -> ">= 0.8" | "<= 800" | {at-least: ..} | '
-        "{at-most: ..}.",
+        "{at-most: ..}, optionally with a rule against the baseline: max-drop, max-drop-pct "
+        "or must-improve (and better: higher|lower without at-least/at-most).",
+    )
+    baseline: str | None = Field(
+        default=None,
+        description="What the candidate is compared with, row by row: endpoints:/<name> (the "
+        "endpoint's champion served entity), endpoints:/<name>/<served-entity>, "
+        "models:/name@alias, models:/name/N, run:<mlflow-run-id> (an earlier genai-gate run's "
+        "rows, no model calls), any other model: form, or none. Default: endpoints:/<endpoint> "
+        "when deploy is configured.",
+    )
+    inconclusive: Literal["estimate", "pass", "fail"] = Field(
+        default="estimate",
+        description="What a rule against the baseline decides when the 95% interval is "
+        "inconclusive: estimate (pass when the point estimate is within max-drop), pass or fail.",
     )
     columns: Columns = Field(default_factory=Columns)
     max_errors: int | str = Field(
@@ -363,6 +399,13 @@ class Config(DeploySettings, AnalysisSettings):
             raise ValueError("must name a file")
         return v
 
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must name a model, an endpoint or run:<mlflow-run-id> (or none)")
+        return v.strip() if v is not None else v
+
     @field_validator("custom_judges")
     @classmethod
     def _judge_names(cls, v: dict[str, str]) -> dict[str, str]:
@@ -419,6 +462,8 @@ class LoadedConfig:
     notices: tuple[str, ...] = ()
     # key -> the name the user typed it under ("genai-gate.yml: endpoint", "--set endpoint")
     origins: Mapping[str, str] = field(default_factory=dict)
+    # the rules against the baseline (issue #5), next to the absolute `thresholds`
+    relative: tuple[RelativeThreshold, ...] = ()
 
     def label(self, key: str) -> str:
         return self.origins.get(key, key)
@@ -574,6 +619,12 @@ def _validation_problems(
     seen: set[str] = set()
     for err in exc.errors():
         loc = tuple(err["loc"])
+        if (
+            loc[:1] == ("thresholds",)
+            and err["type"] in ("string_type", "float_type", "float_parsing")
+            and isinstance(err.get("input"), dict)
+        ):
+            continue  # a mapping threshold: only the ThresholdRule branch's errors say why
         # A union (str | ThresholdRule) reports once per branch; keep the first per place.
         place = _label(origins, tuple(x for x in loc if x not in ("str", "float", "ThresholdRule")))
         if place in seen:
@@ -586,10 +637,70 @@ def _validation_problems(
     return problems
 
 
+def _rule(metric: str, spec: ThresholdRule) -> tuple[Threshold | None, RelativeThreshold | None]:
+    """The mapping form: an absolute limit, a rule against the baseline, or both."""
+    if spec.at_least is not None and spec.at_most is not None:
+        raise ValueError("give exactly one of at-least or at-most, not both")
+    absolute = None
+    if spec.at_least is not None:
+        absolute = Threshold(metric, ">=", spec.at_least)
+    elif spec.at_most is not None:
+        absolute = Threshold(metric, "<=", spec.at_most)
+    if absolute is not None and not math.isfinite(absolute.value):
+        raise ValueError("the limit must be a finite number")
+    rules = [
+        name
+        for name, given in (
+            ("max-drop", spec.max_drop is not None),
+            ("max-drop-pct", spec.max_drop_pct is not None),
+            ("must-improve", bool(spec.must_improve)),
+        )
+        if given
+    ]
+    if len(rules) > 1:
+        raise ValueError(f"give one rule against the baseline, not {' and '.join(rules)}")
+    if not rules:
+        if absolute is None:
+            raise ValueError(
+                "give exactly one of at-least or at-most, or a rule against the baseline: "
+                "max-drop, max-drop-pct or must-improve"
+            )
+        if spec.better is not None:
+            raise ValueError("better: only applies to max-drop, max-drop-pct or must-improve")
+        return absolute, None
+    for name, value in (("max-drop", spec.max_drop), ("max-drop-pct", spec.max_drop_pct)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a number of 0 or more, not {value:g}")
+    implied: Better | None = None
+    if absolute is not None:
+        implied = "higher" if absolute.op == ">=" else "lower"
+    if spec.better is not None and implied is not None and spec.better != implied:
+        limit = "at-least" if implied == "higher" else "at-most"
+        raise ValueError(
+            f"better: {spec.better} contradicts {limit}, which says {implied} is better"
+        )
+    better = spec.better or implied
+    if better is None:
+        raise ValueError(
+            f"{rules[0]} needs a direction, so that a drop means worse: add better: higher "
+            "(quality scores) or better: lower (latency, cost), or an at-least/at-most limit"
+        )
+    relative = RelativeThreshold(
+        metric,
+        better,
+        max_drop=spec.max_drop,
+        max_drop_pct=spec.max_drop_pct,
+        must_improve=bool(spec.must_improve),
+    )
+    return absolute, relative
+
+
 def _parse_thresholds(
     raw: Mapping[str, str | float | ThresholdRule], origins: Mapping[str, str]
-) -> tuple[tuple[Threshold, ...], list[str], list[str]]:
+) -> tuple[tuple[Threshold, ...], tuple[RelativeThreshold, ...], list[str], list[str]]:
     out: dict[str, Threshold] = {}
+    relative: dict[str, RelativeThreshold] = {}
+    seen: set[str] = set()
     problems: list[str] = []
     notices: list[str] = []
     for given, spec in raw.items():
@@ -609,6 +720,7 @@ def _parse_thresholds(
                 f"scorer/aggregation, for example {given}/mean"
             )
             continue
+        against: RelativeThreshold | None = None
         try:
             if isinstance(spec, int | float):
                 raise ValueError(
@@ -616,25 +728,22 @@ def _parse_thresholds(
                     f'"<= {spec:g}" (lower is better)'
                 )
             if isinstance(spec, ThresholdRule):
-                if spec.at_least is not None and spec.at_most is None:
-                    parsed = Threshold(metric, ">=", spec.at_least)
-                elif spec.at_most is not None and spec.at_least is None:
-                    parsed = Threshold(metric, "<=", spec.at_most)
-                else:
-                    raise ValueError("give exactly one of at-least or at-most")
-                if not math.isfinite(parsed.value):
-                    raise ValueError("the limit must be a finite number")
+                parsed, against = _rule(metric, spec)
             else:
                 op2, value2 = parse_expression(spec)
                 parsed = Threshold(metric, op2, value2)
         except ValueError as exc:
             problems.append(f"{label}: {exc}")
             continue
-        if metric in out:
+        if metric in seen:
             problems.append(f"{label}: {metric!r} is given twice (once through an alias)")
             continue
-        out[metric] = parsed
-    return tuple(out.values()), problems, notices
+        seen.add(metric)
+        if parsed is not None:
+            out[metric] = parsed
+        if against is not None:
+            relative[metric] = against
+    return tuple(out.values()), tuple(relative.values()), problems, notices
 
 
 def load_config(
@@ -683,7 +792,7 @@ def load_config(
             problems=problems,
             fix=f"Run `genai-gate schema` for every key and its type.\n{THRESHOLD_HELP}",
         ) from None
-    thresholds, problems, notices = _parse_thresholds(config.thresholds, origins)
+    thresholds, relative, problems, notices = _parse_thresholds(config.thresholds, origins)
     if problems:
         raise ConfigError(
             f"{source} has {len(problems)} threshold problem(s)",
@@ -697,6 +806,7 @@ def load_config(
         source=source,
         notices=tuple(notices),
         origins=origins,
+        relative=relative,
     )
 
 

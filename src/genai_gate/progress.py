@@ -10,7 +10,12 @@ import sys
 import time
 from typing import Any, TextIO
 
-_LABELS = {"model": "model calls", "score": "scoring"}
+_LABELS = {
+    "model": "model calls",
+    "score": "scoring",
+    "baseline-model": "baseline model calls",
+    "baseline-score": "baseline scoring",
+}
 
 
 class Progress:

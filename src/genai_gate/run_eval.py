@@ -4,12 +4,17 @@ Everything that can be checked without calling the model is checked first (confi
 thresholds, data, expectations, the model import), so a typo costs seconds, not an
 evaluation. The local files are written before the MLflow run is verified, so a tracking
 failure (exit 4) still leaves complete results behind.
+
+With a baseline (issue #5) the baseline is resolved in the same preflight, then evaluated
+after the candidate with the same rows, scorers, judges, runner and cache folder (or read
+from an earlier run), paired row by row (compare.py), and the gate gets the comparison.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,17 +23,35 @@ from typing import Any
 import yaml
 
 from genai_gate import __version__
+from genai_gate.baseline import Baseline, resolve_baseline
+from genai_gate.compare import Comparison, RowChange, compare, pair_rows, regressed_rows
 from genai_gate.config import LoadedConfig, load_config
 from genai_gate.data import load_dataset
 from genai_gate.errors import TrackingError
-from genai_gate.evaluate import PhaseProgress, evaluate_judged, preflight
+from genai_gate.evaluate import (
+    EvalResult,
+    PhaseProgress,
+    RowResult,
+    compute_metrics,
+    evaluate,
+    preflight,
+)
 from genai_gate.gate import Verdict, decide
 from genai_gate.provenance import collect
 from genai_gate.report import evidence
-from genai_gate.report.results import RunInfo, results_doc, row_record, rows_jsonl, worst_rows
+from genai_gate.report.results import (
+    RunInfo,
+    baseline_doc,
+    regression_directions,
+    results_doc,
+    row_record,
+    rows_jsonl,
+    worst_rows,
+)
 from genai_gate.report.summary import render_summary
-from genai_gate.scoring.registry import configured_scorers
-from genai_gate.targets import resolve_target
+from genai_gate.scoring.judges import judge_session
+from genai_gate.scoring.registry import BoundScorer, configured_scorers
+from genai_gate.targets import Target, resolve_target
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.tracking import (
     default_tracking_uri,
@@ -53,6 +76,56 @@ class EvalReport:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _prefixed(progress: PhaseProgress | None, prefix: str) -> PhaseProgress | None:
+    if progress is None:
+        return None
+    report = progress
+    return lambda phase, done, total: report(f"{prefix}{phase}", done, total)
+
+
+@dataclass(frozen=True)
+class _Compared:
+    comparisons: dict[str, Comparison]
+    rows: tuple[RowResult, ...]  # the baseline's
+    regressions: list[RowChange]
+    doc: dict[str, Any]  # results.json's `baseline`
+
+
+def _compare(
+    loaded: LoadedConfig,
+    scorers: Sequence[BoundScorer],
+    result: EvalResult,
+    baseline: Baseline,
+    evaluated: EvalResult | None,
+) -> _Compared:
+    """The candidate's rows against the baseline's (evaluated now, or an earlier run's)."""
+    if evaluated is not None:
+        rows, metrics = evaluated.rows, evaluated.metrics
+    else:
+        rows, metrics = baseline.rows, compute_metrics(baseline.rows, scorers)
+    pairs = pair_rows(result.rows, rows)
+    comparisons = compare(pairs, scorers, result.metrics, metrics)
+    directions = regression_directions(loaded.thresholds, loaded.relative, scorers)
+    regressions = regressed_rows(pairs, directions)
+    identity = dict(baseline.identity)
+    served = getattr(baseline.target, "served_models", None)
+    if callable(served):
+        identity["served_models"] = served()
+    doc = baseline_doc(
+        ref=baseline.ref,
+        label=baseline.label,
+        kind=baseline.kind,
+        identity=identity,
+        rows=rows,
+        metrics=metrics,
+        comparisons=comparisons,
+        pairs=len(pairs),
+        regressed=len(regressions),
+        cache=evaluated.cache if evaluated else None,
+    )
+    return _Compared(comparisons, rows, regressions, doc)
 
 
 def run_eval(
@@ -100,11 +173,66 @@ def _run(
     if cfg.model:
         input_keys = list(dataset.rows[0].inputs)
         target = resolve_target(cfg.model, loaded, input_keys=input_keys)
-
-    cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
-    result, judge_stats = evaluate_judged(
-        loaded, dataset, scorers, target, environ=environ, progress=progress, cache=cache
+    # the baseline is resolved (read, loaded, its digest checked) before any model call too
+    resolution = resolve_baseline(
+        loaded, dataset, scorers, environ=environ, tracking_uri=tracking_uri
     )
+    notices += resolution.notices
+    baseline = resolution.baseline
+
+    judge_cache = None
+    gateways: list[Any] = []
+    scoring_context = None
+    if any(s.judge for s in scorers):
+        judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
+
+        @contextlib.contextmanager
+        def judging() -> Iterator[None]:
+            with judge_session(cfg, judge_cache, environ) as gateway:
+                gateways.append(gateway)
+                yield
+
+        scoring_context = judging
+
+    def run_target(answering: Target | None, phases: PhaseProgress | None) -> EvalResult:
+        # the candidate and the baseline share the runner, scorers, judges and cache folder
+        cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
+        return evaluate(
+            loaded,
+            dataset,
+            scorers,
+            answering,
+            progress=phases,
+            cache=cache,
+            scoring_context=scoring_context,
+        )
+
+    result = run_target(target, progress)
+    baseline_eval = None
+    if baseline is not None and baseline.target is not None:
+        baseline_eval = run_target(baseline.target, _prefixed(progress, "baseline-"))
+    judge_stats: dict[str, Any] | None = None
+    if scoring_context is not None:
+        totals: dict[str, int] = {}
+        for gateway in gateways:
+            for key, value in gateway.stats.as_dict().items():
+                totals[key] = totals.get(key, 0) + value
+        judge_stats = {
+            "model": cfg.judge,
+            **totals,
+            "cache": judge_cache.stats() if judge_cache else None,
+        }
+
+    compared = None
+    if baseline is not None:
+        compared = _compare(loaded, scorers, result, baseline, baseline_eval)
+        if compared.doc["error_rows"]:
+            notices.append(
+                f"the baseline failed on {compared.doc['error_rows']} of {len(compared.rows)} "
+                "rows; those rows are left out of the comparison"
+            )
+    comparisons = compared.comparisons if compared else None
+    baseline_info = compared.doc if compared else None
     allowed = cfg.allowed_errors(len(dataset.rows))
     verdict = decide(
         loaded.thresholds,
@@ -112,6 +240,11 @@ def _run(
         rows=len(result.rows),
         row_errors=result.row_errors,
         allowed_errors=allowed,
+        relative=loaded.relative,
+        comparisons=comparisons,
+        no_baseline=resolution.unavailable,
+        baseline_label=baseline.label if baseline else "the baseline",
+        inconclusive=cfg.inconclusive,
     )
 
     prov = collect(loaded.base_dir, environ)
@@ -139,8 +272,15 @@ def _run(
         experiment=cfg.experiment,
     )
     doc = results_doc(
-        result, verdict, loaded.thresholds, info, allowed_errors=allowed, notices=notices
+        result,
+        verdict,
+        loaded.thresholds,
+        info,
+        allowed_errors=allowed,
+        notices=notices,
+        relative=loaded.relative,
     )
+    doc["baseline"] = baseline_info
     doc["provenance"] = prov.as_dict()
     served = getattr(target, "served_models", None)
     if callable(served) and doc["model_identity"] is not None:
@@ -153,7 +293,12 @@ def _run(
     for key in ("tracking-uri", "base-url", "judge-base-url"):
         if key in effective:
             effective[key] = redact(effective[key])
-    summary = render_summary(doc, worst, config_yaml=yaml.safe_dump(effective, sort_keys=False))
+    summary = render_summary(
+        doc,
+        worst,
+        config_yaml=yaml.safe_dump(effective, sort_keys=False),
+        regressions=compared.regressions[: cfg.worst_rows] if compared else (),
+    )
 
     results_path = out_dir / "results.json"
     summary_path = out_dir / "summary.md"
@@ -161,7 +306,9 @@ def _run(
     evidence_path = out_dir / "evidence.json"
     evidence.write_json_atomic(results_path, doc)
     summary_path.write_text(summary, encoding="utf-8")
-    rows_path.write_text(rows_jsonl(result), encoding="utf-8")
+    rows_path.write_text(rows_jsonl(result.rows), encoding="utf-8")
+    if compared is not None:
+        (out_dir / "baseline_rows.jsonl").write_text(rows_jsonl(compared.rows), encoding="utf-8")
     evidence.append(
         evidence_path,
         {
@@ -177,6 +324,14 @@ def _run(
                 "rows": len(dataset.rows),
             },
             "model": doc["model_identity"] or {"uri": doc["model"]},
+            "baseline": (
+                {
+                    k: baseline_info[k]
+                    for k in ("ref", "label", "kind", "model_identity", "pairs", "metrics")
+                }
+                if baseline_info
+                else None
+            ),
             "thresholds": doc["thresholds"],
             "metrics": doc["metrics"],
             "failures": doc["failures"],
@@ -208,12 +363,21 @@ def _run(
             "max_errors": cfg.max_errors,
             "concurrency": cfg.concurrency,
         }
+        if loaded.relative:
+            params["baseline_thresholds"] = {t.metric: t.describe() for t in loaded.relative}
+        if baseline is not None:
+            params["baseline"] = baseline.label
         metrics = {
             **result.metrics,
             "genai_gate/rows": float(len(result.rows)),
             "genai_gate/error_rows": float(doc["errors"]["rows"]),
             "genai_gate/passed": float(verdict.passed),
         }
+        for name, comparison in (comparisons or {}).items():
+            if comparison.baseline is not None:
+                metrics[f"baseline/{name}"] = comparison.baseline
+            if comparison.delta is not None:
+                metrics[f"delta/{name}"] = comparison.delta
         try:
             finish_run(
                 run,
@@ -227,6 +391,7 @@ def _run(
                 table=[row_record(r) for r in result.rows],
                 artifacts=[results_path, summary_path, evidence_path],
                 verdict_passed=verdict.passed,
+                baseline_table=[row_record(r) for r in compared.rows] if compared else None,
             )
         except TrackingError as exc:
             tracking_error = exc

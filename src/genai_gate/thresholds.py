@@ -2,6 +2,12 @@
 
 A direction is always explicit (as in MLflow's own `MetricThreshold`): a bare number
 is refused, because "0.8" cannot say whether higher or lower is better.
+
+Relative thresholds (issue #5) compare with the baseline: `{max-drop: 0.02}`,
+`{max-drop-pct: 5}` or `{must-improve: true}`, next to or instead of `at-least`/`at-most`
+in the same mapping. A drop means worse in the metric's direction, which comes from the
+absolute limit (`at-least` means higher is better) or from `better: higher|lower`; it is
+never guessed from the metric's name, for the same reason a bare number is refused.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Op = Literal[">=", "<=", ">", "<"]
+ABSOLUTE_OPS: tuple[Op, ...] = (">=", "<=", ">", "<")
+Better = Literal["higher", "lower"]
 
 _OPS: dict[str, Op] = {">=": ">=", "<=": "<=", ">": ">", "<": "<", "=>": ">=", "=<": "<="}
 _EXPR = re.compile(
@@ -50,12 +58,57 @@ class Threshold:
         return f"{self.op} {self.value:g}"
 
 
+@dataclass(frozen=True)
+class RelativeThreshold:
+    """A limit on the change against the baseline, measured in the metric's better direction.
+
+    Exactly one rule: `max_drop` (in the metric's units), `max_drop_pct` (percent of the
+    baseline's value) or `must_improve` (the candidate must be significantly better).
+    """
+
+    metric: str
+    better: Better
+    max_drop: float | None = None
+    max_drop_pct: float | None = None
+    must_improve: bool = False
+
+    @property
+    def op(self) -> str:
+        if self.must_improve:
+            return "must-improve"
+        return "max-drop" if self.max_drop is not None else "max-drop-pct"
+
+    @property
+    def limit(self) -> float:
+        if self.must_improve:
+            return 0.0
+        return self.max_drop if self.max_drop is not None else float(self.max_drop_pct or 0.0)
+
+    def allowed_drop(self, baseline: float) -> float:
+        """How much worse than `baseline` the candidate may be, in the metric's units."""
+        if self.must_improve:
+            return 0.0
+        if self.max_drop is not None:
+            return self.max_drop
+        return abs(baseline) * float(self.max_drop_pct or 0.0) / 100.0
+
+    def describe(self) -> str:
+        if self.must_improve:
+            return f"must-improve ({self.better} is better)"
+        unit = "%" if self.max_drop is None else ""
+        return f"{self.op} {self.limit:g}{unit} ({self.better} is better)"
+
+
 THRESHOLD_HELP = """\
 Write each threshold with an explicit direction:
   thresholds:
     exact_match/mean: ">= 0.6"
     latency/p50: "<= 800"          # milliseconds
-    token_f1/mean: {at_least: 0.5}"""
+    token_f1/mean: {at-least: 0.5}
+Against the baseline (see baseline:), next to or instead of the absolute limit:
+    token_f1/mean: {at-least: 0.5, max-drop: 0.02}
+    latency/p90: {better: lower, max-drop-pct: 10}
+    correctness/mean: {better: higher, must-improve: true}"""
 
 
 def parse_expression(text: str) -> tuple[Op, float]:
@@ -73,12 +126,19 @@ def parse_expression(text: str) -> tuple[Op, float]:
     return _OPS[m.group(1)], value
 
 
-def parse_lines(text: str) -> dict[str, str]:
-    """The action's multi-line input: one `metric op value` per line; `#` starts a comment."""
-    out: dict[str, str] = {}
+def parse_lines(text: str) -> dict[str, str | dict[str, object]]:
+    """The action's multi-line input: one `metric op value` per line; `#` starts a comment.
+
+    A line may also hold the mapping form, `metric {max-drop: 0.02, better: higher}`.
+    """
+    out: dict[str, str | dict[str, object]] = {}
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
+            continue
+        if "{" in line:
+            metric, _, rest = line.partition("{")
+            out[metric.strip().rstrip(":").strip()] = _flow_mapping(n, "{" + rest)
             continue
         if ":" in line and not re.search(r"[<>]", line.split(":", 1)[0]):
             # also accept YAML-ish `metric: ">= 0.8"` lines
@@ -90,3 +150,15 @@ def parse_lines(text: str) -> dict[str, str]:
             metric, expr = m.group(1), m.group(2)
         out[metric.strip()] = expr.strip().strip("\"'")
     return out
+
+
+def _flow_mapping(n: int, text: str) -> dict[str, object]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        loaded = None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"line {n}: {text!r} is not a mapping like {{max-drop: 0.02}}")
+    return {str(k): v for k, v in loaded.items()}

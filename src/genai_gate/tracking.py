@@ -5,6 +5,8 @@ metrics in one `log_batch`, the dataset as a run input, the per-row table throug
 `log_table` (so the MLflow UI shows it), and results.json, summary.md and evidence.json as
 artifacts. Afterwards the run is read back: a metric or a row that did not land fails the
 command, because a tracking store that silently drops rows is a known MLflow failure mode.
+With a baseline, its metrics (`baseline/<metric>`, `delta/<metric>`) and its rows
+(`baseline_results.json`) are logged and counted back the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from genai_gate.errors import TrackingError
 
 TABLE_FILE = "eval_results.json"
+BASELINE_TABLE_FILE = "baseline_results.json"
 
 
 def default_tracking_uri(out_dir: Path, configured: str | None, environ: Mapping[str, str]) -> str:
@@ -138,6 +141,7 @@ def finish_run(
     table: Sequence[Mapping[str, Any]],
     artifacts: Sequence[Path],
     verdict_passed: bool,
+    baseline_table: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     """Log everything, verify it landed, and close the run; TrackingError on any loss."""
     import math
@@ -169,14 +173,18 @@ def finish_run(
                 )
             ],
         )
-        frame = pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in table])
-        client.log_table(run.run_id, data=frame, artifact_file=TABLE_FILE)
+        tables = {TABLE_FILE: table}
+        if baseline_table is not None:
+            tables[BASELINE_TABLE_FILE] = baseline_table
+        for name, rows in tables.items():
+            frame = pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in rows])
+            client.log_table(run.run_id, data=frame, artifact_file=name)
         for path in artifacts:
             client.log_artifact(run.run_id, str(path))
     except Exception as exc:
         client_fail(run)
         raise _wrap("logging the evaluation", run.tracking_uri, exc) from exc
-    _verify(run, finite, len(table))
+    _verify(run, finite, {name: len(rows) for name, rows in tables.items()})
     try:
         client.set_terminated(run.run_id, "FINISHED")
     except Exception as exc:
@@ -197,27 +205,31 @@ def client_fail(run: StartedRun) -> None:
         return
 
 
-def _verify(run: StartedRun, metrics: Mapping[str, float], rows: int) -> None:
+def _verify(run: StartedRun, metrics: Mapping[str, float], tables: Mapping[str, int]) -> None:
     import tempfile
 
     client = run.client
+    stored_rows: dict[str, int] = {}
     try:
         logged = client.get_run(run.run_id).data.metrics
         with tempfile.TemporaryDirectory() as tmp:
-            local = client.download_artifacts(run.run_id, TABLE_FILE, tmp)
-            stored = json.loads(Path(local).read_text(encoding="utf-8"))
+            for name in tables:
+                local = client.download_artifacts(run.run_id, name, tmp)
+                stored = json.loads(Path(local).read_text(encoding="utf-8"))
+                stored_rows[name] = len(stored.get("data", [])) if isinstance(stored, dict) else -1
     except Exception as exc:
         client_fail(run)
         raise _wrap("reading the run back", run.tracking_uri, exc) from exc
     missing = sorted(set(metrics) - set(logged))
-    stored_rows = len(stored.get("data", [])) if isinstance(stored, dict) else -1
-    if missing or stored_rows != rows:
+    short = {name: rows for name, rows in tables.items() if stored_rows[name] != rows}
+    if missing or short:
         client_fail(run)
         problems = []
         if missing:
             problems.append(f"metrics not recorded: {', '.join(missing)}")
-        if stored_rows != rows:
-            problems.append(f"the row table holds {stored_rows} of {rows} rows")
+        for name, rows in short.items():
+            which = "row table" if name == TABLE_FILE else f"table {name}"
+            problems.append(f"the {which} holds {stored_rows[name]} of {rows} rows")
         raise TrackingError(
             f"the MLflow run {run.run_id} did not record everything that was logged",
             problems=problems,

@@ -41,10 +41,12 @@ Auth (spec §2)
 
 Serving endpoints (§3): list, get, create, `PUT {name}/config`, `PUT {name}/ai-gateway`,
   `PATCH {name}/tags`, delete, `GET .../served-models/{x}/build-logs` and `/logs`, the
-  invocations route and the OpenAI-style `/serving-endpoints/chat/completions` (body
-  `model` = endpoint name). The state machine of §3.4: a create answers NOT_READY/IN_PROGRESS
-  with only `pending_config`; an update of a READY endpoint answers READY/IN_PROGRESS with the
-  old `config` (version N) and `pending_config` (N+1, `start_time`). An update settles on a later
+  invocations route, `/serving-endpoints/{name}/served-models/{x}/invocations` (that served
+  entity answers whatever the routes say; an unknown one is 404 RESOURCE_DOES_NOT_EXIST) and
+  the OpenAI-style `/serving-endpoints/chat/completions` (body `model` = endpoint name). The
+  state machine of §3.4: a create answers NOT_READY/IN_PROGRESS with only `pending_config`;
+  an update of a READY endpoint answers READY/IN_PROGRESS with the old `config` (version N)
+  and `pending_config` (N+1, `start_time`). An update settles on a later
   `GET` of that endpoint: `update_polls` GETs (default 1) still answer IN_PROGRESS, the next one
   settles (0: the first GET after the update settles, so SDK waiters never sleep). A PUT config
   while IN_PROGRESS is 409 RESOURCE_CONFLICT ("Endpoint <name> is currently updating. ..."),
@@ -1656,8 +1658,11 @@ class FakeDatabricks:
         *,
         requester: str | None = None,
         raw: str | None = None,
+        served_model: str | None = None,
     ) -> Reply:
-        """One invocation of endpoint `name`: (status, JSON body, headers)."""
+        """One invocation of endpoint `name`: (status, JSON body, headers). `served_model`
+        names the entity to answer (the `/served-models/{x}/invocations` route), bypassing
+        the traffic split."""
         started = time.monotonic()
         request_time = self.clock()
         endpoint = self.endpoints.get(name)
@@ -1685,8 +1690,20 @@ class FakeDatabricks:
                 f"Endpoint {name} is not ready: it has no served entities yet. Wait until its "
                 "state is READY.",
             ).reply()
+        elif served_model is not None and not any(
+            e.name == served_model for e in endpoint.entities
+        ):
+            reply = ApiError(
+                404,
+                "RESOURCE_DOES_NOT_EXIST",
+                f"Served model {served_model} does not exist in endpoint {name}.",
+            ).reply()
         else:
-            entity = self._route(endpoint)
+            entity = (
+                self._route(endpoint)
+                if served_model is None
+                else next(e for e in endpoint.entities if e.name == served_model)
+            )
             if entity.served_entity_id not in self._recorded_ids:  # added to `entities` by hand
                 with self._lock:
                     self._record_served_entities(endpoint)
@@ -2205,6 +2222,10 @@ class FakeDatabricks:
                 return self.invoke(model, body, requester=principal, raw=text)
             if m := re.fullmatch(r"/serving-endpoints/([^/]+)/invocations", path):
                 return self.invoke(m[1], body, requester=principal, raw=text)
+            if m := re.fullmatch(
+                r"/serving-endpoints/([^/]+)/served-models/([^/]+)/invocations", path
+            ):
+                return self.invoke(m[1], body, requester=principal, raw=text, served_model=m[2])
             if path == "/api/2.0/sql/statements":
                 return self._submit_statement(body)
             if m := re.fullmatch(r"/api/2\.0/sql/statements/([^/]+)/cancel", path):

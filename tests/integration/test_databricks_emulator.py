@@ -500,6 +500,34 @@ def test_the_traffic_split_and_the_inference_table(
     }
 
 
+def test_one_served_entity_answers_through_its_own_route(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    w.serving_endpoints.create_and_wait(
+        "qa-bot",
+        config=EndpointCoreConfigInput(
+            name="qa-bot",
+            served_entities=[entity("3", "champion"), entity("4", "challenger")],
+            traffic_config=split(("champion", 90), ("challenger", 10)),
+        ),
+    )
+    body = {"messages": [{"role": "user", "content": "Capital of France?"}]}
+    for _ in range(20):
+        reply = w.api_client.do(
+            "POST",
+            "/serving-endpoints/qa-bot/served-models/challenger/invocations",
+            body=body,
+            response_headers=["served-model-name"],
+        )
+        assert isinstance(reply, dict) and reply["served-model-name"] == "challenger"
+        assert reply["choices"][0]["message"]["content"] == "Paris, France"
+    assert dict(fake.served) == {"challenger": 20}  # the routes' 10% did not apply
+    with pytest.raises(NotFound, match="Served model nope does not exist in endpoint qa-bot"):
+        w.api_client.do(
+            "POST", "/serving-endpoints/qa-bot/served-models/nope/invocations", body=body
+        )
+
+
 # ---------------------------------------------------------------- SQL statements
 
 

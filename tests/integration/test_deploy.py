@@ -398,6 +398,11 @@ def test_a_push_to_main_gates_then_deploys(
     )
     kinds = [r["kind"] for r in read_records(project.out / "evidence.json")]
     assert kinds == ["eval", "deploy"]
+    # the eval compared with what served before the deploy: the champion, through OIDC
+    baseline = project.results()["baseline"]
+    assert baseline["ref"] == "endpoints:/bot"
+    assert baseline["model_identity"]["served_models"] == {"bot-12": 4}
+    assert "**Baseline** `endpoints:/bot (champion bot-12: main.ml.bot v12" in summary
     # the deploy record is attached to the eval's MLflow run
     from mlflow import MlflowClient
 

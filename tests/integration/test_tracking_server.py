@@ -121,6 +121,20 @@ def test_registered_model_by_alias(cli: Any, project: Project, mlflow_server: st
     assert r.code == 2, r.text
     assert "models:/qa-bot/99" in r.err
 
+    # the registered champion as the baseline of a python candidate
+    candidate = CONFIG.format(model="python:qa_model:predict", experiment="it-registry")
+    project.config(candidate + "baseline: models:/qa-bot@champion\n")
+    r = project.eval(cli, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert r.code == 0, r.text
+    base = project.results()["baseline"]
+    assert base["label"] == f"models:/qa-bot@champion (models:/qa-bot/{version})"
+    assert base["metrics"]["exact_match/mean"] == 1.0
+    assert base["comparisons"][0]["delta"] == -0.25  # the echo model misses one of four
+    project.config(candidate + "baseline: models:/qa-bot/99\n")
+    r = project.eval(cli, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert r.code == 2, r.text
+    assert "genai-gate.yml: baseline: cannot load the model models:/qa-bot/99" in r.err
+
 
 def test_unreachable_tracking_server_exits_4_and_keeps_results(cli: Any, project: Project) -> None:
     project.config(CONFIG.format(model="python:qa_model:predict", experiment="x"))

@@ -84,6 +84,52 @@ def test_failing_gate_annotates_and_exits_1(
     assert "## ❌ genai-gate: failed" in (tmp_path / "gh" / "summary").read_text()
 
 
+def test_a_rule_against_the_baseline_reaches_the_comment_and_the_checks_tab(
+    cli: Any, project: Project, tmp_path: Path, github: FakeGitHub
+) -> None:
+    # the baseline knows the fourth answer too; 4 rows give no interval, so the estimate
+    # (-0.25, beyond max-drop 0.1) decides
+    project.write(
+        "qa_better.py",
+        "from qa_model import KNOWN\n\n\ndef predict(question):\n"
+        "    return KNOWN.get(question, 'Jupiter')\n",
+    )
+    project.config(
+        "data: qa.jsonl\nmodel: python:qa_model:predict\nbaseline: python:qa_better:predict\n"
+        "thresholds:\n  exact_match/mean: {at-least: 0.7, max-drop: 0.1}\n"
+    )
+    env = github_env(
+        tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url=github.url
+    )
+    r = run_action(
+        cli,
+        project,
+        tmp_path,
+        {**env, "GENAI_GATE_GITHUB_TOKEN": WRITE_TOKEN, "GENAI_GATE_BASELINE": "none"},
+    )
+    assert r.code == 2, r.text  # the input overrides the config: none, with a rule against it
+    assert "GENAI_GATE_BASELINE: none, and 1 threshold(s) compare with a baseline" in r.text
+
+    # an empty input is unset: the config's baseline again
+    r = run_action(
+        cli,
+        project,
+        tmp_path,
+        {**env, "GENAI_GATE_GITHUB_TOKEN": WRITE_TOKEN, "GENAI_GATE_BASELINE": ""},
+    )
+    assert r.code == 1, r.text
+    annotation = next(ln for ln in r.out.splitlines() if "max-drop" in ln)
+    assert annotation.startswith("::error title=genai-gate%3A exact_match/mean::")
+    # (`%` is escaped as `%25` in a workflow command)
+    assert "Δ -0.25 (no 95%25 interval from 4 paired rows); inconclusive against" in annotation
+    assert "(too few rows for an interval); the estimate is beyond it" in annotation
+    body = next(iter(github.comments.values()))["body"]
+    assert "| metric | candidate | baseline | Δ | 95% CI | threshold | status |" in body
+    assert "| `exact_match/mean` | 0.75 | 1 | -0.25 | — | >= 0.7 | ✅ pass |" in body
+    assert "| `exact_match/mean` | 0.75 | 1 | -0.25 | — | max-drop 0.1 | ❌ inconclusive |" in body
+    assert "Rows that got worse than the baseline (1)" in body
+
+
 def test_sticky_comment_is_updated_in_place(
     cli: Any, project: Project, tmp_path: Path, github: FakeGitHub
 ) -> None:

@@ -205,3 +205,81 @@ def test_json_schema_uses_the_typed_names() -> None:
     assert schema["additionalProperties"] is False
     json.dumps(schema)
     assert Config.model_config["frozen"] is True
+
+
+# ---------------------------------------------------------------- rules against a baseline
+
+
+def test_rules_against_the_baseline_sit_next_to_the_absolute_ones(tmp_path: Path) -> None:
+    text = (
+        "data: d.jsonl\nbaseline: run:abc\ninconclusive: fail\nthresholds:\n"
+        "  token_f1/mean: {at-least: 0.5, max-drop: 0.02}\n"
+        "  latency/p90: {at-most: 900, max-drop-pct: 10}\n"
+        "  correctness/mean: {better: higher, must-improve: true}\n"
+        "  cost/mean: {better: lower, max-drop: 0}\n"
+    )
+    loaded = load_config(write(tmp_path, text), environ={})
+    assert loaded.config.baseline == "run:abc"
+    assert loaded.config.inconclusive == "fail"
+    assert [(t.metric, t.op, t.value) for t in loaded.thresholds] == [
+        ("token_f1/mean", ">=", 0.5),
+        ("latency/p90", "<=", 900.0),
+    ]
+    got = {t.metric: (t.better, t.op, t.limit) for t in loaded.relative}
+    assert got == {
+        "token_f1/mean": ("higher", "max-drop", 0.02),
+        "latency/p90": ("lower", "max-drop-pct", 10.0),
+        "correctness/mean": ("higher", "must-improve", 0.0),
+        "cost/mean": ("lower", "max-drop", 0.0),
+    }
+    pct = next(t for t in loaded.relative if t.op == "max-drop-pct")
+    assert pct.allowed_drop(800.0) == pytest.approx(80.0)
+
+
+def test_a_rule_against_the_baseline_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "GENAI_GATE_THRESHOLDS": "token_f1/mean {max-drop: 0.02, better: higher}\n"
+        "exact_match/mean: {at-least: 0.6, max-drop-pct: 5}\nlatency/p50 <= 800",
+        "GENAI_GATE_BASELINE": "endpoints:/bot",
+    }
+    loaded = load_config(write(tmp_path, "data: d.jsonl\n"), environ=env)
+    assert loaded.config.baseline == "endpoints:/bot"
+    assert {t.metric for t in loaded.relative} == {"token_f1/mean", "exact_match/mean"}
+    assert {t.metric for t in loaded.thresholds} == {"exact_match/mean", "latency/p50"}
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("{max-drop: 0.02}", "max-drop needs a direction, so that a drop means worse"),
+        ("{better: higher, max-drop: -0.1}", "max-drop must be a number of 0 or more, not -0.1"),
+        ("{better: higher, max-drop: .nan}", "max-drop must be a number of 0 or more"),
+        ("{better: higher, max-drop: lots}", "max-drop: Input should be a valid number"),
+        ("{at-least: 0.5, max-drop: 0.1, max-drop-pct: 5}", "not max-drop and max-drop-pct"),
+        ("{at-most: 3, better: higher, max-drop: 1}", "better: higher contradicts at-most"),
+        ("{better: sideways, max-drop: 1}", "better: Input should be 'higher' or 'lower'"),
+        ("{better: higher}", "give exactly one of at-least or at-most, or a rule against"),
+        ("{at-least: 0.5, better: higher}", "better: only applies to max-drop"),
+        ("{must-improve: true}", "must-improve needs a direction"),
+    ],
+)
+def test_bad_rules_against_the_baseline(tmp_path: Path, value: str, needle: str) -> None:
+    text = f"data: d.jsonl\nthresholds:\n  exact_match/mean: {value}\n"
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), environ={})
+    rendered = err.value.render()
+    assert needle in rendered
+    assert "genai-gate.yml: thresholds.exact_match/mean" in rendered
+    # a mapping threshold is not also reported as "not a valid string"
+    assert "valid string" not in rendered
+    assert err.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_bad_inconclusive_and_blank_baseline(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            write(tmp_path, "data: d.jsonl\ninconclusive: maybe\nbaseline: ' '\n"), environ={}
+        )
+    rendered = err.value.render()
+    assert "genai-gate.yml: inconclusive: Input should be 'estimate', 'pass' or 'fail'" in rendered
+    assert "genai-gate.yml: baseline: must name a model" in rendered

@@ -134,3 +134,38 @@ def test_model_params_the_endpoint_cannot_take_are_refused_first(
     assert r.code == 2, r.text
     assert "['top_p'] cannot be sent to a Databricks endpoint" in r.err
     assert workspace.calls["qa-bot"] == 0
+
+
+def test_a_pinned_target_bypasses_the_traffic_split(
+    workspace: FakeDatabricks, monkeypatch: pytest.MonkeyPatch, project: Project
+) -> None:
+    from genai_gate.config import load_config
+    from genai_gate.data import EvalRow
+    from genai_gate.targets import remote_settings
+    from genai_gate.targets.databricks_endpoint import CHAMPION, DatabricksEndpointTarget
+
+    endpoint = workspace.endpoints["qa-bot"]
+    endpoint.entities[0].traffic = 10
+    endpoint.entities.append(ServedEntity("challenger", "main.ml.qa", "4", wrong, 90))
+    endpoint.tags = [{"key": "genai-gate.champion", "value": "champion"}]
+    monkeypatch.setenv("DATABRICKS_HOST", workspace.host)
+    monkeypatch.setenv("DATABRICKS_TOKEN", PAT)
+    setup(project)
+    loaded = load_config(project.root / "genai-gate.yml", environ={})
+    target = DatabricksEndpointTarget("endpoints:/qa-bot", pin=CHAMPION, **remote_settings(loaded))
+    rows = [EvalRow(i, f"line {i}", {"question": q}, None) for i, q in enumerate(ANSWERS)]
+    assert [target.predict(r) for r in rows] == list(ANSWERS.values())
+    assert dict(workspace.served) == {"champion": 4}  # the tagged champion, at 10% traffic
+    assert target.identity.details["served_entity"] == "champion"
+    assert target.identity.details["traffic_percent"] == "10"
+    # its cached answers outlive a traffic change; the whole endpoint's do not
+    assert target.cache_identity()["config"] == {
+        "entity": "champion",
+        "model": "main.ml.qa",
+        "version": "3",
+    }
+    pinned = DatabricksEndpointTarget(
+        "endpoints:/qa-bot", pin="challenger", **remote_settings(loaded)
+    )
+    assert pinned.predict(rows[0]) == "no idea"
+    assert workspace.served["challenger"] == 1

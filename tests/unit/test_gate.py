@@ -99,3 +99,13 @@ def test_action_lines() -> None:
     }
     with pytest.raises(ValueError, match="line 1"):
         parse_lines("justonetoken")
+
+
+def test_action_lines_take_the_mapping_form() -> None:
+    text = "token_f1/mean {max-drop: 0.02, better: higher}\nlatency/p90: {at-most: 900}\n"
+    assert parse_lines(text) == {
+        "token_f1/mean": {"max-drop": 0.02, "better": "higher"},
+        "latency/p90": {"at-most": 900},
+    }
+    with pytest.raises(ValueError, match=r"line 1: .* is not a mapping"):
+        parse_lines("token_f1/mean {max-drop: [0.02}")

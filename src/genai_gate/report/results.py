@@ -1,4 +1,5 @@
-"""results.json, the per-row table and the worst rows: plain data from an EvalResult."""
+"""results.json, the per-row table and the worst rows: plain data from an EvalResult
+(and, with a baseline, from its rows and the comparison)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from genai_gate import __version__
+from genai_gate.compare import Comparison
 from genai_gate.evaluate import EvalResult, RowResult
 from genai_gate.gate import Verdict
-from genai_gate.thresholds import Threshold
+from genai_gate.scoring.registry import BoundScorer
+from genai_gate.thresholds import Better, RelativeThreshold, Threshold
 
 RESULTS_SCHEMA = "genai-gate.results/v1"
 
@@ -36,6 +39,7 @@ def results_doc(
     *,
     allowed_errors: int,
     notices: Sequence[str],
+    relative: Sequence[RelativeThreshold] = (),
 ) -> dict[str, Any]:
     model = result.target.uri if result.target else "(outputs from the data)"
     return {
@@ -57,7 +61,10 @@ def results_doc(
             "file_sha256": result.dataset.file_sha256,
         },
         "scorers": [s.name for s in result.scorers],
-        "thresholds": [{"metric": t.metric, "op": t.op, "value": t.value} for t in thresholds],
+        "thresholds": [{"metric": t.metric, "op": t.op, "value": t.value} for t in thresholds]
+        + [
+            {"metric": t.metric, "op": t.op, "value": t.limit, "better": t.better} for t in relative
+        ],
         "rows": len(result.rows),
         "errors": {
             "rows": len({e.where for e in result.row_errors}),
@@ -93,10 +100,8 @@ def row_record(row: RowResult) -> dict[str, Any]:
     return rec
 
 
-def rows_jsonl(result: EvalResult) -> str:
-    return "".join(
-        json.dumps(row_record(r), default=str, ensure_ascii=False) + "\n" for r in result.rows
-    )
+def rows_jsonl(rows: Sequence[RowResult]) -> str:
+    return "".join(json.dumps(row_record(r), default=str, ensure_ascii=False) + "\n" for r in rows)
 
 
 def worst_rows(result: EvalResult, thresholds: Sequence[Threshold], n: int) -> list[RowResult]:
@@ -117,3 +122,52 @@ def worst_rows(result: EvalResult, thresholds: Sequence[Threshold], n: int) -> l
     if not floors:
         ranked = [r for r in ranked if r.error or r.scorer_errors]
     return ranked[:n]
+
+
+def baseline_doc(
+    *,
+    ref: str,
+    label: str,
+    kind: str,
+    identity: dict[str, Any],
+    rows: Sequence[RowResult],
+    metrics: dict[str, float],
+    comparisons: dict[str, Comparison],
+    pairs: int,
+    regressed: int,
+    cache: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """results.json's `baseline`: what was compared with, its metrics, and every delta."""
+    return {
+        "ref": ref,
+        "label": label,
+        "kind": kind,
+        "model_identity": identity,
+        "rows": len(rows),
+        "error_rows": sum(1 for r in rows if r.error or r.scorer_errors),
+        "pairs": pairs,
+        "regressed_rows": regressed,
+        "metrics": {k: _finite(v) for k, v in sorted(metrics.items())},
+        "comparisons": [c.as_dict() for c in comparisons.values()],
+        "cache": cache,
+    }
+
+
+def regression_directions(
+    thresholds: Sequence[Threshold],
+    relative: Sequence[RelativeThreshold],
+    scorers: Sequence[BoundScorer],
+) -> dict[str, Better]:
+    """Which way is better for each scorer the gate names, for listing the rows that got
+    worse. The built-in latency is left out: one row's latency is timing noise, and a slower
+    p90 shows in the metrics. Without any, the scorers that compare with a reference."""
+    out: dict[str, Better] = {}
+    for t in thresholds:
+        out[t.metric.rpartition("/")[0]] = "higher" if t.op in (">=", ">") else "lower"
+    for r in relative:
+        out[r.metric.rpartition("/")[0]] = r.better
+    builtin_latency = {s.name for s in scorers if s.name == "latency" and not s.custom}
+    out = {k: v for k, v in out.items() if k.split("/", 1)[0] not in builtin_latency}
+    if not out:
+        out = {s.name: "higher" for s in scorers if s.needs_expectations}
+    return out

@@ -1,6 +1,8 @@
 """summary.md: the verdict, the gated metrics, the failures and the worst rows, as Markdown.
 
-Pure: it takes the results document and returns a string, so tests read it as text.
+Pure: it takes the results document and returns a string, so tests read it as text. With a
+baseline the gated table gains candidate, baseline, Δ and 95% CI columns, the other metrics
+show their deltas, and the rows that got worse are listed, folded, with both answers.
 """
 
 from __future__ import annotations
@@ -9,10 +11,14 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genai_gate.evaluate import RowResult
 from genai_gate.report.results import row_record
+from genai_gate.thresholds import ABSOLUTE_OPS
+
+if TYPE_CHECKING:
+    from genai_gate.compare import RowChange
 
 _CELL_MAX = 120
 
@@ -48,6 +54,40 @@ def fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+_STATUS = {
+    "passed": "✅ pass",
+    "failed": "❌ fail",
+    "improved": "✅ improved",
+    "within-max-drop": "✅ within max-drop",
+    "regressed": "❌ regressed",
+    "no-baseline": "❌ no baseline",
+}
+
+
+def rule_text(check: dict[str, Any]) -> str:
+    """`>= 0.8`, `max-drop 0.02`, `max-drop-pct 5%`, `must-improve`."""
+    op = str(check["op"])
+    if op == "must-improve":
+        return op
+    unit = "%" if op == "max-drop-pct" else ""
+    return f"{op} {fmt(check['threshold'])}{unit}"
+
+
+def status_text(check: dict[str, Any]) -> str:
+    status = str(check.get("status") or ("passed" if check["passed"] else "failed"))
+    if status == "inconclusive":
+        return "⚠️ inconclusive, passes" if check["passed"] else "❌ inconclusive"
+    return _STATUS.get(status, status)
+
+
+def fmt_delta(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4g}"
+
+
+def fmt_ci(ci: Sequence[float] | None) -> str:
+    return "—" if not ci else f"{ci[0]:+.4g} … {ci[1]:+.4g}"
+
+
 def _chart(checks: Sequence[dict[str, Any]], title: str, top: float) -> list[str]:
     names = ", ".join(json.dumps(c["metric"]) for c in checks)
     values = ", ".join(f"{(c['value'] if c['value'] is not None else 0):.6g}" for c in checks)
@@ -65,7 +105,9 @@ def _chart(checks: Sequence[dict[str, Any]], title: str, top: float) -> list[str
 
 
 def mermaid_charts(checks: Sequence[dict[str, Any]]) -> list[str]:
-    """Bars are the metrics, the line is the thresholds; 0-1 scores and the rest apart."""
+    """Bars are the metrics, the line is the thresholds; 0-1 scores and the rest apart.
+    Rules against the baseline have no line to draw, so they are left out."""
+    checks = [c for c in checks if c["op"] in ABSOLUTE_OPS]
     unit = [c for c in checks if 0 <= c["threshold"] <= 1 and (c["value"] or 0) <= 1]
     other = [c for c in checks if c not in unit]
     lines: list[str] = []
@@ -77,8 +119,82 @@ def mermaid_charts(checks: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _gated_table(doc: dict[str, Any]) -> list[str]:
+    if doc.get("baseline") is None:
+        lines = ["| metric | value | threshold | status |", "|---|---:|---|---|"]
+        for c in doc["checks"]:
+            lines.append(
+                f"| `{c['metric']}` | {fmt(c['value'])} | {rule_text(c)} | {status_text(c)} |"
+            )
+        return lines
+    lines = [
+        "| metric | candidate | baseline | Δ | 95% CI | threshold | status |",
+        "|---|---:|---:|---:|---|---|---|",
+    ]
+    for c in doc["checks"]:
+        lines.append(
+            f"| `{c['metric']}` | {fmt(c['value'])} | {fmt(c.get('baseline'))} | "
+            f"{fmt_delta(c.get('delta'))} | {fmt_ci(c.get('ci'))} | {rule_text(c)} | "
+            f"{status_text(c)} |"
+        )
+    return lines
+
+
+def _other_metrics(doc: dict[str, Any], gated: set[str]) -> list[str]:
+    base = doc.get("baseline")
+    if base is None:
+        others = {k: v for k, v in doc["metrics"].items() if k not in gated}
+        if not others:
+            return []
+        rows = [f"| `{k}` | {fmt(v)} |" for k, v in others.items()]
+        head = ["| metric | value |", "|---|---:|"]
+    else:
+        compared = [c for c in base["comparisons"] if c["metric"] not in gated]
+        if not compared:
+            return []
+        head = ["| metric | candidate | baseline | Δ | 95% CI |", "|---|---:|---:|---:|---|"]
+        rows = [
+            f"| `{c['metric']}` | {fmt(c['candidate'])} | {fmt(c['baseline'])} | "
+            f"{fmt_delta(c['delta'])} | {fmt_ci(c['ci'])} |"
+            for c in compared
+        ]
+    return ["<details><summary>All metrics</summary>", "", *head, *rows, "", "</details>", ""]
+
+
+def _scores(row: RowResult, names: Sequence[str]) -> str:
+    if row.error:
+        return f"model error: {row.error}"
+    return ", ".join(f"{k} {fmt(row.scores.get(k))}" for k in names)
+
+
+def _regressions(doc: dict[str, Any], changes: Sequence[RowChange]) -> list[str]:
+    total = doc["baseline"]["regressed_rows"]
+    shown = f"{len(changes)} of {total}" if total > len(changes) else f"{total}"
+    lines = [
+        f"<details><summary>Rows that got worse than the baseline ({shown})</summary>",
+        "",
+        "| row | inputs | baseline output | candidate output | baseline scores | "
+        "candidate scores |",
+        "|---|---|---|---|---|---|",
+    ]
+    for change in changes:
+        cand, base = change.candidate, change.baseline
+        # the scorers it got worse on; for a candidate's error, whatever the baseline scored
+        names = [n for n in change.worse if n != "model error"] or sorted(base.scores)
+        lines.append(
+            f"| {cell(cand.where)} | {cell(cand.inputs)} | {cell(base.outputs)} | "
+            f"{cell(cand.outputs)} | {cell(_scores(base, names))} | "
+            f"{cell(_scores(cand, names))} |"
+        )
+    return [*lines, "", "</details>", ""]
+
+
 def render_summary(
-    doc: dict[str, Any], worst: Sequence[RowResult], *, config_yaml: str | None = None
+    doc: dict[str, Any],
+    worst: Sequence[RowResult],
+    *,
+    config_yaml: str | None = None,
+    regressions: Sequence[RowChange] = (),
 ) -> str:
     passed = doc["passed"]
     icon, word = ("✅", "passed") if passed else ("❌", "failed")
@@ -95,17 +211,18 @@ def render_summary(
         ),
         "",
     ]
+    base = doc.get("baseline")
+    if base is not None:
+        lines += [
+            f"**Baseline** `{cell(base['label'], 300)}` · {base['pairs']} of {ds['rows']} rows "
+            "paired",
+            "",
+        ]
     if doc["checks"]:
-        lines += ["| metric | value | threshold | status |", "|---|---:|---|---|"]
-        for c in doc["checks"]:
-            status = "✅ pass" if c["passed"] else "❌ fail"
-            lines.append(
-                f"| `{c['metric']}` | {fmt(c['value'])} | {c['op']} {fmt(c['threshold'])}"
-                f" | {status} |"
-            )
-        lines.append("")
-        lines += ["<details><summary>Chart</summary>", "", *mermaid_charts(doc["checks"])]
-        lines += ["", "</details>", ""]
+        lines += [*_gated_table(doc), ""]
+        charts = mermaid_charts(doc["checks"])
+        if charts:
+            lines += ["<details><summary>Chart</summary>", "", *charts, "", "</details>", ""]
     else:
         lines += ["_No thresholds are configured: the gate checks only for errors._", ""]
     errors = doc["errors"]
@@ -122,12 +239,9 @@ def render_summary(
         lines += ["### Why it failed", ""]
         lines += [f"- {cell(f, 400)}" for f in doc["failures"]]
         lines.append("")
-    gated = {c["metric"] for c in doc["checks"]}
-    others = {k: v for k, v in doc["metrics"].items() if k not in gated}
-    if others:
-        lines += ["<details><summary>All metrics</summary>", "", "| metric | value |", "|---|---:|"]
-        lines += [f"| `{k}` | {fmt(v)} |" for k, v in others.items()]
-        lines += ["", "</details>", ""]
+    lines += _other_metrics(doc, {c["metric"] for c in doc["checks"]})
+    if base is not None and regressions:
+        lines += _regressions(doc, regressions)
     if worst:
         lines += [
             f"<details><summary>Worst {len(worst)} rows</summary>",

@@ -18,7 +18,7 @@ from typing import Any
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ModelLoadError
 from genai_gate.pyimport import PREFIX, load_object
-from genai_gate.thresholds import Threshold
+from genai_gate.thresholds import RelativeThreshold, Threshold
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _custom(ref: str, base_dir: Path) -> tuple[Any, bool]:
 
 def build_scorers(
     names: Sequence[str],
-    thresholds: Sequence[Threshold],
+    thresholds: Sequence[Threshold | RelativeThreshold],
     base_dir: Path,
     *,
     judge: str | None = None,
@@ -260,7 +260,7 @@ def configured_scorers(loaded: LoadedConfig, notices: list[str]) -> tuple[BoundS
     cfg = loaded.config
     return build_scorers(
         cfg.scorers,
-        loaded.thresholds,
+        [*loaded.thresholds, *loaded.relative],
         loaded.base_dir,
         judge=cfg.judge,
         guidelines=cfg.guidelines,

@@ -22,7 +22,7 @@ MODEL_FORMS = """\
   model: endpoints:/my-genai          # a Databricks serving endpoint"""
 
 
-def _remote_settings(loaded: LoadedConfig) -> dict[str, Any]:
+def remote_settings(loaded: LoadedConfig) -> dict[str, Any]:
     """What every remote target takes from the config: prompt, parameters and call policy."""
     from genai_gate.targets.retry import policy_and_limiter
 
@@ -49,12 +49,12 @@ def resolve_target(ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str])
             ref,
             base=base_url(cfg.base_url, os.environ),
             api_key_env=cfg.api_key_env,
-            **_remote_settings(loaded),
+            **remote_settings(loaded),
         )
     if ref.startswith(ENDPOINTS_PREFIX):
         from genai_gate.targets.databricks_endpoint import DatabricksEndpointTarget
 
-        return DatabricksEndpointTarget(ref, **_remote_settings(loaded))
+        return DatabricksEndpointTarget(ref, **remote_settings(loaded))
     if ref.startswith(PREFIX):
         from genai_gate.targets.python_callable import PythonCallableTarget
 

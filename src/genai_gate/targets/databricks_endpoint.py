@@ -6,6 +6,13 @@ and the `served-model-name` of each answer is counted, so the record says which 
 answered. 429 and 503 are retried by the SDK itself, which honours `Retry-After`; its retry
 budget is bounded by `timeout` x (`retries` + 1). Other transient failures (5xx, timeouts)
 go through genai-gate's retry policy.
+
+Pinned to one served entity (a baseline, issue #5), the target calls
+`/serving-endpoints/<name>/served-models/<entity>/invocations`, the documented route that
+bypasses the traffic split ("Query individual models behind an endpoint"), so every row is
+answered by that entity and not by whatever the routes pick. The SDK has no method for that
+route, so the call goes through its `api_client` with the same auth, retries and headers as
+`query()`. The answer's `served-model-name` is checked against the entity.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genai_gate.data import EvalRow
 from genai_gate.errors import AuthError, ConfigError, ServiceError
@@ -21,7 +28,13 @@ from genai_gate.targets.base import TargetIdentity
 from genai_gate.targets.openai_chat import render_prompt
 from genai_gate.targets.retry import RateLimiter, Retryable, RetryPolicy, call_with_retries
 
+if TYPE_CHECKING:
+    from databricks.sdk.service.serving import QueryEndpointResponse, ServingEndpointDetailed
+
+    from genai_gate.deploy.plan import Entity
+
 PREFIX = "endpoints:/"
+CHAMPION = "@champion"  # pin: the entity tagged champion, else the one with the most traffic
 # what ServingEndpointsAPI.query() accepts next to messages
 _QUERY_PARAMS = frozenset({"max_tokens", "temperature", "n", "stop", "extra_params"})
 
@@ -50,7 +63,11 @@ class DatabricksEndpointTarget:
         timeout: float,
         policy: RetryPolicy,
         limiter: RateLimiter | None,
+        pin: str | None = None,
+        auth: Mapping[str, str] | None = None,
     ) -> None:
+        """`pin`: a served entity's name, or CHAMPION; `auth`: Config fields (host,
+        client_id, auth_type) that the environment alone would not give."""
         from databricks.sdk import WorkspaceClient
         from databricks.sdk.core import Config
         from databricks.sdk.errors import NotFound, PermissionDenied
@@ -74,7 +91,9 @@ class DatabricksEndpointTarget:
         try:
             self.client = WorkspaceClient(
                 config=Config(
-                    http_timeout_seconds=int(max(1, timeout)), retry_timeout_seconds=budget
+                    http_timeout_seconds=int(max(1, timeout)),
+                    retry_timeout_seconds=budget,
+                    **dict[str, Any](auth or {}),
                 )
             )
             endpoint = self.client.serving_endpoints.get(self.name)
@@ -99,22 +118,77 @@ class DatabricksEndpointTarget:
         self.served: Counter[str] = Counter()
         self._lock = threading.Lock()
         version = endpoint.config.config_version if endpoint.config else None
+        details = {"host": self.client.config.host or ""}
+        self.entity: Entity | None = None
+        if pin is not None:
+            self.entity, share = self._pinned(endpoint, pin)
+            details.update(
+                served_entity=self.entity.name,
+                entity=f"{self.entity.model} v{self.entity.version}",
+                traffic_percent=str(share),
+            )
         self.identity = TargetIdentity(
             uri=ref,
             kind="databricks-endpoint",
             resolved=f"{ref}@config-{version}" if version is not None else None,
-            details={"host": self.client.config.host or ""},
+            details=details,
         )
 
+    def _pinned(self, endpoint: ServingEndpointDetailed, pin: str) -> tuple[Entity, int]:
+        from genai_gate.deploy.databricks import state_from_sdk
+
+        state = state_from_sdk(endpoint, str(self.client.config.host or ""))
+        entity = state.champion() if pin == CHAMPION else state.entity(pin)
+        if entity is None:
+            served = ", ".join(e.name for e in state.entities) or "none"
+            raise ConfigError(
+                f"the endpoint {self.name!r} serves no entity "
+                + ("yet" if pin == CHAMPION else f"named {pin!r}")
+                + f" (served entities: {served})",
+                fix="Compare with an entity it serves, or with a registered model:\n"
+                f"  baseline: endpoints:/{self.name}\n  baseline: models:/my-model@champion",
+            )
+        return entity, state.routes.get(entity.name, 0)
+
     def cache_identity(self) -> dict[str, Any]:
+        if self.entity is not None:
+            # the entity's model and version decide its answers; a traffic change (which bumps
+            # the config version) must not throw its cached answers away
+            config: Any = {"entity": self.entity.name, "model": self.entity.model}
+            config["version"] = self.entity.version
+        else:
+            config = self.identity.resolved
         return {
             "endpoint": self.name,
             "host": self.client.config.host,
-            "config": self.identity.resolved,
+            "config": config,
             "prompt": self.prompt,
             "system_prompt": self.system_prompt,
             "params": self.params,
         }
+
+    def _query(self, messages: list[Any]) -> QueryEndpointResponse:
+        if self.entity is None:
+            return self.client.serving_endpoints.query(self.name, messages=messages, **self.params)
+        from databricks.sdk.service.serving import QueryEndpointResponse
+
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if self.client.config.workspace_id:
+            headers["X-Databricks-Workspace-Id"] = self.client.config.workspace_id
+        body = {"messages": [m.as_dict() for m in messages], **self.params}
+        answer = self.client.api_client.do(
+            "POST",
+            f"/serving-endpoints/{self.name}/served-models/{self.entity.name}/invocations",
+            body=body,
+            headers=headers,
+            response_headers=["served-model-name"],
+        )
+        resp = QueryEndpointResponse.from_dict(answer)
+        if resp.served_model_name and resp.served_model_name != self.entity.name:
+            raise RuntimeError(
+                f"asked {self.entity.name!r}, and {resp.served_model_name!r} answered"
+            )
+        return resp
 
     def _once(self, messages: list[Any]) -> Any:
         from databricks.sdk.errors import (
@@ -128,7 +202,7 @@ class DatabricksEndpointTarget:
         if self.limiter is not None:
             self.limiter.acquire()
         try:
-            resp = self.client.serving_endpoints.query(self.name, messages=messages, **self.params)
+            resp = self._query(messages)
         except (
             InternalError,
             DeadlineExceeded,
