@@ -7,7 +7,6 @@ real RS256 JWTs from tests/fakes/github_oidc.py against a federation policy.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,18 +197,10 @@ def test_a_timeout_restores_once_the_update_has_ended(
     cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
 ) -> None:
     serving_v12(ws)
-    ws.update_polls = 10_000  # this update never settles by itself
-
-    def finish() -> None:
-        ws.update_polls = 0
-        ws.settle("bot")
-
-    timer = threading.Timer(3.0, finish)
-    timer.start()
-    try:
-        result = deploy(cli, tmp_path, job, "--set", "wait-timeout=1")
-    finally:
-        timer.cancel()
+    # the deploy's one poll sees IN_PROGRESS and its 1 s runs out while the waiter sleeps;
+    # the restore then waits (longer) for the update to end before putting v12 back
+    ws.update_polls = 1
+    result = deploy(cli, tmp_path, job, "--set", "wait-timeout=1")
     assert result.code == 4, result.text
     assert "still updating after 1 s (wait-timeout)" in result.err
     assert "were restored (bot-12 100%)" in result.err

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from databricks.sdk.service.serving import ServingEndpointDetailed
 
 CONFLICT_RETRIES = 3
+# Putting the old config back is what stands between a broken update and users, so it may
+# wait longer than `wait-timeout` asked of the deploy itself.
+RESTORE_WAIT = 600.0
 
 
 class DeployError(ServiceError):
@@ -338,6 +341,7 @@ class Endpoints:
 
     def _restore(self, before: EndpointState, cause: DeployError, timeout: float) -> DeployError:
         name = before.name
+        timeout = max(timeout, RESTORE_WAIT)
         routes = ", ".join(f"{n} {p}%" for n, p in before.routes.items())
         self.progress(f"endpoint {name}: restoring config {before.config_version} ({routes})")
         # a timed-out update is still running, and the endpoint takes no other until it
