@@ -105,6 +105,11 @@ def test_gateway_rows_are_aggregated_per_served_entity(tmp_path: Path) -> None:
     rows = [gateway_row(i, "id-a", ms=100 + i % 10) for i in range(90)]
     rows += [gateway_row(100 + i, "id-b", status=500 if i < 2 else 200) for i in range(10)]
     rows += [gateway_row(200, "id-x")]
+    # a gate's or a baseline's own calls are not production traffic
+    rows += [
+        {**gateway_row(300 + i, "id-b"), "client_request_id": f"genai-gate-eval:{i}"}
+        for i in range(7)
+    ]
     write_jsonl(tmp_path / "main.mon.bot_payload" / "part-0.jsonl", rows)
     write_jsonl(tmp_path / "system.serving.served_entities.jsonl", ENTITIES)
     source = local_source("main.mon.bot_payload", tmp_path, {})

@@ -169,3 +169,19 @@ def test_a_pinned_target_bypasses_the_traffic_split(
     )
     assert pinned.predict(rows[0]) == "no idea"
     assert workspace.served["challenger"] == 1
+
+
+def test_every_call_is_tagged_as_evaluation_traffic(
+    cli: Any, project: Project, workspace: FakeDatabricks
+) -> None:
+    """The inference table records client_request_id, and canary analysis skips ours."""
+    workspace.endpoints["qa-bot"].ai_gateway = {
+        "inference_table_config": {"catalog_name": "main", "schema_name": "mon", "enabled": True}
+    }
+    setup(project)
+    r = run(cli, project, workspace.host)
+    assert r.code == 0, r.text
+    table = workspace.payload_table("qa-bot")
+    assert table is not None
+    ids = [row["client_request_id"] for row in workspace.rows(table)]
+    assert len(ids) == 4 and all(i.startswith("genai-gate-eval:") for i in ids)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from genai_gate.errors import ConfigError, DataError, ServiceError
+from genai_gate.targets.databricks_endpoint import EVAL_REQUEST_PREFIX
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -74,16 +75,23 @@ def _entity_map(schema: Schema, entities: str) -> str:
     raise AssertionError("the legacy table maps entities by model and version")
 
 
+# genai-gate's own evaluation calls (see targets/databricks_endpoint.py) are not production
+def _not_eval(alias: str) -> str:
+    column = f"{alias}.client_request_id"
+    return f"({column} IS NULL OR {column} NOT LIKE '{EVAL_REQUEST_PREFIX}%')"
+
+
 def _from(schema: Schema, payload: str, entities: str, legacy_map: str) -> str:
     if schema == "gateway":
         return (
             f"FROM {payload} p JOIN {_entity_map(schema, entities)} e "
             "ON p.served_entity_id = e.served_entity_id "
-            "WHERE p.request_time >= CAST(:since AS TIMESTAMP)"
+            f"WHERE p.request_time >= CAST(:since AS TIMESTAMP) AND {_not_eval('p')}"
         )
     return (
         f"FROM (SELECT *, {legacy_map} AS served_entity_name FROM {payload}) e "
-        "WHERE timestamp_millis(e.timestamp_ms) >= CAST(:since AS TIMESTAMP)"
+        "WHERE timestamp_millis(e.timestamp_ms) >= CAST(:since AS TIMESTAMP) "
+        f"AND {_not_eval('e')}"
     )
 
 

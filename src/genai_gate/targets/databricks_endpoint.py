@@ -18,6 +18,7 @@ route, so the call goes through its `api_client` with the same auth, retries and
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from genai_gate.deploy.plan import Entity
 
 PREFIX = "endpoints:/"
+# Every call carries a client_request_id with this prefix. The inference table records it,
+# so canary analysis leaves evaluation traffic (a gate, a baseline) out of production's.
+EVAL_REQUEST_PREFIX = "genai-gate-eval:"
 CHAMPION = "@champion"  # pin: the entity tagged champion, else the one with the most traffic
 # what ServingEndpointsAPI.query() accepts next to messages
 _QUERY_PARAMS = frozenset({"max_tokens", "temperature", "n", "stop", "extra_params"})
@@ -168,14 +172,21 @@ class DatabricksEndpointTarget:
         }
 
     def _query(self, messages: list[Any]) -> QueryEndpointResponse:
+        request_id = f"{EVAL_REQUEST_PREFIX}{uuid.uuid4().hex}"
         if self.entity is None:
-            return self.client.serving_endpoints.query(self.name, messages=messages, **self.params)
+            return self.client.serving_endpoints.query(
+                self.name, messages=messages, client_request_id=request_id, **self.params
+            )
         from databricks.sdk.service.serving import QueryEndpointResponse
 
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if self.client.config.workspace_id:
             headers["X-Databricks-Workspace-Id"] = self.client.config.workspace_id
-        body = {"messages": [m.as_dict() for m in messages], **self.params}
+        body = {
+            "messages": [m.as_dict() for m in messages],
+            "client_request_id": request_id,
+            **self.params,
+        }
         answer = self.client.api_client.do(
             "POST",
             f"/serving-endpoints/{self.name}/served-models/{self.entity.name}/invocations",
