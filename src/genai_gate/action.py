@@ -55,7 +55,9 @@ class ActionResult:
     analysis: AnalyzeReport | None = None
 
 
-def choose_commands(explicit: str | None, ctx: Context, deploy_configured: bool) -> tuple[str, ...]:
+def choose_commands(
+    explicit: str | None, ctx: Context, *, deploy: bool = False, watch: bool = False
+) -> tuple[str, ...]:
     """An explicit `command` input wins; otherwise the event decides.
 
     A pull request is gated with `eval` and, when deploy is configured, shown the `plan`
@@ -72,14 +74,14 @@ def choose_commands(explicit: str | None, ctx: Context, deploy_configured: bool)
                 + ", ".join(COMMANDS),
             )
         return (command,)
-    if not deploy_configured:
+    if ctx.event_name in ("schedule", "workflow_dispatch"):
+        return ("analyze",) if watch else ("eval",)
+    if not deploy:
         return ("eval",)
     if ctx.is_pull_request:
         return ("eval", "plan")
     if ctx.event_name == "push" and ctx.on_default_branch:
         return ("eval", "deploy")
-    if ctx.event_name in ("schedule", "workflow_dispatch"):
-        return ("analyze",)
     return ("eval",)
 
 
@@ -100,9 +102,21 @@ def comment_key(environ: Mapping[str, str]) -> str:
     return hashlib.sha256("::".join(parts).encode()).hexdigest()[:12]
 
 
-def _secrets(environ: Mapping[str, str]) -> list[str]:
+def _key_env_names(config_path: str | None, environ: Mapping[str, str]) -> list[str]:
+    """The variables the config names as holding API keys (api-key-env, judge-api-key-env)."""
+    from genai_gate.config import load_config
+
+    try:
+        cfg = load_config(config_path, environ=environ, require_data=False).config
+    except GateError:
+        return []  # a broken config is reported by the command itself
+    return [cfg.api_key_env, cfg.judge_api_key_env]
+
+
+def _secrets(environ: Mapping[str, str], config_path: str | None = None) -> list[str]:
     """Every secret value this run can see: masked in the log, scrubbed from the report."""
-    values = [environ.get(name) for name in _SECRET_ENV]
+    names = [*_SECRET_ENV, *_key_env_names(config_path, environ)]
+    values = [environ.get(name) for name in dict.fromkeys(names)]
     for name in ("GENAI_GATE_TRACKING_URI", "MLFLOW_TRACKING_URI"):
         values.append(tracking_password(environ.get(name)))
     return [v for v in values if v and len(v) >= 4]
@@ -281,10 +295,16 @@ def _analysis_outputs(
     return summary
 
 
-def _deploy_configured(config_path: str | None, environ: Mapping[str, str]) -> bool:
+def _configured(config_path: str | None, environ: Mapping[str, str]) -> tuple[bool, bool]:
+    """(deploy, watch): an endpoint and a model to put on it; an endpoint to watch.
+    An endpoint alone may only name a baseline or a canary."""
     from genai_gate.config import load_config
 
-    return load_config(config_path, environ=environ, require_data=False).config.endpoint is not None
+    cfg = load_config(config_path, environ=environ, require_data=False).config
+    has_model = (cfg.model_name is not None and cfg.model_version is not None) or bool(
+        cfg.endpoint_config
+    )
+    return cfg.endpoint is not None and has_model, cfg.endpoint is not None
 
 
 def run_action(
@@ -296,7 +316,7 @@ def run_action(
     log: Callable[[str], None] = lambda _line: None,
 ) -> ActionResult:
     runner = Runner(environ)
-    secrets = _secrets(environ)
+    secrets = _secrets(environ, config_path)
     for secret in secrets:
         runner.mask(secret)
     # the model and scorers are the PR's own code: they run without the comment token
@@ -317,8 +337,9 @@ def run_action(
     watched: AnalyzeReport | None = None
     parts: list[str] = []
     try:
+        deploy, watch = _configured(config_path, environ)
         commands = choose_commands(
-            environ.get("GENAI_GATE_COMMAND"), ctx, _deploy_configured(config_path, environ)
+            environ.get("GENAI_GATE_COMMAND"), ctx, deploy=deploy, watch=watch
         )
         if "deploy" in commands:
             # before the eval, so a missing `id-token: write` costs seconds, not an eval

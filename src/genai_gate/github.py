@@ -51,11 +51,12 @@ def read_context(environ: Mapping[str, str]) -> Context:
             event = {}
     pr = event.get("pull_request") if isinstance(event.get("pull_request"), dict) else None
     number = pr.get("number") if pr else None
-    head_repo = ((pr or {}).get("head") or {}).get("repo") or {}
+    head_repo = ((pr or {}).get("head") or {}).get("repo")
     base_repo = ((pr or {}).get("base") or {}).get("repo") or {}
+    # `head.repo.fork` says whether that repository is a fork of anything, not whether the
+    # PR crosses repositories; a deleted head repository (null) was a fork's
     is_fork = bool(pr) and (
-        bool(head_repo.get("fork"))
-        or (head_repo.get("full_name") not in (None, base_repo.get("full_name")))
+        not isinstance(head_repo, dict) or head_repo.get("full_name") != base_repo.get("full_name")
     )
     return Context(
         event_name=environ.get("GITHUB_EVENT_NAME", ""),

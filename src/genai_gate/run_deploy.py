@@ -8,6 +8,7 @@ pull request.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from genai_gate.deploy.auth import (
 from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
 from genai_gate.deploy.endpoint_config import read_endpoint_config
 from genai_gate.deploy.plan import (
+    TAG_STARTED,
     EndpointState,
     Plan,
     TableConfig,
@@ -34,7 +36,7 @@ from genai_gate.deploy.plan import (
     plan_rollout,
     rollout_for_challenger,
 )
-from genai_gate.errors import ConfigError
+from genai_gate.errors import AuthError, ConfigError, GateError
 from genai_gate.github import Runner, read_context
 from genai_gate.provenance import collect
 from genai_gate.report import evidence
@@ -100,15 +102,18 @@ def check_settings(loaded: LoadedConfig) -> str:
 
 
 def preflight(*, config_path: str | None, environ: Mapping[str, str], apply: bool) -> None:
-    """What `deploy` would refuse, found before the eval spends a minute: the settings,
-    a pull request, and credentials that cannot exist (no `id-token: write`, a fork)."""
+    """What `deploy` would refuse, found before the eval spends a minute: the settings, a
+    pull request, credentials that cannot exist (no `id-token: write`, a fork), and a token
+    the federation policy refuses (one read of the endpoint signs in for real)."""
     loaded = load_config(config_path, environ=environ, require_data=False)
-    check_settings(loaded)
+    endpoint = check_settings(loaded)
     ctx = read_context(environ)
     if apply:
         refuse_on_pull_request(ctx)
     cfg = loaded.config
-    require(auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id), ctx)
+    how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
+    require(how, ctx)
+    connect(how, environ, lambda _line: None, Runner(environ).mask).read(endpoint)
 
 
 def build_plan(
@@ -123,6 +128,16 @@ def build_plan(
         if table is None:
             table = literal.table
         rollout, notices = literal.rollout, list(literal.notices)
+        current = state.challenger() if state else None
+        same = (
+            current is not None
+            and rollout.challenger is not None
+            and current.name == rollout.challenger.name
+            and current.same_model(rollout.challenger)
+        )
+        if same and state is not None and state.tags.get(TAG_STARTED):
+            # the same canary keeps its start, so analysis keeps the traffic it has seen
+            rollout = dataclasses.replace(rollout, started_at=state.tags[TAG_STARTED])
     else:
         assert cfg.model_name is not None and cfg.model_version is not None
         challenger = entity_for(
@@ -187,22 +202,36 @@ def run_deploy(
     runner = Runner(environ)
     cfg = loaded.config
     how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
-    if not how.available and not apply and ctx.is_pull_request:
-        reason = (
-            f"No Databricks credentials on this pull request ({how.reason}), so the plan "
-            "could not read the endpoint."
-        )
+
+    def unplanned(reason: str) -> DeployReport:
         summary = render_unplanned(endpoint, reason)
         doc = {"command": command, "endpoint": endpoint, "computed": False, "reason": reason}
         _write(out_dir, "plan", doc, summary)
         return DeployReport(command, endpoint, None, None, summary, doc, (reason,))
+
+    if not how.available and not apply and ctx.is_pull_request:
+        return unplanned(
+            f"No Databricks credentials on this pull request ({how.reason}), so the plan "
+            "could not read the endpoint."
+        )
     require(how, ctx)
     endpoints = connect(how, environ, progress, runner.mask)
 
-    state = endpoints.read(endpoint)
+    try:
+        state = endpoints.read(endpoint)
+    except AuthError as exc:
+        if apply or not ctx.is_pull_request:
+            raise
+        # a federation policy may trust only the default branch; the plan is a courtesy
+        # on a pull request, and the push that deploys checks the credentials for real
+        return unplanned(
+            f"Databricks refused this pull request's credentials ({exc.message}), so the "
+            "plan could not read the endpoint. To plan on pull requests, add a federation "
+            "policy for the subject repo:<owner>/<repo>:pull_request with read access."
+        )
     if apply and state is not None and state.updating:
         progress(f"endpoint {endpoint}: another update is in progress; waiting for it to end")
-        endpoints.wait(endpoint, cfg.wait_timeout)
+        endpoints.wait(endpoint, cfg.wait_timeout, ours=False)
         state = endpoints.read(endpoint)
     now = _now()
     plan, table = build_plan(loaded, endpoint, state, now)
@@ -213,7 +242,14 @@ def run_deploy(
     if not apply:
         return DeployReport(command, endpoint, plan, None, summary, plan_doc, plan.notices)
 
-    result = endpoints.apply(plan, cfg.wait_timeout)
+    try:
+        result = endpoints.apply(plan, cfg.wait_timeout)
+    except GateError as exc:
+        # a failed (and restored) deploy is the event an audit most needs to see
+        failed = _failure_record(loaded, plan, exc, environ, now)
+        evidence.append(out_dir / "evidence.json", failed)
+        _write(out_dir, "deploy", failed, render_plan(plan, applied="failed", notices=()))
+        raise
     word = {
         "created": "created",
         "updated": f"updated to config version {result.after.config_version}",
@@ -229,6 +265,31 @@ def run_deploy(
     if logged:
         notices.append(logged)
     return DeployReport(command, endpoint, plan, result, summary, record, tuple(notices))
+
+
+def _failure_record(
+    loaded: LoadedConfig,
+    plan: Plan,
+    exc: GateError,
+    environ: Mapping[str, str],
+    started_at: str,
+) -> dict[str, Any]:
+    return {
+        "kind": "deploy",
+        "started_at": started_at,
+        "recorded_at": _now(),
+        "genai_gate_version": __version__,
+        "endpoint": plan.endpoint,
+        "action": "failed",
+        "error": f"{exc.title}: {exc.message}",
+        "exit_code": int(exc.exit_code),
+        "config_version_before": plan.before.config_version if plan.before else None,
+        "routes_before": dict(plan.before.routes) if plan.before else {},
+        "routes_planned": dict(plan.routes),
+        "champion": plan.rollout.champion.name,
+        "challenger": plan.rollout.challenger.name if plan.rollout.challenger else None,
+        "provenance": collect(loaded.base_dir, environ).as_dict(),
+    }
 
 
 def _record(

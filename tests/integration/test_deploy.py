@@ -456,3 +456,141 @@ def test_a_pull_request_shows_the_plan_in_the_sticky_comment(
     assert "Deploy plan for `bot` (config version 1): updates the endpoint" in body
     assert routes(ws) == {"bot-12": 100}  # a plan changes nothing
     assert not [r for r in ws.requests if r.method != "GET" and r.path.startswith("/api/")]
+
+
+# ------------------------------------------------ review findings, each pinned by a test
+
+
+def test_explicit_github_oidc_auth_type_still_gets_the_tailored_preflight(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    env = {k: v for k, v in job.items() if not k.startswith("ACTIONS_ID_TOKEN_")}
+    result = deploy(cli, tmp_path, {**env, "DATABRICKS_AUTH_TYPE": "github-oidc"})
+    assert result.code == 3, result.text
+    assert "id-token: write" in result.err
+
+
+def test_explicit_github_oidc_auth_type_signs_in(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    result = deploy(cli, tmp_path, {**job, "DATABRICKS_AUTH_TYPE": "github-oidc"})
+    assert result.code == 0, result.text
+    assert routes(ws) == {"bot-13": 100}
+
+
+def test_an_endpoint_with_legacy_capture_is_refused_before_any_change(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    ep = ws.add_endpoint("bot", ServedEntity("bot-12", "main.ml.bot", "12"))
+    ep.auto_capture = {
+        "catalog_name": "main",
+        "schema_name": "mon",
+        "table_name_prefix": "bot",
+        "enabled": True,
+        "state": {"payload_table": {"name": "bot_payload"}},
+    }
+    result = deploy(cli, tmp_path, job)
+    assert result.code == 2, result.text
+    assert "still captures with legacy inference tables" in result.err
+    assert not [r for r in ws.requests if r.method != "GET" and r.path.startswith("/api/")]
+
+
+def test_someone_elses_failed_update_does_not_stop_ours(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import Route, TrafficConfig
+
+    serving_v12(ws)
+    ws.update_polls = 1
+    ws.fail_next_updates = 1
+    w = WorkspaceClient(host=ws.host, token=ws.pat_env()["DATABRICKS_TOKEN"], auth_type="pat")
+    w.serving_endpoints.update_config(
+        "bot",
+        traffic_config=TrafficConfig(
+            routes=[Route(served_model_name="bot-12", traffic_percentage=100)]
+        ),
+    )
+    ws.update_polls = 0
+    result = deploy(cli, tmp_path, job)
+    assert result.code == 0, result.text
+    assert routes(ws) == {"bot-12": 90, "bot-13": 10}
+
+
+def test_a_failed_deploy_leaves_an_evidence_record(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    serving_v12(ws)
+    ws.fail_next_updates = 1
+    assert deploy(cli, tmp_path, job).code == 4
+    record = read_records(tmp_path / "out" / "evidence.json")[-1]
+    assert record["action"] == "failed" and record["exit_code"] == 4
+    assert record["routes_planned"] == {"bot-12": 90, "bot-13": 10}
+    assert "did not take the new config" in record["error"]
+
+
+def test_rerunning_a_seed_update_json_keeps_the_canary_start(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    for version in ("12", "13"):
+        ws.register_model_version("main.default.my_model", version)
+    (tmp_path / "update.json").write_text(SEED_UPDATE.read_text())
+    config = "endpoint: my-genai\nendpoint-config: update.json\n"
+    assert deploy(cli, tmp_path, job, config=config).code == 0
+    started = tags(ws, "my-genai")["genai-gate.started-at"]
+    again = deploy(cli, tmp_path, job, config=config)
+    assert again.code == 0, again.text
+    assert "already up to date" in again.out
+    assert tags(ws, "my-genai")["genai-gate.started-at"] == started
+
+
+def test_a_version_that_is_not_a_number_is_a_config_error(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    doc = json.loads(SEED_UPDATE.read_text())
+    doc["served_entities"][1]["entity_version"] = "v13"
+    (tmp_path / "update.json").write_text(json.dumps(doc))
+    result = deploy(cli, tmp_path, job, config="endpoint: my-genai\nendpoint-config: update.json\n")
+    assert result.code == 2, result.text
+    assert "'v13' is not a Unity Catalog version number" in result.err
+
+
+def test_a_pull_request_whose_token_is_refused_shows_no_plan_but_passes(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, github_oidc: FakeGitHubOIDC
+) -> None:
+    serving_v12(ws)
+    ws.federation.subject = "repo:acme/shop:environment:production"  # PRs are not trusted
+    env = github_env(tmp_path / "gh", event="pull_request", payload=pr_payload())
+    env.update(
+        {
+            "DATABRICKS_HOST": ws.host,
+            "DATABRICKS_CLIENT_ID": ws.federation.service_principal_id,
+            **github_oidc.env(),
+        }
+    )
+    result = deploy(cli, tmp_path, env, command="plan")
+    assert result.code == 0, result.text
+    assert "not computed" in result.out and "repo:<owner>/<repo>:pull_request" in result.out
+
+
+def test_plan_json_names_environment_variables_but_never_their_values(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    ep = ws.add_endpoint(
+        "bot",
+        ServedEntity(
+            "bot-12",
+            "main.ml.bot",
+            "12",
+            extra={"environment_vars": {"OPENAI_API_KEY": "sk-live-secret-value"}},
+        ),
+    )
+    ep.ai_gateway = {
+        "inference_table_config": {"catalog_name": "main", "schema_name": "mon", "enabled": True}
+    }
+    result = deploy(cli, tmp_path, job, "--json", command="plan")
+    assert result.code == 0, result.text
+    assert "sk-live-secret-value" not in result.out
+    assert "sk-live-secret-value" not in (tmp_path / "out" / "plan.json").read_text()
+    doc = json.loads(result.out)
+    assert doc["served_entities"][0]["environment_vars"] == {"OPENAI_API_KEY": "***"}

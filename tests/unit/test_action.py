@@ -223,3 +223,54 @@ def test_escaping_matches_actions_core(
     runner.annotate("error", "50% done\nnext: a, b", title="t: x, y%")
     printed = capsys.readouterr().out
     assert "::error title=t%3A x%2C y%25::50%25 done%0Anext: a, b" in printed
+
+
+@pytest.mark.parametrize(
+    ("event", "ref", "payload", "deploy", "watch", "expected"),
+    [
+        ("pull_request", "refs/pull/7/merge", "pr", True, True, ("eval", "plan")),
+        ("pull_request", "refs/pull/7/merge", "pr", False, True, ("eval",)),
+        ("push", "refs/heads/main", "repo", True, True, ("eval", "deploy")),
+        ("push", "refs/heads/feature", "repo", True, True, ("eval",)),
+        ("push", "refs/tags/v1.2.0", "repo", True, True, ("eval",)),
+        ("schedule", "refs/heads/main", "repo", False, True, ("analyze",)),
+        ("workflow_dispatch", "refs/heads/main", "repo", True, True, ("analyze",)),
+        ("schedule", "refs/heads/main", "repo", False, False, ("eval",)),
+        ("pull_request_target", "refs/heads/main", "pr", True, True, ("eval", "plan")),
+    ],
+)
+def test_the_event_decides_the_commands(
+    tmp_path: Path,
+    event: str,
+    ref: str,
+    payload: str,
+    deploy: bool,
+    watch: bool,
+    expected: tuple[str, ...],
+) -> None:
+    from genai_gate.action import choose_commands
+    from genai_gate.github import read_context
+
+    body = (
+        pr_payload()
+        if payload == "pr"
+        else {"repository": {"full_name": "acme/bot", "default_branch": "main"}}
+    )
+    ctx = read_context(github_env(tmp_path, event=event, payload=body, ref=ref))
+    assert choose_commands(None, ctx, deploy=deploy, watch=watch) == expected
+    assert choose_commands("rollback", ctx, deploy=deploy, watch=watch) == ("rollback",)
+
+
+def test_fork_detection_compares_repositories(tmp_path: Path) -> None:
+    from genai_gate.github import read_context
+
+    def ctx(head: Any) -> bool:
+        payload = pr_payload()
+        payload["pull_request"]["head"]["repo"] = head
+        env = github_env(tmp_path, event="pull_request", payload=payload)
+        return read_context(env).pr_is_fork
+
+    # a repository that is itself a fork: its own branches are not fork PRs
+    assert ctx({"full_name": "acme/bot", "fork": True}) is False
+    assert ctx({"full_name": "someone/bot", "fork": True}) is True
+    assert ctx(None) is True  # the fork was deleted

@@ -63,7 +63,9 @@ def auth_plan(
         for name in ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_CONFIG_PROFILE")
     )
     in_actions = environ.get("GITHUB_ACTIONS") == "true"
-    if explicit or stored or not in_actions:
+    # Databricks' own docs set DATABRICKS_AUTH_TYPE=github-oidc; it needs the same checks
+    oidc_asked = explicit == "github-oidc"
+    if (explicit and not oidc_asked) or stored or not (in_actions or oidc_asked):
         return AuthPlan(host, client_id, explicit, True)
     if host is None or client_id is None:
         missing = [
@@ -167,9 +169,10 @@ def policy_snippet(claims: Mapping[str, Any], client_id: str | None) -> str:
             "subject": claims.get("sub", "repo:<owner>/<repo>:environment:<env>"),
         }
     }
+    # the CLI wants the service principal's numeric id, not its application (client) id
     return (
         "databricks account service-principal-federation-policy create "
-        f"{client_id or '<service-principal-id>'} --json '{json.dumps(policy)}'"
+        f"<numeric id of service principal {client_id or '...'}> --json '{json.dumps(policy)}'"
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -74,7 +75,10 @@ def service_errors(what: str, on_auth: Callable[[BaseException], AuthError]) -> 
             "for plan) and USE/EXECUTE on the Unity Catalog model.",
         ) from None
     except ValueError as exc:
-        # the SDK raises ValueError from the token exchange itself, before any API error
+        # the SDK raises ValueError from the token exchange itself, before any API error;
+        # any other ValueError is ours or the SDK's, not a refused credential
+        if not _AUTH_WORDS.search(str(exc)):
+            raise DeployError(f"{what} failed: {_first_line(exc)}") from None
         raise on_auth(exc) from None
     except DatabricksError as exc:
         raise DeployError(f"{what} failed: {_first_line(exc)}") from None
@@ -83,6 +87,9 @@ def service_errors(what: str, on_auth: Callable[[BaseException], AuthError]) -> 
             f"{what} failed: cannot reach Databricks ({_first_line(exc)})",
             fix="Check DATABRICKS_HOST, and that the runner can reach the workspace.",
         ) from None
+
+
+_AUTH_WORDS = re.compile(r"token|auth|oidc|invalid_request|invalid_client|credential", re.I)
 
 
 def _input_fields() -> frozenset[str]:
@@ -174,8 +181,11 @@ class Endpoints:
 
     # ------------------------------------------------------------ waiting
 
-    def wait(self, name: str, timeout: float) -> None:
-        """Until NOT_UPDATING; raises DeployError on UPDATE_FAILED or after `timeout`."""
+    def wait(self, name: str, timeout: float, *, ours: bool = True) -> None:
+        """Until NOT_UPDATING; raises DeployError on UPDATE_FAILED or after `timeout`.
+
+        Someone else's update (`ours=False`) that fails has still ended, and the old config
+        serves and takes updates again, so that is not our failure to report."""
         from databricks.sdk.errors import OperationFailed
 
         def report(ep: ServingEndpointDetailed) -> None:
@@ -191,6 +201,9 @@ class Endpoints:
                     name, timeout=timedelta(seconds=timeout), callback=report
                 )
             except OperationFailed as exc:
+                if not ours:
+                    self.progress(f"endpoint {name}: the other update ended without applying")
+                    return
                 detail = _pending_messages(self.w.serving_endpoints.get(name))
                 raise DeployError(
                     f"endpoint {name} did not take the new config: {_first_line(exc)}",
@@ -235,7 +248,7 @@ class Endpoints:
             self.progress(
                 f"endpoint {name}: another update is in flight (409); waiting, then retrying"
             )
-            self.wait(name, timeout)
+            self.wait(name, timeout, ours=False)
 
     # ------------------------------------------------------------ apply
 
@@ -252,17 +265,17 @@ class Endpoints:
         if plan.config_changed:
             self.progress(f"endpoint {name}: updating served entities and routes")
             self._update_config(name, plan.entities, plan.routes, timeout)
-            try:
-                self.wait(name, timeout)
-            except DeployError as exc:
-                raise self._restore(before, exc, timeout) from None
         try:
+            if plan.config_changed:
+                self.wait(name, timeout)
             if plan.gateway_changed and plan.gateway is not None:
                 self.progress(f"endpoint {name}: enabling the AI Gateway inference table")
                 self._put_gateway(name, plan.gateway)
             if plan.tags_changed:
                 self._tag(plan)
-        except DeployError as exc:
+        except GateError as exc:
+            # once the new config was accepted, any failure puts the old one back: a canary
+            # live without capture or tags could be neither watched nor rolled back
             if plan.config_changed:
                 raise self._restore(before, exc, timeout) from None
             raise
@@ -305,11 +318,11 @@ class Endpoints:
             )
         try:
             self.wait(name, timeout)
-        except DeployError as exc:
+        except GateError as exc:
             # a new endpoint that never served anything is removed rather than left broken
             with self._errors(f"deleting the failed endpoint {name}"):
                 self.w.serving_endpoints.delete(name)
-            raise DeployError(
+            raise type(exc)(
                 f"{exc.message}; the new endpoint was deleted, so nothing was left half-created",
                 problems=exc.problems,
                 fix=exc.fix,
@@ -319,6 +332,18 @@ class Endpoints:
         from databricks.sdk.service.serving import AiGatewayConfig
 
         cfg = AiGatewayConfig.from_dict(dict(gateway))
+        table = TableConfig.from_json(gateway.get("inference_table_config"))
+        where = f"{table.catalog}.{table.schema}" if table else "the capture schema"
+        try:
+            self._call_gateway(name, cfg)
+        except AuthError as exc:
+            raise AuthError(
+                exc.message,
+                fix=f"Let the service principal create the inference table: USE CATALOG, "
+                f"USE SCHEMA and CREATE TABLE on {where}.",
+            ) from None
+
+    def _call_gateway(self, name: str, cfg: Any) -> None:
         with self._errors(f"configuring AI Gateway on {name}"):
             self.w.serving_endpoints.put_ai_gateway(
                 name,
@@ -339,32 +364,43 @@ class Endpoints:
                 delete_tags=list(plan.delete_tags) or None,
             )
 
-    def _restore(self, before: EndpointState, cause: DeployError, timeout: float) -> DeployError:
+    def _restore(self, before: EndpointState, cause: GateError, timeout: float) -> GateError:
+        """Put the served entities and routes of `before` back. The error to raise says what
+        failed and what was restored, and keeps the cause's exit code."""
         name = before.name
+        kind = type(cause)
+        if not before.entities:
+            return kind(
+                f"{cause.message}; the endpoint served nothing before this deploy, so there "
+                "was nothing to restore",
+                problems=cause.problems,
+                fix=cause.fix,
+            )
         timeout = max(timeout, RESTORE_WAIT)
         routes = ", ".join(f"{n} {p}%" for n, p in before.routes.items())
         self.progress(f"endpoint {name}: restoring config {before.config_version} ({routes})")
         # a timed-out update is still running, and the endpoint takes no other until it
         # ends; a failed one has ended already. Either way restoring comes next.
-        with contextlib.suppress(DeployError):
-            self.wait(name, timeout)
+        with contextlib.suppress(GateError):
+            self.wait(name, timeout, ours=False)
         try:
             self._update_config(name, before.entities, before.routes, timeout)
             self.wait(name, timeout)
-        except DeployError as again:
-            return DeployError(
+        except GateError as again:
+            return kind(
                 f"{cause.message}; restoring the previous config also failed: {again.message}",
                 problems=cause.problems,
                 fix="Restore by hand: set the routes back to "
                 f"{routes} (config {before.config_version}) in the Serving UI, or re-run "
                 "`genai-gate rollback` once the endpoint is idle.",
             )
-        return DeployError(
-            f"{cause.message}. The previous served entities and routes were restored ({routes}).",
+        return kind(
+            f"{cause.message.rstrip('.')}. The previous served entities and routes were "
+            f"restored ({routes}).",
             problems=cause.problems,
             fix=cause.fix
-            or "Read the served entity's build and server logs in the Serving UI, fix the "
-            "model, and deploy again.",
+            or "Read the served entity's build and server logs in the Serving UI, fix what "
+            "failed, and deploy again.",
         )
 
 

@@ -68,15 +68,19 @@ def read_endpoint_config(path: Path, label: str, now: str) -> LiteralConfig:
             fix="Keep served_entities, traffic_config and auto_capture_config; set AI Gateway "
             "options on the endpoint itself.",
         )
-    raw_entities = doc.get("served_entities") or doc.get("served_models") or []
+    raw_entities = doc.get("served_entities") or []
     entities: list[Entity] = []
     for i, raw in enumerate(raw_entities):
         where = f"{label}: served_entities[{i}]"
         if not isinstance(raw, dict) or not raw.get("entity_name"):
             raise ConfigError(f"{where} needs entity_name and entity_version", fix=_EXAMPLE)
         spec = {**raw, "entity_version": str(raw.get("entity_version", "")).strip()}
-        if not spec["entity_version"]:
-            raise ConfigError(f"{where} needs entity_version", fix=_EXAMPLE)
+        if not spec["entity_version"].isdigit():
+            raise ConfigError(
+                f"{where}: entity_version {raw.get('entity_version')!r} is not a Unity Catalog "
+                "version number",
+                fix=_EXAMPLE,
+            )
         name = str(
             raw.get("name") or f"{raw['entity_name'].rsplit('.', 1)[-1]}-{spec['entity_version']}"
         )

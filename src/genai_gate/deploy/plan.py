@@ -12,6 +12,7 @@ served with, and the gateway keeps its guardrails, rate limits and usage trackin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -218,7 +219,7 @@ class Plan:
             "before_config_version": self.before.config_version if self.before else None,
             "champion": self.rollout.champion.name,
             "challenger": self.rollout.challenger.name if self.rollout.challenger else None,
-            "served_entities": [{"name": e.name, **e.spec} for e in self.entities],
+            "served_entities": [{"name": e.name, **_redacted(e.spec)} for e in self.entities],
             "routes": dict(self.routes),
             "ai_gateway": dict(self.gateway) if self.gateway is not None else None,
             "tags": dict(self.tags),
@@ -229,6 +230,28 @@ class Plan:
             ],
             "notices": list(self.notices),
         }
+
+
+_SECRET_KEY = re.compile(r"plaintext|api_key|secret|token|password|private_key", re.I)
+
+
+def _redacted(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec fit for plan.json: environment variables by name only, credentials masked.
+
+    The API echoes `environment_vars` and external-model configs as given, and plaintext
+    values there are credentials."""
+
+    def walk(value: Any, key: str = "") -> Any:
+        if key == "environment_vars" and isinstance(value, Mapping):
+            return dict.fromkeys(value, "***")
+        if isinstance(value, Mapping):
+            return {k: walk(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return "***" if value and _SECRET_KEY.search(key) else value
+
+    out: dict[str, Any] = walk(spec)
+    return out
 
 
 def entity_for(model_name: str, version: str, *, workload_size: str, scale_to_zero: bool) -> Entity:
@@ -430,6 +453,14 @@ def guard_problems(plan: Plan, table_given: bool) -> list[str]:
             f"inference-table: payload logging to {wanted.table_name(plan.endpoint)} was "
             "disabled on this endpoint, and Databricks cannot re-enable it. Give a new "
             "prefix, e.g. catalog.schema.<endpoint>_v2."
+        )
+    if wanted is not None and legacy is not None and legacy.enabled:
+        problems.append(
+            f"inference-table: the endpoint still captures with legacy inference tables "
+            f"({legacy.table_name(plan.endpoint)}), and Databricks enables AI Gateway inference "
+            "tables only once they are off. Disable auto_capture_config on the endpoint first "
+            "(the legacy table stays readable), and give AI Gateway a new prefix, e.g. "
+            "catalog.schema.<endpoint>_gw."
         )
     captures = (have is not None and have.enabled) or (legacy is not None and legacy.enabled)
     if not table_given and not captures:

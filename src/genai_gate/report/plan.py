@@ -20,7 +20,12 @@ def _cell(text: str) -> str:
 
 def render_plan(plan: Plan, *, applied: str | None = None, notices: Sequence[str] = ()) -> str:
     before = plan.before
-    version = f" (config version {before.config_version})" if before else ""
+    if before is None:
+        version = ""
+    elif before.config_version is None:
+        version = " (no config yet)"
+    else:
+        version = f" (config version {before.config_version})"
     if applied is None:
         head = f"### Deploy plan for `{plan.endpoint}`{version}: {_ACTION[plan.action]}"
     else:
