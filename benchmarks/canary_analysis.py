@@ -464,10 +464,13 @@ def child(folder: Path, since: str, threads: int | None, k: int, explain: bool) 
     if threads is not None:
         engine.con.execute(f"SET threads = {int(threads)}")
     t1 = time.perf_counter()
-    stats = source.stats(ENDPOINT, since)
+    since_ms = int(
+        datetime.strptime(since, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp() * 1000
+    )
+    stats = source.stats(ENDPOINT, since_ms)
     t2 = time.perf_counter()
     stats_peak = _peak_kib()
-    samples = {name: source.sample(ENDPOINT, name, since, k) for name in sorted(stats)}
+    samples = {name: source.sample(ENDPOINT, name, since_ms, k) for name in sorted(stats)}
     t3 = time.perf_counter()
     cpu = _cpu_s() - cpu0
     peak = _peak_kib()
@@ -478,7 +481,7 @@ def child(folder: Path, since: str, threads: int | None, k: int, explain: bool) 
     plan = ""
     if explain:
         sql = stats_sql("gateway", source.payload, source.entities)
-        text = sql.replace(":endpoint", f"'{ENDPOINT}'").replace(":since", f"'{since}'")
+        text = sql.replace(":endpoint", f"'{ENDPOINT}'").replace(":since_ms", str(since_ms))
         rows = engine.con.execute("EXPLAIN ANALYZE " + text).fetchall()
         plan = "\n".join(str(r[-1]) for r in rows)
     out = {

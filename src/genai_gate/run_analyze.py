@@ -16,16 +16,23 @@ from typing import Any, Literal
 
 from genai_gate import __version__
 from genai_gate.config import LoadedConfig, load_config
-from genai_gate.deploy.auth import auth_plan, require
+from genai_gate.deploy.auth import auth_plan, refuse_on_pull_request, require
 from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
-from genai_gate.deploy.plan import TAG_STARTED, EndpointState, Entity, Rollout, plan_rollout
-from genai_gate.errors import ConfigError
+from genai_gate.deploy.plan import (
+    TAG_STARTED,
+    TAG_STEP_AT,
+    EndpointState,
+    Entity,
+    Rollout,
+    plan_rollout,
+)
+from genai_gate.errors import ConfigError, GateError
 from genai_gate.github import Runner, read_context
 from genai_gate.provenance import collect
 from genai_gate.report import evidence
 from genai_gate.report.analysis import render_analysis
 from genai_gate.rollout.analysis import Action, Decision, Rules, decide, quality_deltas
-from genai_gate.rollout.quality import reference_free, score_traffic
+from genai_gate.rollout.quality import directions, reference_free, score_traffic
 from genai_gate.rollout.traffic import (
     EntityTraffic,
     TrafficSource,
@@ -74,17 +81,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _since(state: EndpointState, now: datetime) -> str:
-    started = state.tags.get(TAG_STARTED)
-    when = now - DEFAULT_WINDOW
-    if started:
+def _since(state: EndpointState, now: datetime) -> datetime:
+    """The start of the current step (else of the rollout): a canary that just advanced
+    from 10% to 50% is judged on its traffic at 50%, not on what it served at 10%."""
+    for tag in (TAG_STEP_AT, TAG_STARTED):
+        text = state.tags.get(tag)
+        if not text:
+            continue
         try:
-            parsed = datetime.fromisoformat(started)
-            when = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            parsed = datetime.fromisoformat(text)
         except ValueError:
-            pass  # a tag edited by hand: fall back to the default window
-    # both engines compare it with a TIMESTAMP column in UTC
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            continue  # a tag edited by hand: try the next, else the default window
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return now - DEFAULT_WINDOW
 
 
 def rules_of(loaded: LoadedConfig) -> Rules:
@@ -120,14 +129,23 @@ def _source(loaded: LoadedConfig, state: EndpointState, endpoints: Endpoints) ->
     )
 
 
+def _rollout_moved(before: EndpointState, now: EndpointState) -> bool:
+    tags = ("genai-gate.champion", "genai-gate.challenger", "genai-gate.step")
+    return before.config_version != now.config_version or any(
+        before.tags.get(t) != now.tags.get(t) for t in tags
+    )
+
+
 def _rollout_for(
-    decision: Decision, champion: Entity, challenger: Entity, started: str | None
+    decision: Decision, champion: Entity, challenger: Entity, started: str | None, now: datetime
 ) -> Rollout:
     if decision.action == "rollback":
         return Rollout(champion)
     if decision.action == "promote":
         return Rollout(champion, challenger, 100)
-    return Rollout(champion, challenger, decision.next_step, started)
+    return Rollout(
+        champion, challenger, decision.next_step, started, now.isoformat(timespec="seconds")
+    )
 
 
 def run_analyze(
@@ -157,6 +175,9 @@ def run_analyze(
         )
     endpoint = cfg.endpoint
     ctx = read_context(environ)
+    if apply:
+        # traffic moves only from the default branch's workflows, never from a PR's code
+        refuse_on_pull_request(ctx)
     runner = Runner(environ)
     how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
     require(how, ctx)
@@ -170,7 +191,9 @@ def run_analyze(
     champion, challenger = state.champion(), state.challenger()
     notices = list(loaded.notices)
     now = _now()
-    since = _since(state, now)
+    window = _since(state, now)
+    since = window.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    since_ms = int(window.timestamp() * 1000)
     rules = rules_of(loaded)
     traffic: dict[str, EntityTraffic] = {}
     step = state.routes.get(challenger.name, 0) if challenger else 0
@@ -180,12 +203,14 @@ def run_analyze(
     elif mode == "analyze":
         source = _source(loaded, state, endpoints)
         progress(f"reading traffic of {endpoint} since {since} UTC from {source.where}")
-        traffic = source.stats(endpoint, since)
-        scorers = reference_free(loaded, notices)
+        traffic = source.stats(endpoint, since_ms)
+        candidates = reference_free(loaded, notices)
+        better = directions(loaded, candidates, notices)
+        scorers = [s for s in candidates if f"{s.name}/mean" in better]
         deltas = []
         if scorers and cfg.sample_size > 0:
             sampled = {
-                e.name: source.sample(endpoint, e.name, since, cfg.sample_size)
+                e.name: source.sample(endpoint, e.name, since_ms, cfg.sample_size)
                 for e in (champion, challenger)
             }
             progress(
@@ -193,8 +218,10 @@ def run_analyze(
                 + ", ".join(f"{len(v)} request(s) of {k}" for k, v in sampled.items())
                 + f" with {', '.join(s.name for s in scorers)}"
             )
-            scores = score_traffic(loaded, scorers, sampled, environ)
-            deltas = quality_deltas(scores.get(champion.name, {}), scores.get(challenger.name, {}))
+            scores = score_traffic(loaded, scorers, sampled, environ, notices)
+            deltas = quality_deltas(
+                scores.get(champion.name, {}), scores.get(challenger.name, {}), better
+            )
         decision = decide(
             traffic.get(champion.name), traffic.get(challenger.name), step, rules, deltas
         )
@@ -212,10 +239,34 @@ def run_analyze(
         and challenger is not None
         and decision.action in ("advance", "promote", "rollback")
     ):
-        rollout = _rollout_for(decision, champion, challenger, state.tags.get(TAG_STARTED))
-        plan = plan_rollout(endpoint, state, rollout)
-        progress(f"endpoint {endpoint}: {decision.action} ({decision.reason})")
-        applied = endpoints.apply(plan, cfg.wait_timeout)
+        fresh = endpoints.read(endpoint)
+        if fresh is None or _rollout_moved(state, fresh):
+            # a deploy or a person changed the endpoint while we measured: what was
+            # analysed is not what is serving, so nothing is applied on its strength
+            notices.append(
+                f"endpoint {endpoint} changed during the analysis (config "
+                f"{state.config_version} -> {fresh.config_version if fresh else 'gone'}); "
+                "nothing was applied, the next run analyses what serves now"
+            )
+            decision = Decision(
+                "hold", None, "held: the endpoint changed during the analysis", step, step
+            )
+        else:
+            rollout = _rollout_for(decision, champion, challenger, state.tags.get(TAG_STARTED), now)
+            plan = plan_rollout(endpoint, state, rollout)
+            progress(f"endpoint {endpoint}: {decision.action} ({decision.reason})")
+            try:
+                applied = endpoints.apply(plan, cfg.wait_timeout)
+            except GateError as exc:
+                # the unhealthy verdict must be on record even when moving traffic failed
+                failed = _record(
+                    loaded, endpoint, state, decision, traffic, since, None, environ, mode
+                )
+                failed["apply_error"] = f"{exc.title}: {exc.message}"
+                out_dir.mkdir(parents=True, exist_ok=True)
+                evidence.write_json_atomic(out_dir / "analysis.json", failed)
+                evidence.append(out_dir / "evidence.json", failed)
+                raise
 
     summary = render_analysis(
         endpoint,

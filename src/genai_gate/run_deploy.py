@@ -28,6 +28,7 @@ from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
 from genai_gate.deploy.endpoint_config import read_endpoint_config
 from genai_gate.deploy.plan import (
     TAG_STARTED,
+    TAG_STEP_AT,
     EndpointState,
     Plan,
     TableConfig,
@@ -137,7 +138,11 @@ def build_plan(
         )
         if same and state is not None and state.tags.get(TAG_STARTED):
             # the same canary keeps its start, so analysis keeps the traffic it has seen
-            rollout = dataclasses.replace(rollout, started_at=state.tags[TAG_STARTED])
+            rollout = dataclasses.replace(
+                rollout,
+                started_at=state.tags[TAG_STARTED],
+                step_at=state.tags.get(TAG_STEP_AT),
+            )
     else:
         assert cfg.model_name is not None and cfg.model_version is not None
         challenger = entity_for(

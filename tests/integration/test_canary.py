@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from genai_gate.report.evidence import read_records
-from tests.action_env import read_outputs
+from tests.action_env import github_env, read_outputs
 from tests.conftest import CliResult
 from tests.fakes.databricks import WAREHOUSE_ID, FakeDatabricks
 
@@ -36,6 +36,8 @@ model-name: main.ml.bot
 model-version: 13
 inference-table: main.mon
 scorers: ["python:checks:polite"]
+thresholds:
+  polite/mean: ">= 0.5"   # the gate's threshold also says which way is better
 min-requests: 30
 sample-size: 30
 """
@@ -73,7 +75,10 @@ class Canary:
 
     def config(self, extra: str = "", scorers: str = '["python:checks:polite"]') -> Path:
         path = self.root / "genai-gate.yml"
-        path.write_text(BASE.replace('["python:checks:polite"]', scorers) + extra)
+        text = BASE.replace('["python:checks:polite"]', scorers)
+        if "polite" not in scorers:
+            text = text.replace('  polite/mean: ">= 0.5"', "  {}")
+        path.write_text(text + extra)
         return path
 
     def run(
@@ -274,3 +279,35 @@ def test_an_llm_judge_grades_live_traffic(canary: Canary, ws: FakeDatabricks) ->
     assert result.code == 1, result.text
     assert "safety/mean vs champion" in result.out
     assert len(judge.judge_requests()) >= 60  # both samples went to the judge
+
+
+def test_results_come_back_in_chunks_from_the_warehouse(canary: Canary, ws: FakeDatabricks) -> None:
+    ws.sql_chunk_rows = 7  # the 30-row samples span five chunks
+    deploy_challenger(canary)
+    canary.traffic(400)
+    result = canary.run("analyze", "--json", extra=WAREHOUSE)
+    assert result.code == 0, result.text
+    doc = json.loads(result.out)
+    assert [q["samples"] for q in doc["quality"]] == [[30, 30]]
+
+
+def test_an_unknown_warehouse_is_named(canary: Canary, ws: FakeDatabricks) -> None:
+    deploy_challenger(canary)
+    canary.traffic(50)
+    result = canary.run("analyze", extra="warehouse-id: no-such-warehouse\n")
+    assert result.code == 4, result.text
+    assert "running SQL on the warehouse failed" in result.err
+
+
+def test_traffic_never_moves_from_a_pull_request(
+    canary: Canary, ws: FakeDatabricks, tmp_path: Path
+) -> None:
+    from tests.action_env import pr_payload
+
+    deploy_challenger(canary)
+    pr = github_env(tmp_path / "pr", event="pull_request", payload=pr_payload())
+    canary.env = {**canary.env, **{k: v for k, v in pr.items() if k.startswith("GITHUB_")}}
+    result = canary.run("promote")
+    assert result.code == 2, result.text
+    assert "does not run on pull_request events" in result.err
+    assert canary.routes() == {"bot-12": 90, "bot-13": 10}

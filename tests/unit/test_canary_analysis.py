@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from genai_gate.errors import ConfigError, DataError
-from genai_gate.rollout.analysis import Rules, bootstrap_diff, decide, quality_deltas
+from genai_gate.rollout.analysis import Better, Rules, bootstrap_diff, decide, quality_deltas
 from genai_gate.rollout.traffic import EntityTraffic, local_source
 
 RULES = Rules(min_requests=100)
@@ -53,14 +53,36 @@ def test_too_little_traffic_is_inconclusive_and_holds() -> None:
     assert quiet_champion.action == "hold"
 
 
+UP: dict[str, Better] = {"polite/mean": "higher"}
+
+
 def test_only_a_significant_quality_drop_rolls_back() -> None:
     steady = [1.0, 0.0] * 50
     worse = [1.0] * 30 + [0.0] * 70
-    dropped = quality_deltas({"polite/mean": steady}, {"polite/mean": worse})
+    dropped = quality_deltas({"polite/mean": steady}, {"polite/mean": worse}, UP)
     decision = decide(t("a", 1000), t("b", 200), 10, RULES, dropped)
     assert decision.action == "rollback" and "polite/mean vs champion" in decision.reason
-    noisy = quality_deltas({"polite/mean": [1.0, 0.0, 1.0]}, {"polite/mean": [0.0, 1.0]})
-    assert decide(t("a", 1000), t("b", 200), 10, RULES, noisy).action == "advance"
+    same = quality_deltas({"polite/mean": steady}, {"polite/mean": steady[::-1]}, UP)
+    assert decide(t("a", 1000), t("b", 200), 10, RULES, same).action == "advance"
+
+
+def test_too_few_judged_samples_hold_rather_than_decide() -> None:
+    # two against two once "proved" a drop; now it is inconclusive, and so is a metric that
+    # only one side could score (an unreachable judge, a scorer that raised)
+    tiny = quality_deltas({"polite/mean": [1.0, 1.0]}, {"polite/mean": [0.0, 0.0]}, UP)
+    one_sided = quality_deltas({"polite/mean": [1.0] * 50}, {}, UP)
+    for deltas in (tiny, one_sided):
+        decision = decide(t("a", 1000), t("b", 500), 50, RULES, deltas)
+        assert (decision.action, decision.verdict) == ("hold", "inconclusive"), decision.reason
+        assert "judged samples" in decision.reason
+
+
+def test_lower_is_better_metrics_are_judged_the_right_way_round() -> None:
+    down: dict[str, Better] = {"toxicity/mean": "lower"}
+    calmer = quality_deltas({"toxicity/mean": [0.5] * 50}, {"toxicity/mean": [0.1] * 50}, down)
+    assert decide(t("a", 1000), t("b", 200), 10, RULES, calmer).action == "advance"
+    worse = quality_deltas({"toxicity/mean": [0.1] * 50}, {"toxicity/mean": [0.5] * 50}, down)
+    assert decide(t("a", 1000), t("b", 200), 10, RULES, worse).action == "rollback"
 
 
 def test_the_bootstrap_is_deterministic() -> None:
@@ -96,6 +118,13 @@ def gateway_row(i: int, entity: str, status: int = 200, ms: int = 100) -> dict[s
     }
 
 
+def ms(text: str) -> int:
+    """A UTC wall-clock time as the epoch milliseconds the queries take."""
+    from datetime import UTC, datetime
+
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
 def write_jsonl(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -113,13 +142,13 @@ def test_gateway_rows_are_aggregated_per_served_entity(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "main.mon.bot_payload" / "part-0.jsonl", rows)
     write_jsonl(tmp_path / "system.serving.served_entities.jsonl", ENTITIES)
     source = local_source("main.mon.bot_payload", tmp_path, {})
-    stats = source.stats("bot", "2026-11-28 00:00:00")
+    stats = source.stats("bot", ms("2026-11-28 00:00:00"))
     assert set(stats) == {"bot-12", "bot-13"}  # another endpoint's entity is not counted
     assert (stats["bot-12"].requests, stats["bot-13"].errors) == (90, 2)
     assert stats["bot-13"].error_rate == pytest.approx(0.2)
     assert 100 <= (stats["bot-12"].p95_ms or 0) <= 109
-    assert source.stats("bot", "2026-11-29 00:00:00") == {}  # before the rollout started
-    sample = source.sample("bot", "bot-13", "2026-11-28 00:00:00", 5)
+    assert source.stats("bot", ms("2026-11-29 00:00:00")) == {}  # before the rollout started
+    sample = source.sample("bot", "bot-13", ms("2026-11-28 00:00:00"), 5)
     assert len(sample) == 5 and all(e.entity == "bot-13" for e in sample)
 
 
@@ -142,7 +171,9 @@ def test_parquet_and_delta_tables_read_the_same(tmp_path: Path) -> None:
     counts = [
         {
             k: v.requests
-            for k, v in local_source(str(path), tmp_path, {}).stats("bot", "2026-11-28").items()
+            for k, v in local_source(str(path), tmp_path, {})
+            .stats("bot", ms("2026-11-28 00:00:00"))
+            .items()
         }
         for path in (tmp_path / "pq" / "main.mon.bot_payload", delta)
     ]
@@ -171,7 +202,7 @@ def test_the_legacy_schema_maps_entities_by_model_and_version(tmp_path: Path) ->
     ]
     write_jsonl(tmp_path / "legacy" / "part-0.jsonl", rows)
     models = {("main.ml.bot", "12"): "bot-12", ("main.ml.bot", "13"): "bot-13"}
-    stats = local_source("legacy", tmp_path, models).stats("bot", "2026-01-01 00:00:00")
+    stats = local_source("legacy", tmp_path, models).stats("bot", ms("2026-01-01 00:00:00"))
     assert {k: v.requests for k, v in stats.items()} == {"bot-12": 10, "bot-13": 10}
     assert stats["bot-12"].errors == 2  # requests 0 and 10
 
@@ -184,7 +215,7 @@ def test_bad_inference_data_is_a_clear_config_error(tmp_path: Path) -> None:
         local_source("p", tmp_path, {})
     write_jsonl(tmp_path / "q" / "x.jsonl", [{"a": 1}])
     with pytest.raises(DataError, match="is not an inference table"):
-        local_source("q", tmp_path, {}).stats("bot", "2026-01-01")
+        local_source("q", tmp_path, {}).stats("bot", 0)
 
 
 def test_the_window_is_utc_whatever_the_machine_zone(
@@ -205,7 +236,7 @@ def test_the_window_is_utc_whatever_the_machine_zone(
         folder.mkdir()
         pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
         write_jsonl(tmp_path / "system.serving.served_entities.jsonl", ENTITIES)
-        stats = local_source(str(folder), tmp_path, {}).stats("bot", "2026-11-28 14:00:00")
+        stats = local_source(str(folder), tmp_path, {}).stats("bot", ms("2026-11-28 14:00:00"))
         assert stats["bot-12"].requests == 4  # 14:30 .. 17:30 UTC
     finally:
         monkeypatch.delenv("TZ")

@@ -13,6 +13,7 @@ from genai_gate.deploy.plan import (
     TAG_CHAMPION,
     TAG_STARTED,
     TAG_STEP,
+    TAG_STEP_AT,
     EndpointState,
     Entity,
     Plan,
@@ -84,6 +85,7 @@ def test_canary_keeps_the_champion_and_splits_90_10() -> None:
         TAG_CHALLENGER: "bot-13",
         TAG_STEP: "10",
         TAG_STARTED: NOW,
+        TAG_STEP_AT: NOW,
     }
     assert plan.config_changed and plan.tags_changed and not plan.gateway_changed
     sections = {(c.section, c.item) for c in plan.changes}
@@ -91,7 +93,13 @@ def test_canary_keeps_the_champion_and_splits_90_10() -> None:
 
 
 def test_rerunning_the_same_deploy_is_a_noop() -> None:
-    tags = {TAG_CHAMPION: "bot-12", TAG_CHALLENGER: "bot-13", TAG_STEP: "10", TAG_STARTED: "t0"}
+    tags = {
+        TAG_CHAMPION: "bot-12",
+        TAG_CHALLENGER: "bot-13",
+        TAG_STEP: "10",
+        TAG_STARTED: "t0",
+        TAG_STEP_AT: "t0",
+    }
     state = served((v("12"), 90), (v("13"), 10), tags=tags)
     plan = deploy(state)
     assert plan.action == "noop", plan.changes

@@ -112,7 +112,7 @@ def read_endpoint_config(path: Path, label: str, now: str) -> LiteralConfig:
     champion = ranked[0]
     challenger = ranked[1] if len(ranked) > 1 else None
     rollout = Rollout(
-        champion, challenger, routes.get(challenger.name, 0) if challenger else 100, now
+        champion, challenger, routes.get(challenger.name, 0) if challenger else 100, now, now
     )
 
     notices: list[str] = []

@@ -21,7 +21,9 @@ TAG_CHAMPION = "genai-gate.champion"
 TAG_CHALLENGER = "genai-gate.challenger"
 TAG_STEP = "genai-gate.step"
 TAG_STARTED = "genai-gate.started-at"
-ROLLOUT_TAGS = (TAG_CHAMPION, TAG_CHALLENGER, TAG_STEP, TAG_STARTED)
+# when the current step began: the canary is judged on the traffic of its current share
+TAG_STEP_AT = "genai-gate.step-at"
+ROLLOUT_TAGS = (TAG_CHAMPION, TAG_CHALLENGER, TAG_STEP, TAG_STARTED, TAG_STEP_AT)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class Rollout:
     challenger: Entity | None = None
     percent: int = 0
     started_at: str | None = None
+    step_at: str | None = None
 
     def routes(self) -> dict[str, int]:
         if self.challenger is None:
@@ -175,6 +178,8 @@ class Rollout:
         }
         if self.started_at:
             tags[TAG_STARTED] = self.started_at
+        if self.step_at:
+            tags[TAG_STEP_AT] = self.step_at
         return tags
 
 
@@ -303,12 +308,13 @@ def rollout_for_challenger(
         return _as_is(state, champion, current, now), notices
     if current is not None:
         notices.append(f"{current.name} is replaced as the challenger by {challenger.name}.")
-    return Rollout(champion, challenger, percent, now), notices
+    return Rollout(champion, challenger, percent, now, now), notices
 
 
 def _as_is(state: EndpointState, champion: Entity, challenger: Entity, now: str) -> Rollout:
     share = state.routes.get(challenger.name, 0)
-    return Rollout(champion, challenger, share, state.tags.get(TAG_STARTED) or now)
+    started = state.tags.get(TAG_STARTED) or now
+    return Rollout(champion, challenger, share, started, state.tags.get(TAG_STEP_AT))
 
 
 def desired_gateway(

@@ -76,8 +76,8 @@ def render_analysis(
     lines += [
         f"Traffic since {since} UTC:",
         "",
-        "| served entity | role | share | requests | error rate | p50 | p95 | p99 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| served entity | role | share | requests | error rate | not logged | p50 | p95 | p99 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in [*roles, *(n for n in traffic if n not in roles)]:
         t = traffic.get(name)
@@ -85,7 +85,8 @@ def render_analysis(
         lines.append(
             f"| `{cell(name)}` | {roles.get(name, '')} | "
             f"{'—' if share is None else f'{share}%'} | {t.requests if t else 0} | "
-            f"{f'{t.error_rate:.2%}' if t else '—'} | {_ms(t.p50_ms if t else None)} | "
+            f"{f'{t.error_rate:.2%}' if t else '—'} | {t.logging_errors if t else '—'} | "
+            f"{_ms(t.p50_ms if t else None)} | "
             f"{_ms(t.p95_ms if t else None)} | {_ms(t.p99_ms if t else None)} |"
         )
     lines.append("")

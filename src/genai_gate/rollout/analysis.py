@@ -21,6 +21,9 @@ from genai_gate.rollout.traffic import EntityTraffic
 Action = Literal["promote", "advance", "hold", "rollback"]
 BOOTSTRAP_SEED = 20261128
 BOOTSTRAP_ROUNDS = 2000
+# as compare.MIN_PAIRS: a bootstrap of a handful of scores is far too narrow to trust
+MIN_SAMPLES = 10
+Better = Literal["higher", "lower"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,14 @@ class QualityDelta:
     delta: float | None
     ci: tuple[float, float] | None
     samples: tuple[int, int]
+    better: Better = "higher"
+
+    @property
+    def worse_by(self) -> float | None:
+        """How much worse the challenger is, in the metric's own direction (< 0: better)."""
+        if self.delta is None:
+            return None
+        return -self.delta if self.better == "higher" else self.delta
 
 
 @dataclass(frozen=True)
@@ -87,28 +98,29 @@ def bootstrap_diff(
 
 
 def quality_deltas(
-    champion: Mapping[str, Sequence[float]], challenger: Mapping[str, Sequence[float]]
+    champion: Mapping[str, Sequence[float]],
+    challenger: Mapping[str, Sequence[float]],
+    better: Mapping[str, Better],
 ) -> list[QualityDelta]:
+    """Per metric: challenger minus champion, with a 95% interval once both sides have
+    MIN_SAMPLES scores. `better` gives each metric's direction; it is never guessed."""
     out = []
-    for metric in sorted(set(champion) | set(challenger)):
+    for metric in sorted(better):
         a = [x for x in challenger.get(metric, ()) if math.isfinite(x)]
         b = [x for x in champion.get(metric, ()) if math.isfinite(x)]
-        if not a or not b:
-            out.append(
-                QualityDelta(
-                    metric,
-                    sum(b) / len(b) if b else None,
-                    sum(a) / len(a) if a else None,
-                    None,
-                    None,
-                    (len(b), len(a)),
-                )
-            )
-            continue
-        mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+        mean_a = sum(a) / len(a) if a else None
+        mean_b = sum(b) / len(b) if b else None
+        enough = len(a) >= MIN_SAMPLES and len(b) >= MIN_SAMPLES
+        delta = mean_a - mean_b if mean_a is not None and mean_b is not None else None
         out.append(
             QualityDelta(
-                metric, mean_b, mean_a, mean_a - mean_b, bootstrap_diff(a, b), (len(b), len(a))
+                metric,
+                mean_b,
+                mean_a,
+                delta,
+                bootstrap_diff(a, b) if enough else None,
+                (len(b), len(a)),
+                better[metric],
             )
         )
     return out
@@ -166,15 +178,25 @@ def decide(
                 )
             )
     for q in quality:
-        if q.delta is None or q.ci is None:
-            checks.append(Check(f"{q.metric} vs champion", None, "not enough judged samples"))
+        if q.delta is None or q.ci is None or q.worse_by is None:
+            checks.append(
+                Check(
+                    f"{q.metric} vs champion",
+                    None,
+                    f"only {q.samples[0]} / {q.samples[1]} judged samples "
+                    f"(champion / challenger); {MIN_SAMPLES} each are needed",
+                )
+            )
             continue
-        worse = q.delta < -rules.quality_max_drop and q.ci[1] < 0
+        # significantly worse: the whole interval lies on the worse side of zero
+        low, high = q.ci
+        sure = high < 0 if q.better == "higher" else low > 0
+        worse = q.worse_by > rules.quality_max_drop and sure
         checks.append(
             Check(
                 f"{q.metric} vs champion",
                 not worse,
-                f"{q.delta:+.3f} (95% CI {q.ci[0]:+.3f} to {q.ci[1]:+.3f}; "
+                f"{q.delta:+.3f} (95% CI {low:+.3f} to {high:+.3f}; {q.better} is better; "
                 f"max drop {rules.quality_max_drop:g})",
             )
         )
@@ -186,6 +208,17 @@ def decide(
             "unhealthy: " + "; ".join(f"{c.name} {c.detail}" for c in failed),
             step,
             0,
+            tuple(checks),
+            tuple(quality),
+        )
+    unjudged = [c for c in checks if c.passed is None]
+    if unjudged:
+        return Decision(
+            "hold",
+            None,
+            "inconclusive: " + "; ".join(f"{c.name}: {c.detail}" for c in unjudged),
+            step,
+            step,
             tuple(checks),
             tuple(quality),
         )

@@ -18,6 +18,7 @@ from typing import Any
 from genai_gate.config import LoadedConfig
 from genai_gate.data import Dataset, EvalRow
 from genai_gate.evaluate import evaluate_judged
+from genai_gate.rollout.analysis import Better
 from genai_gate.rollout.traffic import Exchange
 from genai_gate.scoring.registry import BoundScorer, configured_scorers
 from genai_gate.targets.cache import ResponseCache
@@ -28,12 +29,16 @@ _NOT_FOR_TRAFFIC = {"latency"}
 
 def reference_free(loaded: LoadedConfig, notices: list[str]) -> list[BoundScorer]:
     scorers = configured_scorers(loaded, notices)
-    kept = [s for s in scorers if not s.needs_expectations and s.name not in _NOT_FOR_TRAFFIC]
+    kept = [
+        s
+        for s in scorers
+        if not s.needs_expectations and not s.needs_context and s.name not in _NOT_FOR_TRAFFIC
+    ]
     skipped = [s.name for s in scorers if s not in kept]
     if skipped:
         notices.append(
-            f"live traffic has no expected answers, so {', '.join(skipped)} "
-            "cannot judge it; the canary is judged by "
+            f"live traffic has no expected answers or retrieved context, so "
+            f"{', '.join(skipped)} cannot judge it; the canary is judged by "
             + (", ".join(s.name for s in kept) or "errors and latency only")
         )
     return kept
@@ -73,6 +78,7 @@ def score_traffic(
     scorers: Sequence[BoundScorer],
     exchanges: Mapping[str, Sequence[Exchange]],
     environ: Mapping[str, str],
+    notices: list[str] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """Per served entity, per scorer: the score of each judged request."""
     out: dict[str, dict[str, list[float]]] = {}
@@ -98,10 +104,48 @@ def score_traffic(
             has_outputs=True,
         )
         result, _ = evaluate_judged(loaded, dataset, scorers, None, environ=environ, cache=cache)
+        failed = sum(1 for r in result.rows if r.error or r.scorer_errors)
+        if failed and notices is not None:
+            first = next(
+                (msg for r in result.rows for msg in r.scorer_errors.values()), "unreadable"
+            )
+            notices.append(
+                f"{failed} of {len(result.rows)} judged request(s) of {entity} could not be "
+                f"scored (first: {first[:200]}); those are left out, and too few scores hold "
+                "the canary"
+            )
         per_metric: dict[str, list[float]] = {}
         for row in result.rows:
             for name, value in row.scores.items():
                 if value is not None:
                     per_metric.setdefault(f"{name}/mean", []).append(float(value))
         out[entity] = per_metric
+    return out
+
+
+def directions(
+    loaded: LoadedConfig, scorers: Sequence[BoundScorer], notices: list[str]
+) -> dict[str, Better]:
+    """Which way is better for each judged metric: an LLM judge's pass rate is higher-is-
+    better; a code scorer's direction comes from its threshold (`>=` or `<=`, or `better:`).
+    A metric with no known direction is not judged, with a notice, rather than guessed."""
+    from genai_gate.report.results import regression_directions
+
+    named = regression_directions(loaded.thresholds, loaded.relative, scorers)
+    out: dict[str, Better] = {}
+    unknown = []
+    for s in scorers:
+        metric = f"{s.name}/mean"
+        if s.judge:
+            out[metric] = "higher"
+        elif s.name in named:
+            out[metric] = named[s.name]
+        else:
+            unknown.append(s.name)
+    if unknown:
+        notices.append(
+            f"the canary does not judge {', '.join(unknown)}: no threshold says whether "
+            "higher or lower is better. Give one, e.g. thresholds: {"
+            f"{unknown[0]}/mean: {{at-least: 0.8}}}}"
+        )
     return out

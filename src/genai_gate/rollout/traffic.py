@@ -29,6 +29,19 @@ if TYPE_CHECKING:
 SERVED_ENTITIES = "system.serving.served_entities"
 Schema = Literal["gateway", "legacy"]
 STATEMENT_TIMEOUT = 600.0  # seconds a statement may run before we cancel it
+# a statement that failed for the service's sake, not for the query's (exit 4, not 2)
+_SERVICE_CODES = frozenset(
+    {
+        "TEMPORARILY_UNAVAILABLE",
+        "INTERNAL_ERROR",
+        "RESOURCE_EXHAUSTED",
+        "SERVICE_UNDER_MAINTENANCE",
+        "DEADLINE_EXCEEDED",
+        "IO_ERROR",
+        "ABORTED",
+        "UNKNOWN",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -86,11 +99,12 @@ def _from(schema: Schema, payload: str, entities: str, legacy_map: str) -> str:
         return (
             f"FROM {payload} p JOIN {_entity_map(schema, entities)} e "
             "ON p.served_entity_id = e.served_entity_id "
-            f"WHERE p.request_time >= CAST(:since AS TIMESTAMP) AND {_not_eval('p')}"
+            # epoch milliseconds: an instant, whatever the warehouse's session time zone
+            f"WHERE p.request_time >= timestamp_millis(:since_ms) AND {_not_eval('p')}"
         )
     return (
         f"FROM (SELECT *, {legacy_map} AS served_entity_name FROM {payload}) e "
-        "WHERE timestamp_millis(e.timestamp_ms) >= CAST(:since AS TIMESTAMP) "
+        "WHERE e.timestamp_ms >= :since_ms "
         f"AND {_not_eval('e')}"
     )
 
@@ -172,10 +186,10 @@ class TrafficSource:
             fix="Point inference-data at the endpoint's <prefix>_payload table files.",
         )
 
-    def stats(self, endpoint: str, since: str) -> dict[str, EntityTraffic]:
+    def stats(self, endpoint: str, since_ms: int) -> dict[str, EntityTraffic]:
         schema = self._schema()
         sql = stats_sql(schema, self.payload, self.entities, legacy_entity_case(self.models))
-        params = {"endpoint": (endpoint, "STRING"), "since": (since, "TIMESTAMP")}
+        params = {"endpoint": (endpoint, "STRING"), "since_ms": (str(since_ms), "BIGINT")}
         out: dict[str, EntityTraffic] = {}
         for row in self.engine.query(sql, params if schema == "gateway" else _no_endpoint(params)):
             if row["entity"] is None:
@@ -191,14 +205,14 @@ class TrafficSource:
             )
         return out
 
-    def sample(self, endpoint: str, entity: str, since: str, k: int) -> list[Exchange]:
+    def sample(self, endpoint: str, entity: str, since_ms: int, k: int) -> list[Exchange]:
         if k <= 0:
             return []
         schema = self._schema()
         sql = sample_sql(schema, self.payload, self.entities, k, legacy_entity_case(self.models))
         params = {
             "endpoint": (endpoint, "STRING"),
-            "since": (since, "TIMESTAMP"),
+            "since_ms": (str(since_ms), "BIGINT"),
             "entity": (entity, "STRING"),
         }
         rows = self.engine.query(sql, params if schema == "gateway" else _no_endpoint(params))
@@ -270,7 +284,8 @@ def _delta_files(folder: Path) -> list[Path]:
 
 
 def _sql_list(files: Sequence[Path]) -> str:
-    return "[" + ", ".join("'" + _lit(str(p)) + "'" for p in files) + "]"
+    # DuckDB strings have no backslash escapes: only the quote is doubled
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
 
 
 class DuckEngine:
@@ -417,6 +432,13 @@ class WarehouseEngine:
             if state != StatementState.SUCCEEDED:
                 error = resp.status.error if resp.status else None
                 message = error.message if error and error.message else str(state)
+                code = error.error_code.value if error and error.error_code else ""
+                if code in _SERVICE_CODES:
+                    raise ServiceError(
+                        f"warehouse {self.warehouse_id} could not run the inference-table "
+                        f"query ({code}): {message}",
+                        fix="Retry later; check the warehouse's state in the SQL UI.",
+                    )
                 raise DataError(
                     f"the inference-table query failed on warehouse {self.warehouse_id}: {message}",
                     fix="Check that the service principal can read the payload table and "
