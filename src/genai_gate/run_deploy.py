@@ -343,8 +343,10 @@ def _log_to_eval_run(out_dir: Path, record: dict[str, Any], uri: str) -> str | N
         run_id = doc.get("run_id")
     except (OSError, json.JSONDecodeError):
         return None
-    if not run_id:
-        return None
+    evaluated = (doc.get("provenance") or {}).get("sha")
+    deployed = (record.get("provenance") or {}).get("sha")
+    if not run_id or (evaluated and deployed and evaluated != deployed):
+        return None  # an older eval's results: this deploy is not what it gated
     from mlflow import MlflowClient
 
     try:

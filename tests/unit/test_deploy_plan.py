@@ -272,3 +272,19 @@ def test_a_bad_update_json_names_its_problem(
     with pytest.raises(ConfigError) as err:
         read_endpoint_config(path, "endpoint-config", NOW)
     assert message in err.value.render()
+
+
+def test_a_new_workload_size_resizes_the_challenger_in_place() -> None:
+    tags = {TAG_CHAMPION: "bot-12", TAG_CHALLENGER: "bot-13", TAG_STEP: "50", TAG_STARTED: "t0"}
+    state = served((v("12"), 50), (v("13"), 50), tags=tags)
+    rollout, _ = rollout_for_challenger(state, v("13", size="Large"), 10, NOW)
+    plan = plan_rollout("ep", state, rollout, table=TABLE)
+    assert plan.routes == {"bot-12": 50, "bot-13": 50}
+    assert plan.entities[1].spec["workload_size"] == "Large"
+    assert [c.item for c in plan.changes if c.section == "served entity"] == ["bot-13"]
+
+
+def test_the_same_model_name_in_another_schema_gets_its_own_entity_name() -> None:
+    other = entity_for("main.stg.bot", "12", workload_size="Small", scale_to_zero=True)
+    rollout, _ = rollout_for_challenger(served((v("12"), 100)), other, 10, NOW)
+    assert rollout.routes() == {"bot-12": 90, "stg-bot-12": 10}

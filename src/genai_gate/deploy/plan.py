@@ -12,6 +12,7 @@ served with, and the gateway keeps its guardrails, rate limits and usage trackin
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -305,7 +306,19 @@ def rollout_for_challenger(
                 f"{current.name} already serves {share}% as the challenger; "
                 f"the rollout owns its share now, so canary-percent ({percent}) is not reapplied."
             )
-        return _as_is(state, champion, current, now), notices
+        as_is = _as_is(state, champion, current, now)
+        if not _same_spec(current, challenger):
+            # a new workload size or scale-to-zero for the same version: same name and share
+            resized = Entity(
+                current.name, {**current.spec, **challenger.spec, "name": current.name}
+            )
+            as_is = dataclasses.replace(as_is, challenger=resized)
+        return as_is, notices
+    if challenger.name == champion.name:
+        # main.prod.bot v3 and main.stg.bot v3 would share the name bot-3
+        schema = challenger.model.split(".")[-2]
+        name = f"{schema}-{challenger.name}"
+        challenger = Entity(name, {**challenger.spec, "name": name})
     if current is not None:
         notices.append(f"{current.name} is replaced as the challenger by {challenger.name}.")
     return Rollout(champion, challenger, percent, now, now), notices
