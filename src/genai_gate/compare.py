@@ -127,6 +127,33 @@ def paired_interval(
     return float(lo), float(hi)
 
 
+def unpaired_interval(
+    candidate: np.ndarray,
+    baseline: np.ndarray,
+    stat: Stat,
+    *,
+    seed_key: str,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float] | None:
+    """As `paired_interval`, for two samples of different rows (a canary and its champion
+    judge different requests): each side is resampled on its own."""
+    n, m = len(candidate), len(baseline)
+    if min(n, m) < MIN_PAIRS:
+        return None
+    rng = np.random.default_rng([_SEED, zlib.crc32(seed_key.encode())])
+    deltas = np.empty(resamples)
+    chunk = max(1, min(resamples, _CELLS_PER_CHUNK // max(n, m)))
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        a = candidate[rng.integers(0, n, size=(size, n))]
+        b = baseline[rng.integers(0, m, size=(size, m))]
+        deltas[start : start + size] = stat(a) - stat(b)
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(deltas, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
 def _input_key(inputs: Mapping[str, Any]) -> str:
     return json.dumps(inputs, sort_keys=True, default=str, ensure_ascii=False)
 

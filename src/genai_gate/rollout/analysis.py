@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from genai_gate.rollout.traffic import EntityTraffic
+from genai_gate.thresholds import Better
 
 Action = Literal["promote", "advance", "hold", "rollback"]
-BOOTSTRAP_SEED = 20261128
-BOOTSTRAP_ROUNDS = 2000
 # as compare.MIN_PAIRS: a bootstrap of a handful of scores is far too narrow to trust
 MIN_SAMPLES = 10
-Better = Literal["higher", "lower"]
 
 
 @dataclass(frozen=True)
@@ -78,23 +76,22 @@ class Decision:
         return "healthy" if self.healthy else "unhealthy"
 
 
-def bootstrap_diff(
-    challenger: Sequence[float], champion: Sequence[float], *, rounds: int = BOOTSTRAP_ROUNDS
-) -> tuple[float, float]:
-    """95% interval of mean(challenger) - mean(champion), two independent samples.
-
-    The two sides judge different requests, so this is the unpaired bootstrap; the seed is
-    fixed, so the same samples always give the same verdict.
-    """
+def bootstrap_diff(challenger: Sequence[float], champion: Sequence[float]) -> tuple[float, float]:
+    """95% interval of mean(challenger) - mean(champion): the gate's bootstrap
+    (compare.py), unpaired, since the two sides judged different requests."""
     import numpy as np
 
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    a = np.asarray(challenger, dtype=float)
-    b = np.asarray(champion, dtype=float)
-    means_a = a[rng.integers(0, len(a), size=(rounds, len(a)))].mean(axis=1)
-    means_b = b[rng.integers(0, len(b), size=(rounds, len(b)))].mean(axis=1)
-    low, high = np.percentile(means_a - means_b, [2.5, 97.5])
-    return float(low), float(high)
+    from genai_gate.compare import statistic, unpaired_interval
+
+    found = unpaired_interval(
+        np.asarray(challenger, dtype=float),
+        np.asarray(champion, dtype=float),
+        statistic("mean"),
+        seed_key="canary",
+    )
+    if found is None:
+        raise ValueError(f"a bootstrap needs {MIN_SAMPLES} scores a side")
+    return found
 
 
 def quality_deltas(

@@ -18,10 +18,10 @@ from typing import Any
 from genai_gate.config import LoadedConfig
 from genai_gate.data import Dataset, EvalRow
 from genai_gate.evaluate import evaluate_judged
-from genai_gate.rollout.analysis import Better
 from genai_gate.rollout.traffic import Exchange
 from genai_gate.scoring.registry import BoundScorer, configured_scorers
 from genai_gate.targets.cache import ResponseCache
+from genai_gate.thresholds import Better
 
 # scored from the table's own columns (execution_duration_ms), not by a scorer
 _NOT_FOR_TRAFFIC = {"latency"}
