@@ -20,6 +20,8 @@ from genai_gate import __version__
 from genai_gate.errors import ConfigError, ExitCode, GateError
 
 if TYPE_CHECKING:
+    from genai_gate.run_analyze import AnalyzeReport
+    from genai_gate.run_deploy import DeployReport
     from genai_gate.run_eval import EvalReport
 
 DEFAULT_OUT = "genai-gate-out"
@@ -258,6 +260,18 @@ _deploy_options = _endpoint_options(
 _rollout_options = _endpoint_options(example="min-requests=50")
 
 
+def _print_report(report: DeployReport | AnalyzeReport, as_json: bool) -> None:
+    """Notices to stderr; the record as JSON, or the markdown report and the outputs."""
+    for notice in report.notices:
+        click.echo(f"notice: {_safe(notice)}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.doc, indent=2, default=str))
+        return
+    click.echo(_safe(report.summary))
+    for name, value in report.outputs().items():
+        click.echo(f"{name}: {value}")
+
+
 def _run_deploy_command(
     apply: bool,
     config: str | None,
@@ -281,14 +295,7 @@ def _run_deploy_command(
         override_origins=origins,
         progress=lambda line: click.echo(line, err=True),
     )
-    for notice in report.notices:
-        click.echo(f"notice: {_safe(notice)}", err=True)
-    if as_json:
-        click.echo(json.dumps(report.doc, indent=2, default=str))
-    else:
-        click.echo(_safe(report.summary))
-        for name, value in report.outputs().items():
-            click.echo(f"{name}: {value}")
+    _print_report(report, as_json)
 
 
 @cli.command("plan")
@@ -330,12 +337,7 @@ def _run_rollout_command(
         override_origins=origins,
         progress=lambda line: click.echo(line, err=True),
     )
-    for notice in report.notices:
-        click.echo(f"notice: {_safe(notice)}", err=True)
-    if as_json:
-        click.echo(json.dumps(report.doc, indent=2, default=str))
-    else:
-        click.echo(_safe(report.summary))
+    _print_report(report, as_json)
     if report.unhealthy:
         raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
 
