@@ -288,3 +288,9 @@ def test_the_same_model_name_in_another_schema_gets_its_own_entity_name() -> Non
     other = entity_for("main.stg.bot", "12", workload_size="Small", scale_to_zero=True)
     rollout, _ = rollout_for_challenger(served((v("12"), 100)), other, 10, NOW)
     assert rollout.routes() == {"bot-12": 90, "stg-bot-12": 10}
+
+
+def test_a_uc_model_cannot_join_an_external_model_endpoint() -> None:
+    external = Entity("gpt", {"name": "gpt", "external_model": {"provider": "openai", "name": "x"}})
+    plan = deploy(served((external, 100)))
+    assert any("serves an external model (gpt)" in p for p in guard_problems(plan, True))

@@ -481,6 +481,13 @@ def guard_problems(plan: Plan, table_given: bool) -> list[str]:
             "(the legacy table stays readable), and give AI Gateway a new prefix, e.g. "
             "catalog.schema.<endpoint>_gw."
         )
+    external = [e.name for e in (state.entities if state else ()) if "external_model" in e.spec]
+    if external and any("entity_name" in e.spec for e in plan.entities if e.name not in external):
+        problems.append(
+            f"endpoint: {plan.endpoint} serves an external model ({', '.join(external)}), and "
+            "Databricks does not serve a Unity Catalog model behind the same endpoint. Deploy "
+            "the model to an endpoint of its own."
+        )
     captures = (have is not None and have.enabled) or (legacy is not None and legacy.enabled)
     if not table_given and not captures:
         problems.append(
