@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from genai_gate.config import Config, load_config
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.evaluate import PhaseProgress
 from genai_gate.github import (
@@ -27,12 +28,13 @@ from genai_gate.github import (
     upsert_sticky_comment,
 )
 from genai_gate.report.summary import render_error
-from genai_gate.run_analyze import AnalyzeReport, run_analyze
+from genai_gate.run_analyze import AnalyzeReport, Mode, run_analyze
 from genai_gate.run_deploy import DeployReport, preflight, run_deploy
 from genai_gate.run_eval import EvalReport, run_eval
 from genai_gate.tracking import scrub_credentials, tracking_password
 
-COMMANDS = ("eval", "plan", "deploy", "analyze", "promote", "rollback")
+_WATCH: tuple[Mode, ...] = ("analyze", "promote", "rollback")
+COMMANDS = ("eval", "plan", "deploy", *_WATCH)
 _TRUE = ("true", "1", "yes", "on")
 # Variables whose values must never show in a log, whatever prints them
 _SECRET_ENV = (
@@ -102,21 +104,11 @@ def comment_key(environ: Mapping[str, str]) -> str:
     return hashlib.sha256("::".join(parts).encode()).hexdigest()[:12]
 
 
-def _key_env_names(config_path: str | None, environ: Mapping[str, str]) -> list[str]:
-    """The variables the config names as holding API keys (api-key-env, judge-api-key-env)."""
-    from genai_gate.config import load_config
-
-    try:
-        cfg = load_config(config_path, environ=environ, require_data=False).config
-    except GateError:
-        return []  # a broken config is reported by the command itself
-    return [cfg.api_key_env, cfg.judge_api_key_env]
-
-
-def _secrets(environ: Mapping[str, str], config_path: str | None = None) -> list[str]:
-    """Every secret value this run can see: masked in the log, scrubbed from the report."""
-    names = [*_SECRET_ENV, *_key_env_names(config_path, environ)]
-    values = [environ.get(name) for name in dict.fromkeys(names)]
+def _secrets(environ: Mapping[str, str], cfg: Config | None) -> list[str]:
+    """Every secret value this run can see: masked in the log, scrubbed from the report,
+    including the variables the config names as holding API keys."""
+    named = [cfg.api_key_env, cfg.judge_api_key_env] if cfg is not None else []
+    values = [environ.get(name) for name in dict.fromkeys([*_SECRET_ENV, *named])]
     for name in ("GENAI_GATE_TRACKING_URI", "MLFLOW_TRACKING_URI"):
         values.append(tracking_password(environ.get(name)))
     return [v for v in values if v and len(v) >= 4]
@@ -295,12 +287,9 @@ def _analysis_outputs(
     return summary
 
 
-def _configured(config_path: str | None, environ: Mapping[str, str]) -> tuple[bool, bool]:
+def _configured(cfg: Config) -> tuple[bool, bool]:
     """(deploy, watch): an endpoint and a model to put on it; an endpoint to watch.
     An endpoint alone may only name a baseline or a canary."""
-    from genai_gate.config import load_config
-
-    cfg = load_config(config_path, environ=environ, require_data=False).config
     has_model = (cfg.model_name is not None and cfg.model_version is not None) or bool(
         cfg.endpoint_config
     )
@@ -316,7 +305,13 @@ def run_action(
     log: Callable[[str], None] = lambda _line: None,
 ) -> ActionResult:
     runner = Runner(environ)
-    secrets = _secrets(environ, config_path)
+    try:
+        settings: Config | None = load_config(
+            config_path, environ=environ, require_data=False
+        ).config
+    except GateError:
+        settings = None  # reported below, once the failure report can be written
+    secrets = _secrets(environ, settings)
     for secret in secrets:
         runner.mask(secret)
     # the model and scorers are the PR's own code: they run without the comment token
@@ -337,7 +332,9 @@ def run_action(
     watched: AnalyzeReport | None = None
     parts: list[str] = []
     try:
-        deploy, watch = _configured(config_path, environ)
+        # a config that failed above fails again here, where its report is written
+        cfg = settings or load_config(config_path, environ=environ, require_data=False).config
+        deploy, watch = _configured(cfg)
         commands = choose_commands(
             environ.get("GENAI_GATE_COMMAND"), ctx, deploy=deploy, watch=watch
         )
@@ -352,12 +349,13 @@ def run_action(
                     config_path=config_path, out_dir=out_dir, environ=environ, progress=progress
                 )
             parts.append(_eval_outputs(runner, report, environ, secrets))
-        for command in (c for c in commands if c in ("analyze", "promote", "rollback")):
-            with runner.group(f"genai-gate {command}"):
+        for mode in (m for m in _WATCH if m in commands):
+            command = mode
+            with runner.group(f"genai-gate {mode}"):
                 watched = run_analyze(
                     config_path=config_path,
                     out_dir=out_dir,
-                    mode=command,  # type: ignore[arg-type]
+                    mode=mode,
                     apply=True,
                     environ=environ,
                     progress=log,

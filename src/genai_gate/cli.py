@@ -20,7 +20,7 @@ from genai_gate import __version__
 from genai_gate.errors import ConfigError, ExitCode, GateError
 
 if TYPE_CHECKING:
-    from genai_gate.run_analyze import AnalyzeReport
+    from genai_gate.run_analyze import AnalyzeReport, Mode
     from genai_gate.run_deploy import DeployReport
     from genai_gate.run_eval import EvalReport
 
@@ -56,6 +56,16 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
                 fix="Quote the value, or close its brackets: --set 'scorers=[exact_match]'",
             ) from None
     return out
+
+
+def _settings(sets: Sequence[str], **flags: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """`--set` pairs, then the named flags over them, each under the name the user typed."""
+    overrides = _parse_sets(sets)
+    origins = {key: f"--set {key}" for key in overrides}
+    given = _overrides(**flags)
+    overrides.update(given)
+    origins.update({key: f"--{key}" for key in given})
+    return overrides, origins
 
 
 def _yaml_problem(exc: Exception) -> str:
@@ -174,9 +184,8 @@ def eval_command(
     from genai_gate.progress import Progress
     from genai_gate.run_eval import run_eval
 
-    overrides = _parse_sets(sets)
-    origins = {key: f"--set {key}" for key in overrides}
-    flags = _overrides(
+    overrides, origins = _settings(
+        sets,
         data=data,
         model=model,
         max_errors=max_errors,
@@ -184,8 +193,6 @@ def eval_command(
         experiment=experiment,
         limit=limit,
     )
-    overrides.update(flags)
-    origins.update({key: f"--{key}" for key in flags})
     if scorers:
         overrides["scorers"] = _flag_value(
             "--scorers", "scorers", scorers, "--scorers exact_match,token_f1"
@@ -282,11 +289,7 @@ def _run_deploy_command(
 ) -> None:
     from genai_gate.run_deploy import run_deploy
 
-    overrides = _parse_sets(sets)
-    origins = {key: f"--set {key}" for key in overrides}
-    given = _overrides(**flags)
-    overrides.update(given)
-    origins.update({key: f"--{key}" for key in given})
+    overrides, origins = _settings(sets, **flags)
     report = run_deploy(
         config_path=config,
         out_dir=out,
@@ -313,7 +316,7 @@ def deploy_command(**kwargs: Any) -> None:
 
 
 def _run_rollout_command(
-    mode: str,
+    mode: Mode,
     apply: bool,
     config: str | None,
     out: Path,
@@ -323,15 +326,11 @@ def _run_rollout_command(
 ) -> None:
     from genai_gate.run_analyze import run_analyze
 
-    overrides = _parse_sets(sets)
-    origins = {key: f"--set {key}" for key in overrides}
-    if endpoint:
-        overrides["endpoint"] = endpoint
-        origins["endpoint"] = "--endpoint"
+    overrides, origins = _settings(sets, endpoint=endpoint)
     report = run_analyze(
         config_path=config,
         out_dir=out,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         apply=apply,
         overrides=overrides,
         override_origins=origins,

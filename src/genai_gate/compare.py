@@ -102,6 +102,26 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
+def _bootstrap(
+    draw: Callable[[np.random.Generator, int], np.ndarray],
+    largest: int,
+    *,
+    seed_key: str,
+    resamples: int,
+    confidence: float,
+) -> tuple[float, float]:
+    """The percentile interval of `draw`'s deltas, drawn in blocks that bound memory."""
+    rng = np.random.default_rng([_SEED, zlib.crc32(seed_key.encode())])
+    deltas = np.empty(resamples)
+    chunk = max(1, min(resamples, _CELLS_PER_CHUNK // largest))
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        deltas[start : start + size] = draw(rng, size)
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(deltas, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
 def paired_interval(
     candidate: np.ndarray,
     baseline: np.ndarray,
@@ -115,16 +135,12 @@ def paired_interval(
     n = len(candidate)
     if n < MIN_PAIRS:
         return None
-    rng = np.random.default_rng([_SEED, zlib.crc32(seed_key.encode())])
-    deltas = np.empty(resamples)
-    chunk = max(1, min(resamples, _CELLS_PER_CHUNK // n))
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
+
+    def draw(rng: np.random.Generator, size: int) -> np.ndarray:
         idx = rng.integers(0, n, size=(size, n))
-        deltas[start : start + size] = stat(candidate[idx]) - stat(baseline[idx])
-    tail = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(deltas, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+        return stat(candidate[idx]) - stat(baseline[idx])
+
+    return _bootstrap(draw, n, seed_key=seed_key, resamples=resamples, confidence=confidence)
 
 
 def unpaired_interval(
@@ -141,17 +157,15 @@ def unpaired_interval(
     n, m = len(candidate), len(baseline)
     if min(n, m) < MIN_PAIRS:
         return None
-    rng = np.random.default_rng([_SEED, zlib.crc32(seed_key.encode())])
-    deltas = np.empty(resamples)
-    chunk = max(1, min(resamples, _CELLS_PER_CHUNK // max(n, m)))
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
+
+    def draw(rng: np.random.Generator, size: int) -> np.ndarray:
         a = candidate[rng.integers(0, n, size=(size, n))]
         b = baseline[rng.integers(0, m, size=(size, m))]
-        deltas[start : start + size] = stat(a) - stat(b)
-    tail = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(deltas, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+        return stat(a) - stat(b)
+
+    return _bootstrap(
+        draw, max(n, m), seed_key=seed_key, resamples=resamples, confidence=confidence
+    )
 
 
 def _input_key(inputs: Mapping[str, Any]) -> str:

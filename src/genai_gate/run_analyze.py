@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from genai_gate import __version__
 from genai_gate.config import LoadedConfig, load_config
-from genai_gate.deploy.auth import auth_plan, refuse_on_pull_request, require
+from genai_gate.deploy.auth import endpoint_access, require
 from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
 from genai_gate.deploy.plan import (
     TAG_STARTED,
@@ -27,7 +27,7 @@ from genai_gate.deploy.plan import (
     plan_rollout,
 )
 from genai_gate.errors import ConfigError, GateError
-from genai_gate.github import Runner, read_context
+from genai_gate.github import Runner
 from genai_gate.provenance import collect
 from genai_gate.report import evidence
 from genai_gate.report.analysis import render_analysis
@@ -174,12 +174,9 @@ def run_analyze(
             fix="endpoint: my-genai\nwarehouse-id: 1234567890abcdef",
         )
     endpoint = cfg.endpoint
-    ctx = read_context(environ)
-    if apply:
-        # traffic moves only from the default branch's workflows, never from a PR's code
-        refuse_on_pull_request(ctx)
+    # traffic moves only from the default branch's workflows, never from a PR's code
+    ctx, how = endpoint_access(environ, cfg, apply=apply)
     runner = Runner(environ)
-    how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
     require(how, ctx)
     endpoints = connect(how, environ, progress, runner.mask)
     state = endpoints.read(endpoint)

@@ -19,11 +19,7 @@ from typing import Any
 
 from genai_gate import __version__
 from genai_gate.config import LoadedConfig, load_config
-from genai_gate.deploy.auth import (
-    auth_plan,
-    refuse_on_pull_request,
-    require,
-)
+from genai_gate.deploy.auth import endpoint_access, require
 from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
 from genai_gate.deploy.endpoint_config import read_endpoint_config
 from genai_gate.deploy.plan import (
@@ -38,7 +34,7 @@ from genai_gate.deploy.plan import (
     rollout_for_challenger,
 )
 from genai_gate.errors import AuthError, ConfigError, GateError
-from genai_gate.github import Runner, read_context
+from genai_gate.github import Runner
 from genai_gate.provenance import collect
 from genai_gate.report import evidence
 from genai_gate.report.plan import render_plan, render_unplanned
@@ -108,11 +104,7 @@ def preflight(*, config_path: str | None, environ: Mapping[str, str], apply: boo
     the federation policy refuses (one read of the endpoint signs in for real)."""
     loaded = load_config(config_path, environ=environ, require_data=False)
     endpoint = check_settings(loaded)
-    ctx = read_context(environ)
-    if apply:
-        refuse_on_pull_request(ctx)
-    cfg = loaded.config
-    how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
+    ctx, how = endpoint_access(environ, loaded.config, apply=apply)
     require(how, ctx)
     connect(how, environ, lambda _line: None, Runner(environ).mask).read(endpoint)
 
@@ -201,12 +193,9 @@ def run_deploy(
         require_data=False,
     )
     endpoint = check_settings(loaded)
-    ctx = read_context(environ)
-    if apply:
-        refuse_on_pull_request(ctx)
+    ctx, how = endpoint_access(environ, loaded.config, apply=apply)
     runner = Runner(environ)
     cfg = loaded.config
-    how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
 
     def unplanned(reason: str) -> DeployReport:
         summary = render_unplanned(endpoint, reason)
@@ -251,7 +240,7 @@ def run_deploy(
         result = endpoints.apply(plan, cfg.wait_timeout)
     except GateError as exc:
         # a failed (and restored) deploy is the event an audit most needs to see
-        failed = _failure_record(loaded, plan, exc, environ, now)
+        failed = _record(loaded, plan, environ, now, exc)
         evidence.append(out_dir / "evidence.json", failed)
         _write(out_dir, "deploy", failed, render_plan(plan, applied="failed", notices=()))
         raise
@@ -261,7 +250,7 @@ def run_deploy(
         "unchanged": "already up to date (nothing to do)",
     }[result.action]
     summary = render_plan(plan, applied=word, notices=loaded.notices)
-    record = _record(loaded, plan, result, environ, now)
+    record = _record(loaded, plan, environ, now, result)
     _write(out_dir, "deploy", record, summary)
     evidence.append(out_dir / "evidence.json", record)
     notices = list(plan.notices)
@@ -272,61 +261,46 @@ def run_deploy(
     return DeployReport(command, endpoint, plan, result, summary, record, tuple(notices))
 
 
-def _failure_record(
-    loaded: LoadedConfig,
-    plan: Plan,
-    exc: GateError,
-    environ: Mapping[str, str],
-    started_at: str,
-) -> dict[str, Any]:
-    return {
-        "kind": "deploy",
-        "started_at": started_at,
-        "recorded_at": _now(),
-        "genai_gate_version": __version__,
-        "endpoint": plan.endpoint,
-        "action": "failed",
-        "error": f"{exc.title}: {exc.message}",
-        "exit_code": int(exc.exit_code),
-        "config_version_before": plan.before.config_version if plan.before else None,
-        "routes_before": dict(plan.before.routes) if plan.before else {},
-        "routes_planned": dict(plan.routes),
-        "champion": plan.rollout.champion.name,
-        "challenger": plan.rollout.challenger.name if plan.rollout.challenger else None,
-        "provenance": collect(loaded.base_dir, environ).as_dict(),
-    }
-
-
 def _record(
     loaded: LoadedConfig,
     plan: Plan,
-    result: ApplyResult,
     environ: Mapping[str, str],
     started_at: str,
+    outcome: ApplyResult | GateError,
 ) -> dict[str, Any]:
-    prov = collect(loaded.base_dir, environ)
-    return {
+    """The evidence record of a deploy that was applied, or that failed (and was restored)."""
+    record: dict[str, Any] = {
         "kind": "deploy",
         "started_at": started_at,
         "recorded_at": _now(),
         "genai_gate_version": __version__,
         "endpoint": plan.endpoint,
-        "action": result.action,
-        "config_version_before": result.before_version,
-        "config_version_after": result.after.config_version,
+        "config_version_before": plan.before.config_version if plan.before else None,
         "routes_before": dict(plan.before.routes) if plan.before else {},
-        "routes_after": dict(result.after.routes),
         "champion": plan.rollout.champion.name,
         "challenger": plan.rollout.challenger.name if plan.rollout.challenger else None,
-        "served_entities": [
-            {"name": e.name, "model": e.model, "version": e.version} for e in result.after.entities
-        ],
-        "inference_table": (
-            result.after.table.table_name(plan.endpoint) if result.after.table else None
-        ),
-        "tags": dict(result.after.tags),
-        "provenance": prov.as_dict(),
     }
+    if isinstance(outcome, GateError):
+        record |= {
+            "action": "failed",
+            "error": f"{outcome.title}: {outcome.message}",
+            "exit_code": int(outcome.exit_code),
+            "routes_planned": dict(plan.routes),
+        }
+    else:
+        after = outcome.after
+        record |= {
+            "action": outcome.action,
+            "config_version_after": after.config_version,
+            "routes_after": dict(after.routes),
+            "served_entities": [
+                {"name": e.name, "model": e.model, "version": e.version} for e in after.entities
+            ],
+            "inference_table": after.table.table_name(plan.endpoint) if after.table else None,
+            "tags": dict(after.tags),
+        }
+    record["provenance"] = collect(loaded.base_dir, environ).as_dict()
+    return record
 
 
 def _log_to_eval_run(out_dir: Path, record: dict[str, Any], uri: str) -> str | None:

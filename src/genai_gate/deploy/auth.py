@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from genai_gate.config import DeploySettings
 from genai_gate.errors import AuthError, ConfigError
-from genai_gate.github import Context
+from genai_gate.github import Context, read_context
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -226,3 +227,14 @@ def refuse_on_pull_request(ctx: Context) -> None:
             "  on:\n    push:\n      branches: [main]\n"
             "The action runs `plan` on pull requests and `deploy` on pushes by itself.",
         )
+
+
+def endpoint_access(
+    environ: Mapping[str, str], settings: DeploySettings, *, apply: bool
+) -> tuple[Context, AuthPlan]:
+    """The run's GitHub context and how it will sign in; a run that would change the
+    endpoint (`apply`) is refused on a pull request first."""
+    ctx = read_context(environ)
+    if apply:
+        refuse_on_pull_request(ctx)
+    return ctx, auth_plan(environ, ctx, settings.databricks_host, settings.databricks_client_id)
