@@ -199,16 +199,16 @@ def databricks_job(
     databricks_workspace: FakeDatabricks,
     github_oidc: FakeGitHubOIDC,
     databricks_clean_env: pytest.MonkeyPatch,
-) -> Callable[[str], dict[str, str]]:
+) -> Callable[..., dict[str, str]]:
     """The environment of an Actions job on `event` (on main) with `id-token: write` and the
     workspace in its env, as the action sees it; no DATABRICKS_AUTH_TYPE, so genai-gate picks."""
     from tests.action_env import github_env
 
-    def make(event: str) -> dict[str, str]:
+    def make(event: str, payload: dict[str, Any] | None = None) -> dict[str, str]:
         env = github_env(
             tmp_path / "gh",
             event=event,
-            payload={"repository": {"full_name": "acme/bot", "default_branch": "main"}},
+            payload=payload or {"repository": {"full_name": "acme/bot", "default_branch": "main"}},
             ref="refs/heads/main",
         )
         env.update(

@@ -63,7 +63,7 @@ def ws(databricks_workspace: FakeDatabricks) -> FakeDatabricks:
 
 
 @pytest.fixture
-def job(ws: FakeDatabricks, databricks_job: Callable[[str], dict[str, str]]) -> dict[str, str]:
+def job(ws: FakeDatabricks, databricks_job: Callable[..., dict[str, str]]) -> dict[str, str]:
     """A schedule on main in a job with `id-token: write` and the workspace in its env."""
     return databricks_job("schedule")
 

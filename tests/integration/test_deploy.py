@@ -51,7 +51,7 @@ def serving_v12(fake: FakeDatabricks) -> None:
 
 
 @pytest.fixture
-def job(ws: FakeDatabricks, databricks_job: Callable[[str], dict[str, str]]) -> dict[str, str]:
+def job(ws: FakeDatabricks, databricks_job: Callable[..., dict[str, str]]) -> dict[str, str]:
     """A push on main in a job with `id-token: write` and the workspace in its env."""
     return databricks_job("push")
 
@@ -80,6 +80,25 @@ def routes(fake: FakeDatabricks, name: str = "bot") -> dict[str, int]:
 
 def tags(fake: FakeDatabricks, name: str = "bot") -> dict[str, str]:
     return {t["key"]: t["value"] for t in fake.endpoints[name].tags}
+
+
+def writes(fake: FakeDatabricks) -> list[Any]:
+    """The API calls that could change the workspace (a plan or a refusal makes none)."""
+    return [r for r in fake.requests if r.method != "GET" and r.path.startswith("/api/")]
+
+
+def start_someone_elses_update(fake: FakeDatabricks) -> None:
+    """Another client (a person, another workflow) updates the traffic and does not wait."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import Route, TrafficConfig
+
+    w = WorkspaceClient(host=fake.host, token=fake.pat_env()["DATABRICKS_TOKEN"], auth_type="pat")
+    w.serving_endpoints.update_config(
+        "bot",
+        traffic_config=TrafficConfig(
+            routes=[Route(served_model_name="bot-12", traffic_percentage=100)]
+        ),
+    )
 
 
 def no_secrets(fake: FakeDatabricks, issuer: FakeGitHubOIDC, *texts: str) -> None:
@@ -234,19 +253,9 @@ def test_a_wrong_audience_is_refused(
 def test_an_endpoint_mid_update_is_shown_and_waited_for(
     cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
 ) -> None:
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service.serving import Route, TrafficConfig
-
     serving_v12(ws)
     ws.update_polls = 2
-    # someone else starts an update (traffic only) and does not wait for it
-    w = WorkspaceClient(host=ws.host, token=ws.pat_env()["DATABRICKS_TOKEN"], auth_type="pat")
-    w.serving_endpoints.update_config(
-        "bot",
-        traffic_config=TrafficConfig(
-            routes=[Route(served_model_name="bot-12", traffic_percentage=100)]
-        ),
-    )
+    start_someone_elses_update(ws)
     plan = deploy(cli, tmp_path, job, command="plan")
     assert plan.code == 0, plan.text
     assert "The endpoint is updating now (to config 2)" in plan.out
@@ -307,7 +316,7 @@ def test_plan_reads_only_and_shows_the_diff(
     assert result.code == 0, result.text
     assert "Deploy plan for `bot` (config version 1): updates the endpoint" in result.out
     assert "| route | `bot-12` | 100% | 90% |" in result.out
-    assert not [r for r in ws.requests if r.method != "GET" and r.path.startswith("/api/")]
+    assert not writes(ws)
     as_json = deploy(cli, tmp_path, job, "--json", command="plan")
     doc = json.loads(as_json.out)
     assert doc["routes"] == {"bot-12": 90, "bot-13": 10}
@@ -320,7 +329,7 @@ def test_a_missing_model_version_is_refused_before_any_change(
     result = deploy(cli, tmp_path, job, "--model-version", "99")
     assert result.code == 2, result.text
     assert "main.ml.bot version 99 does not exist in Unity Catalog" in result.err
-    assert not [r for r in ws.requests if r.method != "GET" and r.path.startswith("/api/")]
+    assert not writes(ws)
 
 
 def test_moving_the_inference_table_is_refused(
@@ -426,7 +435,11 @@ def test_a_push_without_id_token_fails_before_the_eval(
 
 
 def test_a_pull_request_shows_the_plan_in_the_sticky_comment(
-    cli: Any, project: Any, ws: FakeDatabricks, github_oidc: FakeGitHubOIDC, tmp_path: Path
+    cli: Any,
+    project: Any,
+    ws: FakeDatabricks,
+    github_oidc: FakeGitHubOIDC,
+    databricks_job: Callable[..., dict[str, str]],
 ) -> None:
     from tests.fakes.github_api import WRITE_TOKEN, FakeGitHub
 
@@ -434,17 +447,11 @@ def test_a_pull_request_shows_the_plan_in_the_sticky_comment(
     project.config(GATED)
     github = FakeGitHub().start()
     try:
-        env = github_env(
-            tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url=github.url
-        )
-        env.update(
-            {
-                "DATABRICKS_HOST": ws.host,
-                "DATABRICKS_CLIENT_ID": ws.federation.service_principal_id,
-                "GENAI_GATE_GITHUB_TOKEN": WRITE_TOKEN,
-                **github_oidc.env(),
-            }
-        )
+        env = {
+            **databricks_job("pull_request", pr_payload()),
+            "GITHUB_API_URL": github.url,
+            "GENAI_GATE_GITHUB_TOKEN": WRITE_TOKEN,
+        }
         ws.federation.subject = "repo:acme/shop:pull_request"
         github_oidc.event_name = "pull_request"
         result = action(cli, project, env)
@@ -455,7 +462,7 @@ def test_a_pull_request_shows_the_plan_in_the_sticky_comment(
     assert "genai-gate: passed" in body
     assert "Deploy plan for `bot` (config version 1): updates the endpoint" in body
     assert routes(ws) == {"bot-12": 100}  # a plan changes nothing
-    assert not [r for r in ws.requests if r.method != "GET" and r.path.startswith("/api/")]
+    assert not writes(ws)
 
 
 # ------------------------------------------------ review findings, each pinned by a test
@@ -492,25 +499,16 @@ def test_an_endpoint_with_legacy_capture_is_refused_before_any_change(
     result = deploy(cli, tmp_path, job)
     assert result.code == 2, result.text
     assert "still captures with legacy inference tables" in result.err
-    assert not [r for r in ws.requests if r.method != "GET" and r.path.startswith("/api/")]
+    assert not writes(ws)
 
 
 def test_someone_elses_failed_update_does_not_stop_ours(
     cli: Any, tmp_path: Path, ws: FakeDatabricks, job: dict[str, str]
 ) -> None:
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service.serving import Route, TrafficConfig
-
     serving_v12(ws)
     ws.update_polls = 1
     ws.fail_next_updates = 1
-    w = WorkspaceClient(host=ws.host, token=ws.pat_env()["DATABRICKS_TOKEN"], auth_type="pat")
-    w.serving_endpoints.update_config(
-        "bot",
-        traffic_config=TrafficConfig(
-            routes=[Route(served_model_name="bot-12", traffic_percentage=100)]
-        ),
-    )
+    start_someone_elses_update(ws)
     ws.update_polls = 0
     result = deploy(cli, tmp_path, job)
     assert result.code == 0, result.text
@@ -556,18 +554,11 @@ def test_a_version_that_is_not_a_number_is_a_config_error(
 
 
 def test_a_pull_request_whose_token_is_refused_shows_no_plan_but_passes(
-    cli: Any, tmp_path: Path, ws: FakeDatabricks, github_oidc: FakeGitHubOIDC
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, databricks_job: Callable[..., dict[str, str]]
 ) -> None:
     serving_v12(ws)
     ws.federation.subject = "repo:acme/shop:environment:production"  # PRs are not trusted
-    env = github_env(tmp_path / "gh", event="pull_request", payload=pr_payload())
-    env.update(
-        {
-            "DATABRICKS_HOST": ws.host,
-            "DATABRICKS_CLIENT_ID": ws.federation.service_principal_id,
-            **github_oidc.env(),
-        }
-    )
+    env = databricks_job("pull_request", pr_payload())
     result = deploy(cli, tmp_path, env, command="plan")
     assert result.code == 0, result.text
     assert "not computed" in result.out and "repo:<owner>/<repo>:pull_request" in result.out
