@@ -1,0 +1,418 @@
+"""One validated, frozen config from three sources: the YAML file, `GENAI_GATE_*`, and flags.
+
+Precedence is flags > environment > file; mappings (`thresholds`, `columns`) merge key by
+key so that one `--threshold` can override one metric of the file. The merge is ours and
+not pydantic-settings' because every problem must be reported under the name the user
+typed (`genai-gate.yml: max-errors`, `GENAI_GATE_MAX_ERRORS` or `--max-errors`), and
+pydantic-settings loses which source a value came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from genai_gate.config.model import Config, ThresholdRule
+from genai_gate.errors import ConfigError
+from genai_gate.thresholds import (
+    METRIC_ALIASES,
+    THRESHOLD_HELP,
+    Better,
+    RelativeThreshold,
+    Threshold,
+    parse_expression,
+    parse_lines,
+)
+
+ENV_PREFIX = "GENAI_GATE_"
+DEFAULT_CONFIG = "genai-gate.yml"
+
+# GENAI_GATE_* names that belong to the CLI or the action, not to the config model.
+RESERVED_ENV = frozenset(
+    {"CONFIG", "OUT", "COMMAND", "GITHUB_TOKEN", "COMMENT", "WORKING_DIRECTORY"}
+)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated config plus what the run needs to know about where it came from."""
+
+    config: Config
+    thresholds: tuple[Threshold, ...]
+    base_dir: Path
+    source: str
+    notices: tuple[str, ...] = ()
+    # key -> the name the user typed it under ("genai-gate.yml: endpoint", "--set endpoint")
+    origins: Mapping[str, str] = field(default_factory=dict)
+    # the rules against the baseline (issue #5), next to the absolute `thresholds`
+    relative: tuple[RelativeThreshold, ...] = ()
+
+    def label(self, key: str) -> str:
+        return self.origins.get(key, key)
+
+    @property
+    def data(self) -> str:
+        """The eval set, which only `eval` requires (load_config checks it there)."""
+        if self.config.data is None:
+            raise _no_data(self.source)
+        return self.config.data
+
+    def resolve(self, relative: str) -> Path:
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _fields_by_alias() -> dict[str, str]:
+    return {(f.alias or name): name for name, f in Config.model_fields.items()}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{path} is not valid YAML{where}",
+            fix="Check the indentation and quote values that start with > or <:\n"
+            '  thresholds:\n    exact_match/mean: ">= 0.6"',
+        ) from exc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(
+            f"{path} must be a YAML mapping of settings, not a {type(doc).__name__}",
+            fix="data: eval/qa.jsonl\nmodel: python:app.model:predict\nscorers: [exact_match]",
+        )
+    return {str(k): v for k, v in doc.items()}
+
+
+def _split_list(text: str) -> list[str]:
+    stripped = text.strip()
+    if stripped.startswith("["):
+        loaded = yaml.safe_load(stripped)
+        if isinstance(loaded, list):
+            return [str(x) for x in loaded]
+    return [p.strip() for p in re.split(r"[,\n]", text) if p.strip()]
+
+
+def coerce_text(key: str, text: str) -> Any:
+    """Turn an environment or flag string into the shape the field wants."""
+    if key in ("scorers", "steps"):
+        return _split_list(text)
+    if key == "thresholds":
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            return yaml.safe_load(stripped)
+        return parse_lines(text)
+    if key == "columns":
+        loaded = yaml.safe_load(text)
+        if not isinstance(loaded, dict):
+            raise ValueError("expected a mapping such as {inputs: question, expectations: answer}")
+        return loaded
+    return text
+
+
+def env_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """GENAI_GATE_<KEY> values, with empty ones dropped (the runner sets unset inputs to "")."""
+    aliases = _fields_by_alias()
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    problems: list[str] = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or raw.strip() == "":
+            continue
+        suffix = name[len(ENV_PREFIX) :]
+        if suffix in RESERVED_ENV:
+            continue
+        key = suffix.lower().replace("_", "-")
+        if key not in aliases:
+            problems.append(f"{name}: not a genai-gate setting{_did_you_mean(key, aliases)}")
+            continue
+        try:
+            values[key] = coerce_text(key, raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            problems.append(f"{name}: {exc}")
+        origins[key] = name
+    if problems:
+        raise ConfigError("the environment has settings that cannot be used", problems=problems)
+    return values, origins
+
+
+def _did_you_mean(key: str, known: Mapping[str, str] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _merge(
+    layers: list[tuple[dict[str, Any], dict[str, str]]],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for values, where in layers:
+        for key, value in values.items():
+            if (
+                key in ("thresholds", "columns")
+                and isinstance(merged.get(key), dict)
+                and isinstance(value, dict)
+            ):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+            origins[key] = where.get(key, key)
+            if isinstance(value, dict):
+                # each threshold keeps the name of the source that gave it
+                origins.update({f"{key}.{sub}": origins[key] for sub in value})
+    return merged, origins
+
+
+def _label(origins: Mapping[str, str], loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "config"
+    head = str(loc[0])
+    rest = ".".join(str(x) for x in loc[1:] if not (isinstance(x, str) and x in ("str", "int")))
+    base = origins.get(head, head)
+    if rest and not base.startswith(("GENAI_GATE_", "--")):
+        return f"{base}.{rest}"
+    return f"{base} ({rest})" if rest else base
+
+
+def _explain(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "is not a known setting"
+    if kind == "missing":
+        return "is required"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _validation_problems(
+    exc: ValidationError, origins: Mapping[str, str], known: list[str]
+) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if (
+            loc[:1] == ("thresholds",)
+            and err["type"] in ("string_type", "float_type", "float_parsing")
+            and isinstance(err.get("input"), dict)
+        ):
+            continue  # a mapping threshold: only the ThresholdRule branch's errors say why
+        # A union (str | ThresholdRule) reports once per branch; keep the first per place.
+        place = _label(origins, tuple(x for x in loc if x not in ("str", "float", "ThresholdRule")))
+        if place in seen:
+            continue
+        seen.add(place)
+        text = f"{place}: {_explain(err)}"
+        if err["type"] == "extra_forbidden" and len(loc) == 1:
+            text += _did_you_mean(str(loc[0]), known)
+        problems.append(text)
+    return problems
+
+
+def _rule(metric: str, spec: ThresholdRule) -> tuple[Threshold | None, RelativeThreshold | None]:
+    """The mapping form: an absolute limit, a rule against the baseline, or both."""
+    if spec.at_least is not None and spec.at_most is not None:
+        raise ValueError("give exactly one of at-least or at-most, not both")
+    absolute = None
+    if spec.at_least is not None:
+        absolute = Threshold(metric, ">=", spec.at_least)
+    elif spec.at_most is not None:
+        absolute = Threshold(metric, "<=", spec.at_most)
+    if absolute is not None and not math.isfinite(absolute.value):
+        raise ValueError("the limit must be a finite number")
+    rules = [
+        name
+        for name, given in (
+            ("max-drop", spec.max_drop is not None),
+            ("max-drop-pct", spec.max_drop_pct is not None),
+            ("must-improve", bool(spec.must_improve)),
+        )
+        if given
+    ]
+    if len(rules) > 1:
+        raise ValueError(f"give one rule against the baseline, not {' and '.join(rules)}")
+    if not rules:
+        if absolute is None:
+            raise ValueError(
+                "give exactly one of at-least or at-most, or a rule against the baseline: "
+                "max-drop, max-drop-pct or must-improve"
+            )
+        if spec.better is not None:
+            raise ValueError("better: only applies to max-drop, max-drop-pct or must-improve")
+        return absolute, None
+    for name, value in (("max-drop", spec.max_drop), ("max-drop-pct", spec.max_drop_pct)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a number of 0 or more, not {value:g}")
+    implied: Better | None = None
+    if absolute is not None:
+        implied = "higher" if absolute.op == ">=" else "lower"
+    if spec.better is not None and implied is not None and spec.better != implied:
+        limit = "at-least" if implied == "higher" else "at-most"
+        raise ValueError(
+            f"better: {spec.better} contradicts {limit}, which says {implied} is better"
+        )
+    better = spec.better or implied
+    if better is None:
+        raise ValueError(
+            f"{rules[0]} needs a direction, so that a drop means worse: add better: higher "
+            "(quality scores) or better: lower (latency, cost), or an at-least/at-most limit"
+        )
+    relative = RelativeThreshold(
+        metric,
+        better,
+        max_drop=spec.max_drop,
+        max_drop_pct=spec.max_drop_pct,
+        must_improve=bool(spec.must_improve),
+    )
+    return absolute, relative
+
+
+def _parse_thresholds(
+    raw: Mapping[str, str | float | ThresholdRule], origins: Mapping[str, str]
+) -> tuple[tuple[Threshold, ...], tuple[RelativeThreshold, ...], list[str], list[str]]:
+    out: dict[str, Threshold] = {}
+    relative: dict[str, RelativeThreshold] = {}
+    seen: set[str] = set()
+    problems: list[str] = []
+    notices: list[str] = []
+    for given, spec in raw.items():
+        where = origins.get(f"thresholds.{given}", origins.get("thresholds", "thresholds"))
+        metric = given.strip()
+        if metric in METRIC_ALIASES:
+            new = METRIC_ALIASES[metric]
+            notices.append(
+                f"threshold {metric!r} is the seed pipeline's name, which MLflow never writes; "
+                f"using {new!r}. Rename it ({where}) to silence this notice."
+            )
+            metric = new
+        label = f"{where}.{given}" if not where.startswith(("--", "GENAI_GATE_")) else where
+        if "/" not in metric:
+            problems.append(
+                f"{label}: {given!r} is not an MLflow metric name; metrics are "
+                f"scorer/aggregation, for example {given}/mean"
+            )
+            continue
+        against: RelativeThreshold | None = None
+        try:
+            if isinstance(spec, int | float):
+                raise ValueError(
+                    f'{spec:g} has no direction; write ">= {spec:g}" (higher is better) or '
+                    f'"<= {spec:g}" (lower is better)'
+                )
+            if isinstance(spec, ThresholdRule):
+                parsed, against = _rule(metric, spec)
+            else:
+                op2, value2 = parse_expression(spec)
+                parsed = Threshold(metric, op2, value2)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        if metric in seen:
+            problems.append(f"{label}: {metric!r} is given twice (once through an alias)")
+            continue
+        seen.add(metric)
+        if parsed is not None:
+            out[metric] = parsed
+        if against is not None:
+            relative[metric] = against
+    return tuple(out.values()), tuple(relative.values()), problems, notices
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    override_origins: Mapping[str, str] | None = None,
+    require_data: bool = True,
+) -> LoadedConfig:
+    """Read, merge and validate. Raises ConfigError listing every problem at once."""
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    cfg_path = Path(path if path is not None else DEFAULT_CONFIG)
+    file_values: dict[str, Any] = {}
+    if cfg_path.is_file():
+        file_values = _read_file(cfg_path)
+        base_dir = cfg_path.resolve().parent
+        source = str(cfg_path)
+    elif explicit:
+        raise ConfigError(
+            f"the config file {cfg_path} does not exist",
+            fix="Create it, or point at the right one:\n"
+            f"  genai-gate eval -c path/to/{DEFAULT_CONFIG}",
+        )
+    else:
+        base_dir = Path.cwd()
+        source = "(no config file)"
+    file_origins = {k: f"{cfg_path.name}: {k}" for k in file_values}
+
+    env_values, env_origins = env_settings(environ)
+    flag_values = dict(overrides or {})
+    flag_origins = {k: (override_origins or {}).get(k, f"--{k}") for k in flag_values}
+    merged, origins = _merge(
+        [(file_values, file_origins), (env_values, env_origins), (flag_values, flag_origins)]
+    )
+    known = list(_fields_by_alias())
+    if require_data and "data" not in merged:
+        raise _no_data(source)
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as exc:
+        problems = _validation_problems(exc, origins, known)
+        raise ConfigError(
+            f"{source} has {len(problems)} problem(s)",
+            problems=problems,
+            fix=f"Run `genai-gate schema` for every key and its type.\n{THRESHOLD_HELP}",
+        ) from None
+    thresholds, relative, problems, notices = _parse_thresholds(config.thresholds, origins)
+    if problems:
+        raise ConfigError(
+            f"{source} has {len(problems)} threshold problem(s)",
+            problems=problems,
+            fix=THRESHOLD_HELP,
+        )
+    return LoadedConfig(
+        config=config,
+        thresholds=thresholds,
+        base_dir=base_dir,
+        source=source,
+        notices=tuple(notices),
+        origins=origins,
+        relative=relative,
+    )
+
+
+def _no_data(source: str) -> ConfigError:
+    return ConfigError(
+        f"no eval data is configured ({source})",
+        fix="Name the eval set in genai-gate.yml, or pass --data:\n"
+        "  data: eval/qa.jsonl\n  model: python:app.model:predict\n"
+        "  scorers: [exact_match, token_f1, latency]\n"
+        '  thresholds:\n    exact_match/mean: ">= 0.6"',
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "genai-gate.yml"
+    return schema

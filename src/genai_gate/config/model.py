@@ -1,0 +1,459 @@
+"""genai-gate.yml as frozen pydantic models, its keys grouped by the job that reads them.
+
+The file, the environment (`GENAI_GATE_<KEY>`) and the action's inputs stay flat
+(`endpoint:`, `with: endpoint:`), so each group is a mixin of the one flat `Config`; the
+groups are what the code reads (`DeploySettings` for plan and deploy, `CanarySettings` for
+analyze, ...). Loading, merging and labelling problems by origin is `load.py`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from genai_gate.thresholds import Better
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True
+    )
+
+
+class ThresholdRule(_Model):
+    """The mapping form of a threshold: at most one of `at-least` / `at-most`, and at most
+    one rule against the baseline (`max-drop`, `max-drop-pct`, `must-improve`)."""
+
+    at_least: float | None = Field(default=None, description="The metric must be >= this.")
+    at_most: float | None = Field(default=None, description="The metric must be <= this.")
+    max_drop: float | None = Field(
+        default=None,
+        description="Against the baseline: the metric may get worse by at most this much "
+        "(in its own units).",
+    )
+    max_drop_pct: float | None = Field(
+        default=None,
+        description="Against the baseline: the metric may get worse by at most this percent "
+        "of the baseline's value.",
+    )
+    must_improve: bool | None = Field(
+        default=None,
+        description="Against the baseline: the metric must get significantly better.",
+    )
+    better: Better | None = Field(
+        default=None,
+        description="Which way is better, for rules against the baseline without at-least "
+        "or at-most: higher or lower.",
+    )
+
+
+class Columns(_Model):
+    """Maps genai-gate's roles to the data file's column names."""
+
+    inputs: str | list[str] | None = Field(
+        default=None,
+        description="Column(s) holding the model's inputs. One column of dicts is used as is; "
+        "a scalar column becomes {column: value}; several columns become one dict.",
+    )
+    expectations: str | list[str] | None = Field(
+        default=None,
+        description="Column(s) holding the expected answer. A scalar column becomes "
+        "{expected_response: value}, MLflow's key for the reference answer.",
+    )
+    outputs: str | None = Field(
+        default=None,
+        description="Column holding precomputed outputs; then no model is called.",
+    )
+    context: str | None = Field(
+        default=None,
+        description="Column holding the retrieved context the answer should rest on (text, "
+        "or a list of passages or documents), for retrieval_groundedness. Default: a "
+        "column named retrieved_context, context or contexts.",
+    )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class DeploySettings(_Model):
+    """The keys `plan` and `deploy` read (issue #6). A mixin, so that the file and the
+    action's inputs stay flat (`endpoint:`, `with: endpoint:`) while the code stays grouped."""
+
+    databricks_host: str | None = Field(
+        default=None,
+        description="Databricks workspace URL. Default: DATABRICKS_HOST, else the profile.",
+    )
+    databricks_client_id: str | None = Field(
+        default=None,
+        description="The service principal's application id that GitHub OIDC signs in as. "
+        "Default: DATABRICKS_CLIENT_ID.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$",
+        description="The Model Serving endpoint to deploy to (created if missing).",
+    )
+    model_name: str | None = Field(
+        default=None,
+        pattern=r"^[^.\s`]+\.[^.\s`]+\.[^.\s`]+$",
+        description="The Unity Catalog model to serve: catalog.schema.model.",
+    )
+    model_version: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]*$",
+        description="The version of model-name to roll out as the challenger.",
+    )
+    canary_percent: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Traffic share of the challenger; 100 replaces the champion outright.",
+    )
+    workload_size: str = Field(
+        default="Small",
+        min_length=1,
+        description="The challenger's workload size: Small, Medium, Large or a custom size.",
+    )
+    scale_to_zero: bool = Field(
+        default=True, description="Let the challenger scale to zero when idle."
+    )
+    inference_table: str | None = Field(
+        default=None,
+        pattern=r"^[^.\s`]+\.[^.\s`]+(\.[^.\s`]+)?$",
+        description="Where AI Gateway captures requests and responses: catalog.schema or "
+        "catalog.schema.prefix (the table is <prefix>_payload; prefix defaults to the "
+        "endpoint name). Required unless the endpoint already captures.",
+    )
+    wait_timeout: float = Field(
+        default=1200.0,
+        gt=0,
+        description='How long to wait for the endpoint to finish updating: seconds, or "20m".',
+    )
+    endpoint_config: str | None = Field(
+        default=None,
+        description="A seed-style update.json (served_entities, traffic_config, "
+        "auto_capture_config) to apply literally instead of model-name/model-version.",
+    )
+
+    @field_validator("model_version", mode="before")
+    @classmethod
+    def _version_text(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("wait_timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> object:
+        if isinstance(v, str):
+            m = _DURATION.match(v)
+            if not m:
+                raise ValueError(f'{v!r} is not a duration; write seconds (600) or "10m"')
+            return float(m.group(1)) * _UNITS[m.group(2)]
+        return v
+
+
+class CanarySettings(_Model):
+    """The keys `analyze`, `promote` and `rollback` read (issue #7)."""
+
+    warehouse_id: str | None = Field(
+        default=None,
+        description="Databricks SQL warehouse that reads the inference table "
+        "(Statement Execution API).",
+    )
+    inference_data: str | None = Field(
+        default=None,
+        description="Read the inference table from local files instead: a Parquet or JSON-lines "
+        "file, a folder, a glob, or a Delta table folder.",
+    )
+    sample_size: int = Field(
+        default=50,
+        ge=0,
+        le=5000,
+        description="Logged requests per served entity judged by the reference-free scorers.",
+    )
+    min_requests: int = Field(
+        default=100,
+        ge=1,
+        description="Requests each served entity needs before the canary is judged; fewer holds.",
+    )
+    steps: tuple[int, ...] = Field(
+        default=(10, 50, 100),
+        description="The challenger's traffic shares, one per healthy analysis; 100 promotes.",
+    )
+    max_error_rate: float = Field(
+        default=0.02, ge=0, le=1, description="The challenger's error rate at most this."
+    )
+    max_error_rate_increase: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="The challenger's error rate at most the champion's plus this.",
+    )
+    max_latency_ratio: float = Field(
+        default=1.2, gt=0, description="The challenger's p95 latency at most this x the champion's."
+    )
+    quality_max_drop: float = Field(
+        default=0.05,
+        ge=0,
+        description="A scorer's mean may fall this far below the champion's (significant drops "
+        "only).",
+    )
+    open_issue: bool = Field(
+        default=False,
+        description="On a rollback, open (or update) one GitHub issue for the endpoint.",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_rise_to_100(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(not 1 <= s <= 100 for s in v):
+            raise ValueError("steps are traffic shares between 1 and 100, e.g. [10, 50, 100]")
+        if list(v) != sorted(set(v)):
+            raise ValueError(f"steps must rise: {list(v)}")
+        if v[-1] != 100:
+            raise ValueError(f"the last step must be 100 (the promotion), not {v[-1]}")
+        return v
+
+
+class DataSettings(_Model):
+    """The eval set and how its columns map to inputs and expectations."""
+
+    data: str | None = Field(
+        default=None,
+        description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file. "
+        "Required by eval.",
+    )
+    columns: Columns = Field(default_factory=Columns)
+    limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N rows.")
+
+    @field_validator("data")
+    @classmethod
+    def _data_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must name a file")
+        return v
+
+
+class ModelSettings(_Model):
+    """What answers each input, and how it is called."""
+
+    model: str | None = Field(
+        default=None,
+        description="What answers each input: python:module:function, models:/name/3, "
+        "models:/name@alias or runs:/<run-id>/<path>. Optional when the data has outputs.",
+    )
+    call_style: Literal["auto", "kwargs", "dataframe"] = Field(
+        default="auto",
+        description="How a python: model is called: per row with the inputs as keyword "
+        "arguments, or with a one-row pandas DataFrame (the seed's batch style). "
+        "auto decides from the function's signature.",
+    )
+    batch_size: int = Field(
+        default=1,
+        ge=0,
+        description="Rows per call for DataFrame-style models; 0 sends all rows in one call. "
+        "Above 1, each row's latency is its batch's time divided by the batch's rows.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="openai:/ models: the server's base URL (.../v1). Default: "
+        "OPENAI_BASE_URL, OPENAI_API_BASE, else OpenAI's.",
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="openai:/ models: the environment variable that holds the API key.",
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="openai:/ models: the user message, with {input_key} placeholders. "
+        "Default: the row's only input, or its inputs as JSON.",
+    )
+    system_prompt: str | None = Field(
+        default=None, description="openai:/ models: a system message before each prompt."
+    )
+    model_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="openai:/ models: extra request fields, e.g. {temperature: 0}.",
+    )
+
+
+class ScoringSettings(_Model):
+    """The scorers, the thresholds and the comparison with a baseline: the gate itself."""
+
+    scorers: tuple[str, ...] = Field(
+        default=(),
+        description="Scorer names (exact_match, token_f1, rouge_l, latency, response_length, "
+        "semantic_similarity with the semantic extra; LLM judges: correctness, "
+        "relevance_to_query, safety, guidelines, retrieval_groundedness) or "
+        "python:module:function. Empty: the scorers the thresholds name.",
+    )
+    thresholds: dict[str, str | float | ThresholdRule] = Field(
+        default_factory=dict,
+        description='Metric (scorer/aggregation) -> ">= 0.8" | "<= 800" | {at-least: ..} | '
+        "{at-most: ..}, optionally with a rule against the baseline: max-drop, max-drop-pct "
+        "or must-improve (and better: higher|lower without at-least/at-most).",
+    )
+    baseline: str | None = Field(
+        default=None,
+        description="What the candidate is compared with, row by row: endpoints:/<name> (the "
+        "endpoint's champion served entity), endpoints:/<name>/<served-entity>, "
+        "models:/name@alias, models:/name/N, run:<mlflow-run-id> (an earlier genai-gate run's "
+        "rows, no model calls), any other model: form, or none. Default: endpoints:/<endpoint> "
+        "when deploy is configured.",
+    )
+    inconclusive: Literal["estimate", "pass", "fail"] = Field(
+        default="estimate",
+        description="What a rule against the baseline decides when the 95% interval is "
+        "inconclusive: estimate (pass when the point estimate is within max-drop), pass or fail.",
+    )
+    max_errors: int | str = Field(
+        default=0,
+        description='Rows allowed to fail (model or scorer error): a count, or a share like "5%".',
+    )
+    worst_rows: int = Field(default=5, ge=0, le=100, description="Rows shown in the report.")
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must name a model, an endpoint or run:<mlflow-run-id> (or none)")
+        return v.strip() if v is not None else v
+
+    @field_validator("max_errors", mode="before")
+    @classmethod
+    def _max_errors_not_bool(cls, v: object) -> object:
+        if isinstance(v, bool):  # YAML's `yes` would otherwise pass as 1
+            raise ValueError(f'{v!r} is neither a count (3) nor a share ("5%")')
+        return v
+
+    @field_validator("max_errors")
+    @classmethod
+    def _max_errors_form(cls, v: int | str) -> int | str:
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError("must be 0 or more")
+            return v
+        text = v.strip()
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+        if not m or float(m.group(1)) > 100:
+            raise ValueError(f'{v!r} is neither a count (3) nor a share ("5%")')
+        return f"{m.group(1)}%"
+
+    def allowed_errors(self, rows: int) -> int:
+        if isinstance(self.max_errors, int):
+            return self.max_errors
+        return math.floor(rows * float(self.max_errors.rstrip("%")) / 100.0)
+
+
+class JudgeSettings(_Model):
+    """The LLM judges: which model grades, with what instructions, how many times."""
+
+    judge: str | None = Field(
+        default=None,
+        description="The LLM that grades answers for the judge scorers (correctness, "
+        "relevance_to_query, safety, guidelines, retrieval_groundedness): openai:/<model> "
+        "or endpoints:/<name>.",
+    )
+    judge_base_url: str | None = Field(
+        default=None,
+        description="The judge's server (.../v1). Default: base-url, OPENAI_BASE_URL, "
+        "OPENAI_API_BASE, else OpenAI's.",
+    )
+    judge_api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The environment variable that holds the judge's API key.",
+    )
+    guidelines: tuple[str, ...] = Field(
+        default=(),
+        description="Rules for the guidelines judge, e.g. [Answer in English, Cite no URLs].",
+    )
+    custom_judges: dict[str, str] = Field(
+        default_factory=dict,
+        description="LLM judges of your own: name -> instructions that use {{ inputs }}, "
+        "{{ outputs }} and {{ expectations }} (MLflow's make_judge). Each one's verdict is "
+        "pass/fail; its metric is <name>/mean.",
+    )
+    repeat: int = Field(
+        default=1, ge=1, le=9, description="Ask each LLM judge this many times per row."
+    )
+    min_pass: int | None = Field(
+        default=None,
+        ge=1,
+        description="With repeat: verdicts that must say yes for the row to pass. "
+        "Default: a majority.",
+    )
+
+    @field_validator("custom_judges")
+    @classmethod
+    def _judge_names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in v if not re.fullmatch(r"[a-z][a-z0-9_]*", name)]
+        if bad:
+            raise ValueError(f"judge names are lower_snake_case metric names; not {bad}")
+        empty = [name for name, text in v.items() if not text.strip()]
+        if empty:
+            raise ValueError(f"{empty} have no instructions")
+        return v
+
+    @model_validator(mode="after")
+    def _min_pass_fits(self) -> JudgeSettings:
+        if self.min_pass is not None and self.min_pass > self.repeat:
+            raise ValueError(f"min-pass ({self.min_pass}) cannot exceed repeat ({self.repeat})")
+        return self
+
+
+class RemoteSettings(_Model):
+    """Calls to remote models and judges: concurrency, retries, limits, the response cache."""
+
+    concurrency: int = Field(default=8, ge=1, le=256, description="Rows in flight at once.")
+    retries: int = Field(
+        default=5, ge=0, le=20, description="Retries of a remote call on 429, 5xx or timeouts."
+    )
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Cap on remote calls per minute, across all workers."
+    )
+    timeout: float = Field(default=120.0, gt=0, description="Seconds one model call may take.")
+    cache: bool = Field(
+        default=True, description="Reuse remote answers from earlier runs (see cache-dir)."
+    )
+    cache_dir: str = Field(
+        default=".genai-gate-cache",
+        description="Response cache folder, relative to the config file; keep it between "
+        "runs with actions/cache.",
+    )
+
+
+class TrackingSettings(_Model):
+    """Where the run is logged in MLflow."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else a sqlite store "
+        "in the output folder.",
+    )
+    experiment: str = Field(default="genai-gate", description="MLflow experiment name.")
+    run_name: str | None = Field(default=None, description="MLflow run name.")
+
+
+class Config(
+    # pydantic orders fields from the last base to the first: this reads data first
+    CanarySettings,
+    DeploySettings,
+    TrackingSettings,
+    RemoteSettings,
+    JudgeSettings,
+    ScoringSettings,
+    ModelSettings,
+    DataSettings,
+):
+    """genai-gate.yml. Keys are kebab-case; each one is also `GENAI_GATE_<KEY>` and a flag."""
