@@ -18,7 +18,6 @@ from pathlib import Path
 
 from genai_gate.config import Config, load_config
 from genai_gate.errors import ConfigError, GateError
-from genai_gate.evaluate import PhaseProgress
 from genai_gate.github import (
     CommentResult,
     Context,
@@ -28,6 +27,7 @@ from genai_gate.github import (
     upsert_sticky_comment,
 )
 from genai_gate.report.summary import render_error
+from genai_gate.results import PhaseProgress
 from genai_gate.run_analyze import AnalyzeReport, Mode, run_analyze
 from genai_gate.run_deploy import DeployReport, preflight, run_deploy
 from genai_gate.run_eval import EvalReport, run_eval

@@ -33,10 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from genai_gate.config import LoadedConfig
-from genai_gate.data import Dataset
 from genai_gate.errors import ConfigError, GateError, TrackingError
-from genai_gate.evaluate import RowResult
-from genai_gate.scoring.registry import BoundScorer
+from genai_gate.results import Dataset, RowResult
+from genai_gate.scoring.base import BoundScorer
 from genai_gate.targets import ENDPOINTS_PREFIX, Target, resolve_target
 
 RUN_PREFIX = "run:"

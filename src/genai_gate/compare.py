@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from genai_gate.evaluate import RowResult
-from genai_gate.scoring.registry import BoundScorer
+from genai_gate.results import RowResult
+from genai_gate.scoring.base import BoundScorer
 from genai_gate.thresholds import Better
 
 RESAMPLES = 5000

@@ -12,12 +12,13 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from genai_gate.config import Columns
 from genai_gate.errors import DataError
+from genai_gate.results import Dataset, EvalRow
+from genai_gate.scoring.base import EXPECTED_KEY
 
 FORMATS = {
     ".csv": "csv",
@@ -27,35 +28,10 @@ FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-# MLflow's key for the reference answer; its Correctness judge reads it too.
-EXPECTED_KEY = "expected_response"
 _EXPECTATION_FALLBACKS = ("expectations", "ground_truth", "expected_response", "targets")
 # columns that hold the retrieved context, when `columns: {context: ...}` does not say
 CONTEXT_COLUMNS = ("retrieved_context", "context", "contexts")
 _DOCUMENT_TEXT_KEYS = ("page_content", "content", "text")
-
-
-@dataclass(frozen=True)
-class EvalRow:
-    index: int  # 0-based position in the file's records
-    where: str  # "line 7" (JSONL) or "row 7": how a message points at it
-    inputs: dict[str, Any]
-    expectations: dict[str, Any] | None
-    outputs: Any | None = None
-    # the retrieved passages, as MLflow Document fields: {"page_content", "metadata"}
-    context: tuple[dict[str, Any], ...] | None = None
-
-
-@dataclass(frozen=True)
-class Dataset:
-    path: Path
-    format: str
-    rows: tuple[EvalRow, ...]
-    digest: str  # sha256 of the canonical rows: the same data in CSV or JSONL digests the same
-    file_sha256: str
-    columns: tuple[str, ...]
-    has_outputs: bool
-    context_column: str | None = None
 
 
 def _missing(value: Any) -> bool:

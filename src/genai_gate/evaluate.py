@@ -17,21 +17,26 @@ import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from genai_gate.config import Config, LoadedConfig
-from genai_gate.data import Dataset, EvalRow
 from genai_gate.errors import ConfigError, DataError
-from genai_gate.gate import RowError
-from genai_gate.scoring.registry import BoundScorer
-from genai_gate.targets import Target, TargetIdentity
+from genai_gate.results import Dataset, EvalResult, EvalRow, PhaseProgress, RowError, RowResult
+from genai_gate.scoring.base import (
+    AGGREGATIONS,
+    LATENCY_METADATA_KEY,
+    BoundScorer,
+    ScorerInputError,
+    references,
+)
+from genai_gate.scoring.judges import judge_session
+from genai_gate.targets import Target
 from genai_gate.targets.cache import ResponseCache
+from genai_gate.targets.retry import remote_deadline, scoring_deadline
 from genai_gate.targets.runner import Outcome, run_all
 
-PhaseProgress = Callable[[str, int, int], None]
 # one row's scores, rationales and scorer errors, each by metric name
 ScoredRow = tuple[dict[str, float | None], dict[str, str], dict[str, str]]
 
@@ -43,32 +48,6 @@ _NUMPY_AGGS: dict[str, Callable[[Sequence[float]], Any]] = {
     "variance": np.var,
     "p90": lambda x: np.percentile(x, 90),
 }
-
-
-@dataclass(frozen=True)
-class RowResult:
-    index: int
-    where: str
-    inputs: dict[str, Any]
-    expectations: dict[str, Any] | None
-    outputs: Any
-    latency_ms: float | None
-    error: str | None
-    scores: dict[str, float | None] = field(default_factory=dict)
-    rationales: dict[str, str] = field(default_factory=dict)
-    scorer_errors: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    dataset: Dataset
-    target: TargetIdentity | None
-    scorers: tuple[BoundScorer, ...]
-    rows: tuple[RowResult, ...]
-    metrics: dict[str, float]
-    row_errors: tuple[RowError, ...]
-    seconds: dict[str, float]
-    cache: dict[str, Any] | None = None
 
 
 def preflight(loaded: LoadedConfig, dataset: Dataset, scorers: Sequence[BoundScorer]) -> None:
@@ -86,7 +65,6 @@ def preflight(loaded: LoadedConfig, dataset: Dataset, scorers: Sequence[BoundSco
             "the latency scorer measures model calls, and with precomputed outputs there are none",
             fix="Remove latency from scorers, or configure a model: to call.",
         )
-    from genai_gate.scoring.builtin import ScorerInputError, references
 
     builtin_needy = [s.name for s in scorers if s.needs_expectations and not s.custom]
     unreadable: list[str] = []
@@ -168,7 +146,6 @@ def _to_float(value: Any) -> float | None:
 
 
 def _make_trace(row: EvalRow, latency_ms: float | None, outputs: Any) -> Any:
-    from genai_gate.scoring.builtin import LATENCY_METADATA_KEY
     from genai_gate.scoring.traces import row_trace
 
     return row_trace(
@@ -254,7 +231,6 @@ def _score_row(
 def aggregate(
     values: Sequence[float], aggregations: Sequence[str], custom: Mapping[str, Any]
 ) -> dict[str, float]:
-    from genai_gate.scoring.builtin import AGGREGATIONS
 
     out: dict[str, float] = {}
     for agg in aggregations:
@@ -366,17 +342,6 @@ def _predict_cached(
     return out
 
 
-def remote_deadline(cfg: Config) -> float:
-    """A remote call's worst case: every attempt times out, with backoff between them."""
-    return cfg.timeout * (cfg.retries + 1) + 30.0 * cfg.retries
-
-
-def scoring_deadline(cfg: Config, scorers: Sequence[BoundScorer]) -> float:
-    """A row's scoring may make one judge call per judge and repeat, each with retries."""
-    calls = sum(s.repeat for s in scorers if s.judge)
-    return cfg.timeout + calls * remote_deadline(cfg) if calls else cfg.timeout
-
-
 def _row_result(row: EvalRow, p: Outcome[Any], scored: Outcome[ScoredRow] | None) -> RowResult:
     """One row's record; a model error leaves it unscored, a scoring crash marks it '*'."""
     base = RowResult(row.index, row.where, row.inputs, row.expectations, p.value, _latency(p), None)
@@ -470,8 +435,6 @@ def evaluate_judged(
     also returns the judge's call and cache figures."""
     if not any(s.judge for s in scorers):
         return evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache), None
-    from genai_gate.scoring.judges import judge_session
-
     cfg = loaded.config
     judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
     gateways: list[Any] = []

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from genai_gate.results import RowError
 from genai_gate.thresholds import ABSOLUTE_OPS, RelativeThreshold, Threshold
 
 if TYPE_CHECKING:
@@ -70,13 +71,6 @@ class Check:
             "ci": list(self.ci) if self.ci is not None else None,
             "status": self.status or ("passed" if self.passed else "failed"),
         }
-
-
-@dataclass(frozen=True)
-class RowError:
-    where: str
-    stage: str  # "model" or the scorer's name
-    message: str
 
 
 @dataclass(frozen=True)

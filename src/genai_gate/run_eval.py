@@ -28,14 +28,7 @@ from genai_gate.compare import Comparison, RowChange, compare, pair_rows, regres
 from genai_gate.config import LoadedConfig, load_config
 from genai_gate.data import load_dataset
 from genai_gate.errors import TrackingError
-from genai_gate.evaluate import (
-    EvalResult,
-    PhaseProgress,
-    RowResult,
-    compute_metrics,
-    evaluate,
-    preflight,
-)
+from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.provenance import collect
 from genai_gate.report import evidence
@@ -49,8 +42,10 @@ from genai_gate.report.results import (
     worst_rows,
 )
 from genai_gate.report.summary import render_summary
+from genai_gate.results import EvalResult, PhaseProgress, RowResult
+from genai_gate.scoring.base import BoundScorer
 from genai_gate.scoring.judges import judge_session
-from genai_gate.scoring.registry import BoundScorer, configured_scorers
+from genai_gate.scoring.registry import configured_scorers
 from genai_gate.targets import Target, resolve_target
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.tracking import (

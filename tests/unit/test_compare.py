@@ -20,9 +20,10 @@ from genai_gate.compare import (
     regressed_rows,
     statistic,
 )
-from genai_gate.evaluate import RowResult, compute_metrics
+from genai_gate.evaluate import compute_metrics
 from genai_gate.gate import check_relative, decide
-from genai_gate.scoring.registry import BoundScorer
+from genai_gate.results import RowResult
+from genai_gate.scoring.base import BoundScorer
 from genai_gate.thresholds import RelativeThreshold, Threshold
 
 N = 300

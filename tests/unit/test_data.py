@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from genai_gate.config import Columns
-from genai_gate.data import Dataset, load_dataset
+from genai_gate.data import load_dataset
 from genai_gate.errors import DataError
+from genai_gate.results import Dataset
 
 # ---------------------------------------------------------------- writers
 

@@ -140,7 +140,7 @@ def test_a_pinned_target_bypasses_the_traffic_split(
     workspace: FakeDatabricks, monkeypatch: pytest.MonkeyPatch, project: Project
 ) -> None:
     from genai_gate.config import load_config
-    from genai_gate.data import EvalRow
+    from genai_gate.results import EvalRow
     from genai_gate.targets import remote_settings
     from genai_gate.targets.databricks_endpoint import CHAMPION, DatabricksEndpointTarget
 

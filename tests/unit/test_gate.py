@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from genai_gate.gate import RowError, decide
+from genai_gate.gate import decide
+from genai_gate.results import RowError
 from genai_gate.thresholds import Threshold, parse_expression, parse_lines
 
 T_EM = Threshold("exact_match/mean", ">=", 0.6)

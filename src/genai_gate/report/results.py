@@ -11,9 +11,9 @@ from typing import Any
 
 from genai_gate import __version__
 from genai_gate.compare import Comparison
-from genai_gate.evaluate import EvalResult, RowResult
 from genai_gate.gate import Verdict
-from genai_gate.scoring.registry import BoundScorer
+from genai_gate.results import EvalResult, RowResult
+from genai_gate.scoring.base import BoundScorer
 from genai_gate.thresholds import Better, RelativeThreshold, Threshold
 
 RESULTS_SCHEMA = "genai-gate.results/v1"

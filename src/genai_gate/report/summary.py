@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from genai_gate.evaluate import RowResult
 from genai_gate.report.results import row_record
+from genai_gate.results import RowResult
 from genai_gate.thresholds import ABSOLUTE_OPS
 
 if TYPE_CHECKING:

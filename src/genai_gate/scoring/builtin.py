@@ -16,89 +16,18 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from mlflow.entities import Trace
 from mlflow.genai.scorers import Scorer, scorer
 
-from genai_gate.data import EXPECTED_KEY
 from genai_gate.scoring import semantic
+from genai_gate.scoring.base import (
+    AGGREGATIONS,
+    LATENCY_METADATA_KEY,
+    ScorerInputError,
+    as_text,
+    references,
+)
 
-# MLflow computes min/max/mean/median/variance/p90 itself; it names a callable aggregation by
-# its __name__, so p50/p95/p99 are plain functions with those names.
-
-
-def p50(values: list[float]) -> float:
-    return float(np.percentile(values, 50))
-
-
-def p95(values: list[float]) -> float:
-    return float(np.percentile(values, 95))
-
-
-def p99(values: list[float]) -> float:
-    return float(np.percentile(values, 99))
-
-
-AGGREGATIONS: dict[str, str | Callable[[list[float]], float]] = {
-    "min": "min",
-    "max": "max",
-    "mean": "mean",
-    "median": "median",
-    "variance": "variance",
-    "p50": p50,
-    "p90": "p90",
-    "p95": p95,
-    "p99": p99,
-}
-
-# Where genai-gate's engine leaves a row's latency with sub-millisecond precision;
-# TraceInfo.execution_duration is whole milliseconds.
-LATENCY_METADATA_KEY = "genai_gate.latency_ms"
-
-
-class ScorerInputError(ValueError):
-    """The row lacks what the scorer needs; reported as that row's scorer error."""
-
-
-def as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        # OpenAI-style chat completion, or a dict answer with an obvious text field
-        choices = value.get("choices")
-        if isinstance(choices, list) and choices:
-            first = choices[0]
-            if isinstance(first, dict):
-                msg = first.get("message") or {}
-                if isinstance(msg, dict) and "content" in msg:
-                    return str(msg["content"])
-                if "text" in first:
-                    return str(first["text"])
-        for key in ("content", "response", "answer", "text", "output"):
-            if key in value:
-                return as_text(value[key])
-    return str(value)
-
-
-def references(expectations: dict[str, Any] | None, scorer_name: str) -> list[str]:
-    if not expectations:
-        raise ScorerInputError(f"{scorer_name} needs an expected answer, and this row has none")
-    if EXPECTED_KEY in expectations:
-        ref = expectations[EXPECTED_KEY]
-    elif len(expectations) == 1:
-        ref = next(iter(expectations.values()))
-    else:
-        raise ScorerInputError(
-            f"{scorer_name} reads expectations.{EXPECTED_KEY}; this row's expectations have "
-            f"{sorted(expectations)}"
-        )
-    refs = ref if isinstance(ref, list) else [ref]
-    return [as_text(r) for r in refs]
-
-
-# ---- SQuAD v1.1 answer normalisation, as in its official evaluation script
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 

@@ -110,11 +110,10 @@ _SESSION = threading.Lock()
 @contextlib.contextmanager
 def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterator[Any]:
     """Start the gateway and point MLflow's judges at it for the duration of the scoring."""
-    from genai_gate.evaluate import remote_deadline
     from genai_gate.scoring.judge_gateway import JudgeGateway
     from genai_gate.targets.http_chat import check_key
     from genai_gate.targets.openai_chat import base_url
-    from genai_gate.targets.retry import policy_and_limiter
+    from genai_gate.targets.retry import policy_and_limiter, remote_deadline
 
     policy, limiter = policy_and_limiter(cfg.retries, cfg.requests_per_minute)
     auth_headers = None

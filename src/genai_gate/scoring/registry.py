@@ -10,36 +10,15 @@ import dataclasses
 import difflib
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ModelLoadError
 from genai_gate.pyimport import PREFIX, load_object
+from genai_gate.scoring.base import BoundScorer
 from genai_gate.thresholds import RelativeThreshold, Threshold
-
-
-@dataclass(frozen=True)
-class BoundScorer:
-    name: str
-    scorer: Any  # mlflow.genai.scorers.Scorer; Any keeps mlflow out of import time
-    aggregations: tuple[str, ...]
-    needs_expectations: bool
-    custom: bool
-    # callable aggregations that a custom scorer brought along, by their names
-    custom_aggregations: tuple[tuple[str, Any], ...] = ()
-    judge: bool = False  # an MLflow LLM judge, graded by the `judge:` model
-    repeat: int = 1  # judges: ask this many times ...
-    min_pass: int = 1  # ... and pass the row when this many verdicts say yes
-    needs_context: bool = False  # reads the row's retrieved context (a RETRIEVER span)
-    # called once with every scorable row's (outputs, expectations) before rows are scored
-    prepare: Callable[[list[tuple[Any, dict[str, Any] | None]]], None] | None = None
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return tuple(f"{self.name}/{a}" for a in self.aggregations)
 
 
 def _unknown(name: str, known: Sequence[str]) -> str:
@@ -89,7 +68,8 @@ def build_scorers(
     notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
-    from genai_gate.scoring.builtin import AGGREGATIONS, BUILTINS, PREPARE, make_builtin
+    from genai_gate.scoring.base import AGGREGATIONS
+    from genai_gate.scoring.builtin import BUILTINS, PREPARE, make_builtin
     from genai_gate.scoring.judges import (
         CONTEXT_JUDGES,
         JUDGE_ALIASES,

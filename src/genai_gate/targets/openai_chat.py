@@ -13,9 +13,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from genai_gate.data import EvalRow
 from genai_gate.errors import ConfigError
-from genai_gate.targets.base import TargetIdentity
+from genai_gate.results import EvalRow, TargetIdentity
 from genai_gate.targets.http_chat import ChatClient, check_key
 from genai_gate.targets.retry import RateLimiter, RetryPolicy, call_with_retries
 from genai_gate.tracking import redact

@@ -15,10 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from genai_gate.data import EvalRow
 from genai_gate.errors import ModelLoadError
 from genai_gate.pyimport import load_object
-from genai_gate.targets.base import TargetIdentity
+from genai_gate.results import EvalRow, TargetIdentity
 
 Style = Literal["kwargs", "dataframe"]
 

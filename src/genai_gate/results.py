@@ -1,0 +1,94 @@
+"""The typed core of an evaluation: rows in, rows out, and what results.json holds.
+
+Every layer reads these (data loading, targets, the runner, the gate, the comparison, the
+reports), so this module imports no I/O and nothing of genai-gate but the scorer base type:
+imports flow one way, towards here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genai_gate.scoring.base import BoundScorer
+
+# (phase, done, total): progress of a run's phases (predict, score, baseline-predict, ...)
+PhaseProgress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    index: int  # 0-based position in the file's records
+    where: str  # "line 7" (JSONL) or "row 7": how a message points at it
+    inputs: dict[str, Any]
+    expectations: dict[str, Any] | None
+    outputs: Any | None = None
+    # the retrieved passages, as MLflow Document fields: {"page_content", "metadata"}
+    context: tuple[dict[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    path: Path
+    format: str
+    rows: tuple[EvalRow, ...]
+    digest: str  # sha256 of the canonical rows: the same data in CSV or JSONL digests the same
+    file_sha256: str
+    columns: tuple[str, ...]
+    has_outputs: bool
+    context_column: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetIdentity:
+    """Enough to say later exactly which model answered: the evidence records this."""
+
+    uri: str
+    kind: str
+    resolved: str | None = None  # e.g. models:/name/7 for models:/name@champion
+    digest: str | None = None  # e.g. sha256 of a python model's source file
+    details: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"uri": self.uri, "kind": self.kind}
+        if self.resolved:
+            out["resolved"] = self.resolved
+        if self.digest:
+            out["digest"] = self.digest
+        out.update(self.details)
+        return out
+
+
+@dataclass(frozen=True)
+class RowError:
+    where: str
+    stage: str  # "model" or the scorer's name
+    message: str
+
+
+@dataclass(frozen=True)
+class RowResult:
+    index: int
+    where: str
+    inputs: dict[str, Any]
+    expectations: dict[str, Any] | None
+    outputs: Any
+    latency_ms: float | None
+    error: str | None
+    scores: dict[str, float | None] = field(default_factory=dict)
+    rationales: dict[str, str] = field(default_factory=dict)
+    scorer_errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    dataset: Dataset
+    target: TargetIdentity | None
+    scorers: tuple[BoundScorer, ...]
+    rows: tuple[RowResult, ...]
+    metrics: dict[str, float]
+    row_errors: tuple[RowError, ...]
+    seconds: dict[str, float]
+    cache: dict[str, Any] | None = None
