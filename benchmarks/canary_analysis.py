@@ -14,11 +14,11 @@ numpy and pyarrow one file at a time: no list or DataFrame of all the rows is ev
 Then, in a fresh process per run (so its peak RSS is that run's alone), what `genai-gate
 analyze --inference-data ...` does with the table: `local_source(...)`, `stats("bot", since)`
 and `sample(...)` of `--sample` rows for each served entity. The child prints JSON: its RSS
-after importing genai_gate.rollout.traffic and duckdb (the baseline), the wall time of each
-step, its peak RSS (VmHWM; see _peak_kib), DuckDB's threads and memory_limit, and whether
-pandas, pyarrow or numpy were ever imported. The parent checks the counts against what it
-generated and prints a table with the targets (10M rows: analysis under 10 s, peak RSS
-under 1 GiB).
+after importing genai_gate.backends.databricks.inference_table and duckdb (the baseline),
+the wall time of each step, its peak RSS (VmHWM; see _peak_kib), DuckDB's threads and
+memory_limit, and whether pandas, pyarrow or numpy were ever imported. The parent checks the
+counts against what it generated and prints a table with the targets (10M rows: analysis
+under 10 s, peak RSS under 1 GiB).
 
 "Never loaded whole": the table's in-memory size (Arrow, and pandas' `memory_usage(deep=True)`
 of a slice, scaled) is printed next to the peak RSS; the child never imports pandas.
@@ -451,7 +451,7 @@ def child(folder: Path, since: str, threads: int | None, k: int, explain: bool) 
     t_import = time.perf_counter()
     import duckdb  # the engine imports it on first use; count it in the baseline
 
-    from genai_gate.rollout.traffic import DuckEngine, local_source, stats_sql
+    from genai_gate.backends.databricks.inference_table import DuckEngine, local_source, stats_sql
 
     import_s = time.perf_counter() - t_import
     base_rss = _rss_now_kib()
@@ -717,7 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{o['peak']:.0f} | {o['delta']:.0f} | {o['threads']} | {target} |"
             )
         print(
-            f"baseline RSS after importing duckdb and genai_gate.rollout.traffic: "
+            "baseline RSS after importing duckdb and "
+            "genai_gate.backends.databricks.inference_table: "
             f"{rows_out[-1]['base']:.0f} MiB; RSS delta = peak - baseline"
         )
 

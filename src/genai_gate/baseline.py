@@ -73,7 +73,7 @@ def _deploy_default(
     loaded: LoadedConfig, environ: Mapping[str, str]
 ) -> tuple[str | None, str | None]:
     """`endpoints:/<endpoint>` when deploy is configured and credentials can exist."""
-    from genai_gate.deploy.auth import auth_plan
+    from genai_gate.backends.databricks.auth import auth_plan
     from genai_gate.github import read_context
 
     cfg = loaded.config
@@ -147,7 +147,7 @@ def resolve_baseline(
 def _endpoint_auth(loaded: LoadedConfig, environ: Mapping[str, str]) -> dict[str, str]:
     """The sign-in deploy would use (deploy/auth.py), so `databricks-host` and
     `databricks-client-id` apply to the baseline too."""
-    from genai_gate.deploy.auth import auth_plan, require
+    from genai_gate.backends.databricks.auth import auth_plan, require
     from genai_gate.github import read_context
 
     cfg = loaded.config
@@ -165,8 +165,8 @@ def _endpoint_auth(loaded: LoadedConfig, environ: Mapping[str, str]) -> dict[str
 def _from_endpoint(
     ref: str, label: str, loaded: LoadedConfig, environ: Mapping[str, str], *, implicit: bool
 ) -> Resolution:
+    from genai_gate.backends.databricks.serving_target import CHAMPION, DatabricksEndpointTarget
     from genai_gate.targets import remote_settings
-    from genai_gate.targets.databricks_endpoint import CHAMPION, DatabricksEndpointTarget
 
     name, _, entity = ref.removeprefix(ENDPOINTS_PREFIX).strip("/").partition("/")
     if not name or "/" in entity:

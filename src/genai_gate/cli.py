@@ -20,9 +20,9 @@ from genai_gate import __version__
 from genai_gate.errors import ConfigError, ExitCode, GateError
 
 if TYPE_CHECKING:
-    from genai_gate.run_analyze import AnalyzeReport, Mode
-    from genai_gate.run_deploy import DeployReport
-    from genai_gate.run_eval import EvalReport
+    from genai_gate.commands.canary import AnalyzeReport, Mode
+    from genai_gate.commands.deploy import DeployReport
+    from genai_gate.commands.eval import EvalReport
 
 DEFAULT_OUT = "genai-gate-out"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -181,8 +181,8 @@ def eval_command(
     quiet: bool,
 ) -> None:
     """Evaluate the model on the eval set and gate on the thresholds."""
+    from genai_gate.commands.eval import run_eval
     from genai_gate.progress import Progress
-    from genai_gate.run_eval import run_eval
 
     overrides, origins = _settings(
         sets,
@@ -287,7 +287,7 @@ def _run_deploy_command(
     as_json: bool,
     **flags: Any,
 ) -> None:
-    from genai_gate.run_deploy import run_deploy
+    from genai_gate.commands.deploy import run_deploy
 
     overrides, origins = _settings(sets, **flags)
     report = run_deploy(
@@ -324,7 +324,7 @@ def _run_rollout_command(
     as_json: bool,
     endpoint: str | None,
 ) -> None:
-    from genai_gate.run_analyze import run_analyze
+    from genai_gate.commands.canary import run_analyze
 
     overrides, origins = _settings(sets, endpoint=endpoint)
     report = run_analyze(
@@ -376,7 +376,7 @@ def action_command(config: str | None, out: Path) -> None:
     Settings come from GENAI_GATE_* (the action's inputs); outputs, the job summary,
     annotations and the sticky PR comment go to GitHub.
     """
-    from genai_gate.action import run_action
+    from genai_gate.commands.action import run_action
     from genai_gate.progress import Progress
 
     workdir = os.environ.get("GENAI_GATE_WORKING_DIRECTORY", "").strip()

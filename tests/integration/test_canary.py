@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from genai_gate.report.evidence import read_records
+from genai_gate.evidence import read_records
 from tests.action_env import github_env, read_outputs
 from tests.conftest import CliResult
 from tests.fakes.databricks import WAREHOUSE_ID, FakeDatabricks

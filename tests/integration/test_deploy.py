@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from genai_gate.report.evidence import read_records, verify_chain
+from genai_gate.evidence import read_records, verify_chain
 from tests.action_env import github_env, pr_payload, read_outputs
 from tests.conftest import REPO, CliResult
 from tests.fakes.databricks import FakeDatabricks, ServedEntity

@@ -248,7 +248,7 @@ def test_the_event_decides_the_commands(
     watch: bool,
     expected: tuple[str, ...],
 ) -> None:
-    from genai_gate.action import choose_commands
+    from genai_gate.commands.action import choose_commands
     from genai_gate.github import read_context
 
     body = (

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from genai_gate.deploy.endpoint_config import read_endpoint_config
-from genai_gate.deploy.plan import (
+from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
+from genai_gate.errors import ConfigError
+from genai_gate.report.plan import render_plan
+from genai_gate.rollout.plan import (
     TAG_CHALLENGER,
     TAG_CHAMPION,
     TAG_STARTED,
@@ -24,8 +26,6 @@ from genai_gate.deploy.plan import (
     plan_rollout,
     rollout_for_challenger,
 )
-from genai_gate.errors import ConfigError
-from genai_gate.report.plan import render_plan
 from tests.conftest import REPO
 
 NOW = "2026-11-28T12:00:00+00:00"

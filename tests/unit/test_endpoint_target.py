@@ -139,10 +139,10 @@ def test_model_params_the_endpoint_cannot_take_are_refused_first(
 def test_a_pinned_target_bypasses_the_traffic_split(
     workspace: FakeDatabricks, monkeypatch: pytest.MonkeyPatch, project: Project
 ) -> None:
+    from genai_gate.backends.databricks.serving_target import CHAMPION, DatabricksEndpointTarget
     from genai_gate.config import load_config
     from genai_gate.results import EvalRow
     from genai_gate.targets import remote_settings
-    from genai_gate.targets.databricks_endpoint import CHAMPION, DatabricksEndpointTarget
 
     endpoint = workspace.endpoints["qa-bot"]
     endpoint.entities[0].traffic = 10

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from genai_gate.errors import DataError
-from genai_gate.report.evidence import append, read_records, verify_chain
+from genai_gate.evidence import append, read_records, verify_chain
 
 
 def test_append_only_hash_chain(tmp_path: Path) -> None:

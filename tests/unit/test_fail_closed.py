@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genai_gate.action import comment_key
+from genai_gate.commands.action import comment_key
 from genai_gate.github import sticky_marker
 from tests.action_env import github_env, pr_payload
 from tests.conftest import QA_ROWS, Project

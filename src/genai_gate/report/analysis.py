@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from genai_gate.deploy.databricks import ApplyResult
-from genai_gate.deploy.plan import EndpointState, Plan
+from genai_gate.backends.databricks.endpoints import ApplyResult
+from genai_gate.backends.databricks.inference_table import EntityTraffic
 from genai_gate.report.summary import cell, fmt
-from genai_gate.rollout.analysis import Decision
-from genai_gate.rollout.traffic import EntityTraffic
+from genai_gate.rollout.decision import Decision
+from genai_gate.rollout.plan import EndpointState, Plan
 
 _ICON = {"healthy": "🟢", "unhealthy": "🔴", "inconclusive": "🟡"}
 _WORDS = {

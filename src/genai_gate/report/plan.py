@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from genai_gate.deploy.plan import Plan
+from genai_gate.rollout.plan import Plan
 
 _ACTION = {
     "create": "creates the endpoint",

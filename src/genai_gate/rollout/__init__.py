@@ -1,0 +1,1 @@
+"""The rollout core: pure and backend-neutral (plan, steps, decision, rollout state)."""

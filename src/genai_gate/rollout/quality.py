@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from genai_gate.backends.databricks.inference_table import Exchange
 from genai_gate.config import LoadedConfig
 from genai_gate.evaluate import evaluate_judged
 from genai_gate.results import Dataset, EvalRow
-from genai_gate.rollout.traffic import Exchange
 from genai_gate.scoring.base import BoundScorer
 from genai_gate.scoring.registry import configured_scorers
 from genai_gate.targets.cache import ResponseCache

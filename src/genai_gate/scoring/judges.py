@@ -95,7 +95,7 @@ def _databricks_upstream() -> tuple[str, Callable[[], dict[str, str]]]:
     """The workspace's OpenAI-compatible route, with the SDK's unified auth per call."""
     from databricks.sdk.core import Config
 
-    from genai_gate.targets.databricks_endpoint import AUTH_FIX
+    from genai_gate.backends.databricks.serving_target import AUTH_FIX
 
     try:
         config = Config()

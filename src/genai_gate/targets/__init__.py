@@ -53,7 +53,7 @@ def resolve_target(ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str])
             **remote_settings(loaded),
         )
     if ref.startswith(ENDPOINTS_PREFIX):
-        from genai_gate.targets.databricks_endpoint import DatabricksEndpointTarget
+        from genai_gate.backends.databricks.serving_target import DatabricksEndpointTarget
 
         return DatabricksEndpointTarget(ref, **remote_settings(loaded))
     if ref.startswith(PREFIX):

@@ -17,12 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genai_gate import __version__
+from genai_gate import __version__, evidence
+from genai_gate.backends.databricks.auth import endpoint_access, require
+from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
+from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints, connect
 from genai_gate.config import LoadedConfig, load_config
-from genai_gate.deploy.auth import endpoint_access, require
-from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
-from genai_gate.deploy.endpoint_config import read_endpoint_config
-from genai_gate.deploy.plan import (
+from genai_gate.errors import AuthError, ConfigError, GateError
+from genai_gate.github import Runner
+from genai_gate.provenance import collect
+from genai_gate.report.plan import render_plan, render_unplanned
+from genai_gate.rollout.plan import (
     TAG_STARTED,
     TAG_STEP_AT,
     EndpointState,
@@ -33,11 +37,6 @@ from genai_gate.deploy.plan import (
     plan_rollout,
     rollout_for_challenger,
 )
-from genai_gate.errors import AuthError, ConfigError, GateError
-from genai_gate.github import Runner
-from genai_gate.provenance import collect
-from genai_gate.report import evidence
-from genai_gate.report.plan import render_plan, render_unplanned
 from genai_gate.tracking import default_tracking_uri, redact
 
 SETTINGS_EXAMPLE = """endpoint: my-genai

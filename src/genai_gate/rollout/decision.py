@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from genai_gate.rollout.traffic import EntityTraffic
+from genai_gate.backends.databricks.inference_table import EntityTraffic
 from genai_gate.thresholds import Better
 
 Action = Literal["promote", "advance", "hold", "rollback"]

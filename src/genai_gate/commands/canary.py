@@ -14,11 +14,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from genai_gate import __version__
+from genai_gate import __version__, evidence
+from genai_gate.backends.databricks.auth import endpoint_access, require
+from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints, connect
+from genai_gate.backends.databricks.inference_table import (
+    EntityTraffic,
+    TrafficSource,
+    WarehouseEngine,
+    local_source,
+    warehouse_source,
+)
 from genai_gate.config import LoadedConfig, load_config
-from genai_gate.deploy.auth import endpoint_access, require
-from genai_gate.deploy.databricks import ApplyResult, Endpoints, connect
-from genai_gate.deploy.plan import (
+from genai_gate.errors import ConfigError, GateError
+from genai_gate.github import Runner
+from genai_gate.provenance import collect
+from genai_gate.report.analysis import render_analysis
+from genai_gate.rollout.decision import Action, Decision, Rules, decide, quality_deltas
+from genai_gate.rollout.plan import (
     TAG_STARTED,
     TAG_STEP_AT,
     EndpointState,
@@ -26,20 +38,7 @@ from genai_gate.deploy.plan import (
     Rollout,
     plan_rollout,
 )
-from genai_gate.errors import ConfigError, GateError
-from genai_gate.github import Runner
-from genai_gate.provenance import collect
-from genai_gate.report import evidence
-from genai_gate.report.analysis import render_analysis
-from genai_gate.rollout.analysis import Action, Decision, Rules, decide, quality_deltas
 from genai_gate.rollout.quality import directions, reference_free, score_traffic
-from genai_gate.rollout.traffic import (
-    EntityTraffic,
-    TrafficSource,
-    WarehouseEngine,
-    local_source,
-    warehouse_source,
-)
 
 Mode = Literal["analyze", "promote", "rollback"]
 DEFAULT_WINDOW = timedelta(days=1)  # without a started-at tag: the last day of traffic

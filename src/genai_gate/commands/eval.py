@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from genai_gate import __version__
+from genai_gate import __version__, evidence
 from genai_gate.baseline import Baseline, resolve_baseline
 from genai_gate.compare import Comparison, RowChange, compare, pair_rows, regressed_rows
 from genai_gate.config import LoadedConfig, load_config
@@ -31,7 +31,6 @@ from genai_gate.errors import TrackingError
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.provenance import collect
-from genai_gate.report import evidence
 from genai_gate.report.results import (
     RunInfo,
     baseline_doc,

@@ -16,6 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
+from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
+from genai_gate.commands.eval import EvalReport, run_eval
 from genai_gate.config import Config, load_config
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.github import (
@@ -28,9 +31,6 @@ from genai_gate.github import (
 )
 from genai_gate.report.summary import render_error
 from genai_gate.results import PhaseProgress
-from genai_gate.run_analyze import AnalyzeReport, Mode, run_analyze
-from genai_gate.run_deploy import DeployReport, preflight, run_deploy
-from genai_gate.run_eval import EvalReport, run_eval
 from genai_gate.tracking import scrub_credentials, tracking_password
 
 _WATCH: tuple[Mode, ...] = ("analyze", "promote", "rollback")

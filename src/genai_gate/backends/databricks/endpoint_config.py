@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genai_gate.deploy.plan import Entity, Rollout, TableConfig
 from genai_gate.errors import ConfigError
+from genai_gate.rollout.plan import Entity, Rollout, TableConfig
 
 _EXAMPLE = """{
   "served_entities": [

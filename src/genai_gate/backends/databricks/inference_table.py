@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from genai_gate.backends.databricks.serving_target import EVAL_REQUEST_PREFIX
 from genai_gate.errors import ConfigError, DataError, ServiceError
-from genai_gate.targets.databricks_endpoint import EVAL_REQUEST_PREFIX
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient

@@ -31,7 +31,7 @@ from genai_gate.targets.retry import RateLimiter, Retryable, RetryPolicy, call_w
 if TYPE_CHECKING:
     from databricks.sdk.service.serving import QueryEndpointResponse, ServingEndpointDetailed
 
-    from genai_gate.deploy.plan import Entity
+    from genai_gate.rollout.plan import Entity
 
 PREFIX = "endpoints:/"
 # Every call carries a client_request_id with this prefix. The inference table records it,
@@ -138,7 +138,7 @@ class DatabricksEndpointTarget:
         )
 
     def _pinned(self, endpoint: ServingEndpointDetailed, pin: str) -> tuple[Entity, int]:
-        from genai_gate.deploy.databricks import state_from_sdk
+        from genai_gate.backends.databricks.endpoints import state_from_sdk
 
         state = state_from_sdk(endpoint, str(self.client.config.host or ""))
         entity = state.champion() if pin == CHAMPION else state.entity(pin)

@@ -1,0 +1,1 @@
+"""One adapter per serving platform, behind the protocol in `backends.base`."""
