@@ -90,8 +90,6 @@ RELEASED_OUTPUTS = {
 }
 # The composite's install inputs: the container's image is prebuilt, with every extra.
 INSTALL = {i.name for i in inputs() if not i.cli}
-# Keys whose string form the config loader (coerce_text) cannot parse yet.
-LOADER_TODO = {"guidelines", "model-params", "custom-judges"}
 
 
 def _gate_env(flavour: Flavour) -> dict[str, str]:
@@ -192,20 +190,7 @@ def test_every_list_or_mapping_key_says_how_to_write_it() -> None:
             assert FORMS[key].render() in DOC["composite"]["inputs"][key]["description"]
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        pytest.param(
-            key,
-            marks=pytest.mark.xfail(
-                strict=True, reason="coerce_text does not parse this key from a string yet"
-            ),
-        )
-        if key in LOADER_TODO
-        else key
-        for key in FORMS
-    ],
-)
+@pytest.mark.parametrize("key", list(FORMS))
 def test_a_form_example_loads_as_the_key(key: str) -> None:
     values, _ = env_settings({env_name(key): FORMS[key].example})
     Config.model_validate(values)

@@ -121,12 +121,24 @@ def coerce_text(key: str, text: str) -> Any:
         if stripped.startswith("{"):
             return yaml.safe_load(stripped)
         return parse_lines(text)
-    if key == "columns":
+    if key == "guidelines":
+        # guidelines are sentences with commas in them: one per line, or a YAML list
+        if text.strip().startswith("["):
+            return _split_list(text)
+        return [ln.strip().removeprefix("- ").strip() for ln in text.splitlines() if ln.strip()]
+    if key in _MAPPING_EXAMPLES:
         loaded = yaml.safe_load(text)
         if not isinstance(loaded, dict):
-            raise ValueError("expected a mapping such as {inputs: question, expectations: answer}")
+            raise ValueError(f"expected a mapping such as {_MAPPING_EXAMPLES[key]}")
         return loaded
     return text
+
+
+_MAPPING_EXAMPLES = {
+    "columns": "{inputs: question, expectations: answer}",
+    "model-params": "{temperature: 0}",
+    "custom-judges": "{tone: 'Is the answer polite?'}",
+}
 
 
 def env_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
