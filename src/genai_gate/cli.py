@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from genai_gate.commands.canary import AnalyzeReport, Mode
     from genai_gate.commands.deploy import DeployReport
     from genai_gate.commands.eval import EvalReport
+    from genai_gate.results import ResultsDoc
 
 DEFAULT_OUT = "genai-gate-out"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,7 +85,7 @@ def _flag_value(flag: str, key: str, text: str, example: str) -> Any:
         raise ConfigError(f"{flag}: {problem}", fix=f"For example: {example}") from None
 
 
-def _print_verdict(doc: dict[str, Any], out_dir: Path) -> None:
+def _print_verdict(doc: ResultsDoc, out_dir: Path) -> None:
     from genai_gate.report.summary import fmt, fmt_ci, rule_text
     from genai_gate.thresholds import ABSOLUTE_OPS
 

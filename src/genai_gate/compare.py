@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from genai_gate.results import RowResult
+from genai_gate.results import ComparisonDoc, RowResult
 from genai_gate.scoring.base import BoundScorer
 from genai_gate.thresholds import Better
 
@@ -87,7 +87,7 @@ class Comparison:
     ci: tuple[float, float] | None  # 95% interval of delta; None below MIN_PAIRS pairs
     pairs: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ComparisonDoc:
         return {
             "metric": self.metric,
             "candidate": _finite(self.candidate),

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from genai_gate.results import RowError
+from genai_gate.results import CheckDoc, RowError
 from genai_gate.thresholds import ABSOLUTE_OPS, RelativeThreshold, Threshold
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Check:
     def relative(self) -> bool:
         return self.op not in ABSOLUTE_OPS
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> CheckDoc:
         return {
             "metric": self.metric,
             "op": self.op,

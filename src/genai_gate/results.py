@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from genai_gate.scoring.base import BoundScorer
 
@@ -92,3 +92,107 @@ class EvalResult:
     row_errors: tuple[RowError, ...]
     seconds: dict[str, float]
     cache: dict[str, Any] | None = None
+
+
+# ---------------------------------------------------------------- results.json, typed
+# The file is the gate's public record (its schema is RESULTS_SCHEMA); the summary, the CLI
+# and the action read it through these types, so a renamed key is a type error, not a KeyError.
+
+RESULTS_SCHEMA = "genai-gate.results/v1"
+
+
+class CheckDoc(TypedDict):
+    """One threshold's outcome (gate.Check)."""
+
+    metric: str
+    op: str
+    threshold: float
+    value: float | None
+    passed: bool
+    baseline: float | None
+    delta: float | None
+    ci: list[float] | None
+    status: str
+
+
+class ComparisonDoc(TypedDict):
+    """One metric, candidate against baseline (compare.Comparison)."""
+
+    metric: str
+    candidate: float | None
+    baseline: float | None
+    delta: float | None
+    ci: list[float] | None
+    pairs: int
+
+
+class ThresholdDoc(TypedDict):
+    metric: str
+    op: str
+    value: float
+    better: NotRequired[str]
+
+
+class RowErrorDoc(TypedDict):
+    where: str
+    stage: str
+    message: str
+
+
+class ErrorsDoc(TypedDict):
+    rows: int
+    allowed: int
+    details: list[RowErrorDoc]
+
+
+class DatasetDoc(TypedDict):
+    path: str
+    format: str
+    rows: int
+    file_sha256: str
+
+
+class BaselineDoc(TypedDict):
+    """What the candidate was compared with, its metrics, and every delta."""
+
+    ref: str
+    label: str
+    kind: str
+    model_identity: dict[str, Any]
+    rows: int
+    error_rows: int
+    pairs: int
+    regressed_rows: int
+    metrics: dict[str, float | None]
+    comparisons: list[ComparisonDoc]
+    cache: dict[str, Any] | None
+
+
+class ResultsDoc(TypedDict):
+    """results.json."""
+
+    schema: str
+    passed: bool
+    result: str  # passed | failed
+    metrics: dict[str, float | None]
+    checks: list[CheckDoc]
+    failures: list[str]
+    run_id: str | None
+    run_url: str | None
+    dataset_digest: str
+    model: str
+    model_identity: dict[str, Any] | None
+    dataset: DatasetDoc
+    scorers: list[str]
+    thresholds: list[ThresholdDoc]
+    rows: int
+    errors: ErrorsDoc
+    notices: list[str]
+    seconds: dict[str, float]
+    cache: dict[str, Any] | None
+    genai_gate_version: str
+    # added once the run is logged and compared
+    baseline: NotRequired[BaselineDoc | None]
+    provenance: NotRequired[dict[str, Any]]
+    judge: NotRequired[dict[str, Any] | None]
+    tracking_uri: NotRequired[str | None]

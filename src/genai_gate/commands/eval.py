@@ -41,7 +41,7 @@ from genai_gate.report.results import (
     worst_rows,
 )
 from genai_gate.report.summary import render_summary
-from genai_gate.results import EvalResult, PhaseProgress, RowResult
+from genai_gate.results import BaselineDoc, EvalResult, PhaseProgress, ResultsDoc, RowResult
 from genai_gate.scoring.base import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
@@ -60,7 +60,7 @@ from genai_gate.tracking import (
 @dataclass(frozen=True)
 class EvalReport:
     verdict: Verdict
-    doc: dict[str, Any]
+    doc: ResultsDoc
     out_dir: Path
     results_path: Path
     summary_path: Path
@@ -84,7 +84,7 @@ class _Compared:
     comparisons: dict[str, Comparison]
     rows: tuple[RowResult, ...]  # the baseline's
     regressions: list[RowChange]
-    doc: dict[str, Any]  # results.json's `baseline`
+    doc: BaselineDoc  # results.json's `baseline`
 
 
 def _compare(

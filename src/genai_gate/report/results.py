@@ -12,11 +12,16 @@ from typing import Any
 from genai_gate import __version__
 from genai_gate.compare import Comparison
 from genai_gate.gate import Verdict
-from genai_gate.results import EvalResult, RowResult
+from genai_gate.results import (
+    RESULTS_SCHEMA,
+    BaselineDoc,
+    EvalResult,
+    ResultsDoc,
+    RowResult,
+    ThresholdDoc,
+)
 from genai_gate.scoring.base import BoundScorer
 from genai_gate.thresholds import Better, RelativeThreshold, Threshold
-
-RESULTS_SCHEMA = "genai-gate.results/v1"
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ def results_doc(
     allowed_errors: int,
     notices: Sequence[str],
     relative: Sequence[RelativeThreshold] = (),
-) -> dict[str, Any]:
+) -> ResultsDoc:
     model = result.target.uri if result.target else "(outputs from the data)"
     return {
         "schema": RESULTS_SCHEMA,
@@ -61,9 +66,9 @@ def results_doc(
             "file_sha256": result.dataset.file_sha256,
         },
         "scorers": [s.name for s in result.scorers],
-        "thresholds": [{"metric": t.metric, "op": t.op, "value": t.value} for t in thresholds]
+        "thresholds": [ThresholdDoc(metric=t.metric, op=t.op, value=t.value) for t in thresholds]
         + [
-            {"metric": t.metric, "op": t.op, "value": t.limit, "better": t.better} for t in relative
+            ThresholdDoc(metric=t.metric, op=t.op, value=t.limit, better=t.better) for t in relative
         ],
         "rows": len(result.rows),
         "errors": {
@@ -136,7 +141,7 @@ def baseline_doc(
     pairs: int,
     regressed: int,
     cache: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> BaselineDoc:
     """results.json's `baseline`: what was compared with, its metrics, and every delta."""
     return {
         "ref": ref,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from genai_gate.report.results import row_record
-from genai_gate.results import RowResult
+from genai_gate.results import BaselineDoc, CheckDoc, ResultsDoc, RowResult
 from genai_gate.thresholds import ABSOLUTE_OPS
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ _STATUS = {
 }
 
 
-def rule_text(check: dict[str, Any]) -> str:
+def rule_text(check: CheckDoc) -> str:
     """`>= 0.8`, `max-drop 0.02`, `max-drop-pct 5%`, `must-improve`."""
     op = str(check["op"])
     if op == "must-improve":
@@ -73,7 +73,7 @@ def rule_text(check: dict[str, Any]) -> str:
     return f"{op} {fmt(check['threshold'])}{unit}"
 
 
-def status_text(check: dict[str, Any]) -> str:
+def status_text(check: CheckDoc) -> str:
     status = str(check.get("status") or ("passed" if check["passed"] else "failed"))
     if status == "inconclusive":
         return "⚠️ inconclusive, passes" if check["passed"] else "❌ inconclusive"
@@ -88,7 +88,7 @@ def fmt_ci(ci: Sequence[float] | None) -> str:
     return "—" if not ci else f"{ci[0]:+.4g} … {ci[1]:+.4g}"
 
 
-def _chart(checks: Sequence[dict[str, Any]], title: str, top: float) -> list[str]:
+def _chart(checks: Sequence[CheckDoc], title: str, top: float) -> list[str]:
     names = ", ".join(json.dumps(c["metric"]) for c in checks)
     values = ", ".join(f"{(c['value'] if c['value'] is not None else 0):.6g}" for c in checks)
     limits = ", ".join(f"{c['threshold']:.6g}" for c in checks)
@@ -104,7 +104,7 @@ def _chart(checks: Sequence[dict[str, Any]], title: str, top: float) -> list[str
     ]
 
 
-def mermaid_charts(checks: Sequence[dict[str, Any]]) -> list[str]:
+def mermaid_charts(checks: Sequence[CheckDoc]) -> list[str]:
     """Bars are the metrics, the line is the thresholds; 0-1 scores and the rest apart.
     Rules against the baseline have no line to draw, so they are left out."""
     checks = [c for c in checks if c["op"] in ABSOLUTE_OPS]
@@ -119,7 +119,7 @@ def mermaid_charts(checks: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _gated_table(doc: dict[str, Any]) -> list[str]:
+def _gated_table(doc: ResultsDoc) -> list[str]:
     if doc.get("baseline") is None:
         lines = ["| metric | value | threshold | status |", "|---|---:|---|---|"]
         for c in doc["checks"]:
@@ -140,7 +140,7 @@ def _gated_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _other_metrics(doc: dict[str, Any], gated: set[str]) -> list[str]:
+def _other_metrics(doc: ResultsDoc, gated: set[str]) -> list[str]:
     base = doc.get("baseline")
     if base is None:
         others = {k: v for k, v in doc["metrics"].items() if k not in gated}
@@ -167,8 +167,8 @@ def _scores(row: RowResult, names: Sequence[str]) -> str:
     return ", ".join(f"{k} {fmt(row.scores.get(k))}" for k in names)
 
 
-def _regressions(doc: dict[str, Any], changes: Sequence[RowChange]) -> list[str]:
-    total = doc["baseline"]["regressed_rows"]
+def _regressions(baseline: BaselineDoc, changes: Sequence[RowChange]) -> list[str]:
+    total = baseline["regressed_rows"]
     shown = f"{len(changes)} of {total}" if total > len(changes) else f"{total}"
     lines = [
         f"<details><summary>Rows that got worse than the baseline ({shown})</summary>",
@@ -190,7 +190,7 @@ def _regressions(doc: dict[str, Any], changes: Sequence[RowChange]) -> list[str]
 
 
 def render_summary(
-    doc: dict[str, Any],
+    doc: ResultsDoc,
     worst: Sequence[RowResult],
     *,
     config_yaml: str | None = None,
@@ -241,7 +241,7 @@ def render_summary(
         lines.append("")
     lines += _other_metrics(doc, {c["metric"] for c in doc["checks"]})
     if base is not None and regressions:
-        lines += _regressions(doc, regressions)
+        lines += _regressions(base, regressions)
     if worst:
         lines += [
             f"<details><summary>Worst {len(worst)} rows</summary>",
