@@ -36,7 +36,8 @@ from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, GateError, TrackingError
 from genai_gate.results import Dataset, RowResult
 from genai_gate.scoring.base import BoundScorer
-from genai_gate.targets import ENDPOINTS_PREFIX, Target, resolve_target
+from genai_gate.targets import ENDPOINTS_PREFIX, Target, remote_settings, resolve_target
+from genai_gate.targets.base import CHAMPION, ServingWorkspace
 
 RUN_PREFIX = "run:"
 NONE = "none"
@@ -70,20 +71,16 @@ class Resolution:
 
 
 def _deploy_default(
-    loaded: LoadedConfig, environ: Mapping[str, str]
+    loaded: LoadedConfig, workspace: ServingWorkspace
 ) -> tuple[str | None, str | None]:
     """`endpoints:/<endpoint>` when deploy is configured and credentials can exist."""
-    from genai_gate.backends.databricks.auth import auth_plan
-    from genai_gate.github import read_context
-
     cfg = loaded.config
     if cfg.endpoint is None:
         return None, None
-    how = auth_plan(environ, read_context(environ), cfg.databricks_host, cfg.databricks_client_id)
-    if not how.available:
+    if not workspace.available:
         return None, (
             f"the baseline defaults to what endpoint {cfg.endpoint!r} serves, and there are no "
-            f"Databricks credentials to read it ({how.reason})"
+            f"Databricks credentials to read it ({workspace.unavailable_reason})"
         )
     return f"{ENDPOINTS_PREFIX}{cfg.endpoint}", None
 
@@ -93,7 +90,7 @@ def resolve_baseline(
     dataset: Dataset,
     scorers: Sequence[BoundScorer],
     *,
-    environ: Mapping[str, str],
+    workspace: ServingWorkspace,
     tracking_uri: str,
 ) -> Resolution:
     cfg = loaded.config
@@ -101,7 +98,7 @@ def resolve_baseline(
     ref = cfg.baseline
     implicit = ref is None
     if ref is None:
-        ref, why_not = _deploy_default(loaded, environ)
+        ref, why_not = _deploy_default(loaded, workspace)
         if ref is None:
             if why_not is not None:
                 return Resolution(None, why_not, (f"no comparison: {why_not}",))
@@ -125,7 +122,7 @@ def resolve_baseline(
         if ref.startswith(RUN_PREFIX):
             return Resolution(_from_run(ref, label, dataset, scorers, tracking_uri))
         if ref.startswith(ENDPOINTS_PREFIX):
-            return _from_endpoint(ref, label, loaded, environ, implicit=implicit)
+            return _from_endpoint(ref, label, loaded, workspace, implicit=implicit)
         if ref.startswith("runs:/") and ref.removeprefix("runs:/").strip("/").count("/") == 0:
             raise ConfigError(
                 f"{label}: {ref!r} names a run but no model in it",
@@ -133,7 +130,9 @@ def resolve_baseline(
                 f"  baseline: run:{ref.removeprefix('runs:/').strip('/')}\n"
                 "To load a model logged in a run, add its path: runs:/<run-id>/model",
             )
-        target = resolve_target(ref, loaded, input_keys=list(dataset.rows[0].inputs))
+        target = resolve_target(
+            ref, loaded, input_keys=list(dataset.rows[0].inputs), workspace=workspace
+        )
     except GateError as exc:
         if exc.message.startswith(label):
             raise
@@ -144,30 +143,9 @@ def resolve_baseline(
     return Resolution(Baseline(ref, text, "model", target=target, identity=identity))
 
 
-def _endpoint_auth(loaded: LoadedConfig, environ: Mapping[str, str]) -> dict[str, str]:
-    """The sign-in deploy would use (deploy/auth.py), so `databricks-host` and
-    `databricks-client-id` apply to the baseline too."""
-    from genai_gate.backends.databricks.auth import auth_plan, require
-    from genai_gate.github import read_context
-
-    cfg = loaded.config
-    ctx = read_context(environ)
-    how = auth_plan(environ, ctx, cfg.databricks_host, cfg.databricks_client_id)
-    require(how, ctx)
-    auth = {"host": how.host} if how.host else {}
-    if how.auth_type:
-        auth["auth_type"] = how.auth_type
-        if how.client_id and how.auth_type == "github-oidc":
-            auth["client_id"] = how.client_id
-    return auth
-
-
 def _from_endpoint(
-    ref: str, label: str, loaded: LoadedConfig, environ: Mapping[str, str], *, implicit: bool
+    ref: str, label: str, loaded: LoadedConfig, workspace: ServingWorkspace, *, implicit: bool
 ) -> Resolution:
-    from genai_gate.backends.databricks.serving_target import CHAMPION, DatabricksEndpointTarget
-    from genai_gate.targets import remote_settings
-
     name, _, entity = ref.removeprefix(ENDPOINTS_PREFIX).strip("/").partition("/")
     if not name or "/" in entity:
         raise ConfigError(
@@ -175,11 +153,8 @@ def _from_endpoint(
             fix=FORMS,
         )
     try:
-        target = DatabricksEndpointTarget(
-            f"{ENDPOINTS_PREFIX}{name}",
-            pin=entity or CHAMPION,
-            auth=_endpoint_auth(loaded, environ),
-            **remote_settings(loaded),
+        target = workspace.endpoint_target(
+            f"{ENDPOINTS_PREFIX}{name}", pin=entity or CHAMPION, settings=remote_settings(loaded)
         )
     except GateError as exc:
         if not implicit:
@@ -190,12 +165,11 @@ def _from_endpoint(
             f"read: {exc.message}"
         )
         return Resolution(None, why, (f"no comparison: {why}",))
-    assert target.entity is not None
-    share = target.identity.details.get("traffic_percent", "0")
+    details = target.identity.details
     role = "served entity" if entity else "champion"
     text = (
-        f"{ref} ({role} {target.entity.name}: {target.entity.model} "
-        f"v{target.entity.version}, {share}% of traffic)"
+        f"{ref} ({role} {details['served_entity']}: {details['entity']}, "
+        f"{details.get('traffic_percent', '0')}% of traffic)"
     )
     return Resolution(
         Baseline(ref, text, "endpoint", target=target, identity=target.identity.as_dict())

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from genai_gate.commands.canary import AnalyzeReport, Mode
     from genai_gate.commands.deploy import DeployReport
     from genai_gate.commands.eval import EvalReport
+    from genai_gate.commands.run import Run
     from genai_gate.results import ResultsDoc
 
 DEFAULT_OUT = "genai-gate-out"
@@ -183,6 +184,8 @@ def eval_command(
 ) -> None:
     """Evaluate the model on the eval set and gate on the thresholds."""
     from genai_gate.commands.eval import run_eval
+    from genai_gate.commands.run import Run
+    from genai_gate.config import load_config
     from genai_gate.progress import Progress
 
     overrides, origins = _settings(
@@ -210,13 +213,8 @@ def eval_command(
         earlier = overrides.get("thresholds")
         overrides["thresholds"] = {**(earlier if isinstance(earlier, dict) else {}), **given}
         origins["thresholds"] = "--threshold"
-    report = run_eval(
-        config_path=config,
-        out_dir=out,
-        overrides=overrides,
-        override_origins=origins,
-        progress=Progress(enabled=not quiet),
-    )
+    loaded = load_config(config, environ=os.environ, overrides=overrides, override_origins=origins)
+    report = run_eval(Run(loaded, out), Progress(enabled=not quiet))
     _finish(report, out)
 
 
@@ -268,6 +266,25 @@ _deploy_options = _endpoint_options(
 _rollout_options = _endpoint_options(example="min-requests=50")
 
 
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _run(config: str | None, out: Path, overrides: dict[str, Any], origins: dict[str, str]) -> Run:
+    """The one config load of an endpoint command (plan, deploy, analyze, ...)."""
+    from genai_gate.commands.run import Run
+    from genai_gate.config import load_config
+
+    loaded = load_config(
+        config,
+        environ=os.environ,
+        overrides=overrides,
+        override_origins=origins,
+        require_data=False,
+    )
+    return Run(loaded, out)
+
+
 def _print_report(report: DeployReport | AnalyzeReport, as_json: bool) -> None:
     """Notices to stderr; the record as JSON, or the markdown report and the outputs."""
     for notice in report.notices:
@@ -291,14 +308,7 @@ def _run_deploy_command(
     from genai_gate.commands.deploy import run_deploy
 
     overrides, origins = _settings(sets, **flags)
-    report = run_deploy(
-        config_path=config,
-        out_dir=out,
-        apply=apply,
-        overrides=overrides,
-        override_origins=origins,
-        progress=lambda line: click.echo(line, err=True),
-    )
+    report = run_deploy(_run(config, out, overrides, origins), apply=apply, progress=_stderr)
     _print_report(report, as_json)
 
 
@@ -328,15 +338,8 @@ def _run_rollout_command(
     from genai_gate.commands.canary import run_analyze
 
     overrides, origins = _settings(sets, endpoint=endpoint)
-    report = run_analyze(
-        config_path=config,
-        out_dir=out,
-        mode=mode,
-        apply=apply,
-        overrides=overrides,
-        override_origins=origins,
-        progress=lambda line: click.echo(line, err=True),
-    )
+    run = _run(config, out, overrides, origins)
+    report = run_analyze(run, mode=mode, apply=apply, progress=_stderr)
     _print_report(report, as_json)
     if report.unhealthy:
         raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))

@@ -33,6 +33,7 @@ from genai_gate.scoring.base import (
 )
 from genai_gate.scoring.judges import judge_session
 from genai_gate.targets import Target
+from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.targets.retry import remote_deadline, scoring_deadline
 from genai_gate.targets.runner import Outcome, run_all
@@ -428,6 +429,7 @@ def evaluate_judged(
     target: Target | None,
     *,
     environ: Mapping[str, str],
+    workspace: ServingWorkspace,
     progress: PhaseProgress | None = None,
     cache: ResponseCache | None = None,
 ) -> tuple[EvalResult, dict[str, Any] | None]:
@@ -441,7 +443,7 @@ def evaluate_judged(
 
     @contextlib.contextmanager
     def judging() -> Iterator[None]:
-        with judge_session(cfg, judge_cache, environ) as gateway:
+        with judge_session(cfg, judge_cache, environ, workspace) as gateway:
             gateways.append(gateway)
             yield
 

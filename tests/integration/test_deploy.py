@@ -127,7 +127,8 @@ def test_first_deploy_creates_the_endpoint_through_github_oidc(
     # signed in with the exchanged token only: no PAT, and every API call authenticated by OIDC
     api = [r for r in ws.requests if r.path.startswith("/api/")]
     assert api and {r.auth for r in api} == {"oauth"}
-    assert ws.exchanges >= len(api)
+    # one exchange, reused for every call until it expires (session.py)
+    assert ws.exchanges == 1 and len(api) > 1
 
     out = tmp_path / "out"
     record = read_records(out / "evidence.json")[-1]
@@ -410,6 +411,43 @@ def test_a_push_to_main_gates_then_deploys(
     client = MlflowClient(f"sqlite:///{project.out / 'mlflow.db'}")
     assert "deploy.json" in [a.path for a in client.list_artifacts(run_id)]
     assert client.get_run(run_id).data.tags["genai-gate.endpoint-config-version"] == "2"
+
+
+def test_a_push_run_loads_the_config_once_and_signs_in_once(
+    cli: Any, project: Any, ws: FakeDatabricks, job: dict[str, str], monkeypatch: Any
+) -> None:
+    """The regression check of the redesign: one push run (preflight, eval with the
+    endpoint's champion as baseline, deploy) reads its config once, builds one
+    WorkspaceClient and exchanges its GitHub token once."""
+    from databricks.sdk import WorkspaceClient
+
+    from genai_gate.config import load as config_load
+
+    counts = {"config reads": 0, "clients": 0}
+    read_file, client_init = config_load._read_file, WorkspaceClient.__init__
+
+    def counted_read(*args: Any, **kwargs: Any) -> Any:
+        counts["config reads"] += 1
+        return read_file(*args, **kwargs)
+
+    def counted_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        counts["clients"] += 1
+        client_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(config_load, "_read_file", counted_read)
+    monkeypatch.setattr(WorkspaceClient, "__init__", counted_init)
+    serving_v12(ws)
+    project.config(GATED)
+    result = action(cli, project, job)
+    assert result.code == 0, result.text
+    assert routes(ws) == {"bot-12": 90, "bot-13": 10}
+    reads = [
+        r for r in ws.requests if (r.method, r.path) == ("GET", "/api/2.0/serving-endpoints/bot")
+    ]
+    assert counts == {"config reads": 1, "clients": 1}
+    assert ws.exchanges == 1
+    # preflight, the baseline's champion, deploy's state, the waiter's poll, the final state
+    assert len(reads) == 5
 
 
 def test_a_failing_gate_never_deploys(

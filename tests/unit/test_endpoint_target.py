@@ -139,20 +139,26 @@ def test_model_params_the_endpoint_cannot_take_are_refused_first(
 def test_a_pinned_target_bypasses_the_traffic_split(
     workspace: FakeDatabricks, monkeypatch: pytest.MonkeyPatch, project: Project
 ) -> None:
-    from genai_gate.backends.databricks.serving_target import CHAMPION, DatabricksEndpointTarget
+    from genai_gate.backends.databricks.session import Workspace
     from genai_gate.config import load_config
+    from genai_gate.github import read_context
     from genai_gate.results import EvalRow
     from genai_gate.targets import remote_settings
+    from genai_gate.targets.base import CHAMPION
 
     endpoint = workspace.endpoints["qa-bot"]
     endpoint.entities[0].traffic = 10
     endpoint.entities.append(ServedEntity("challenger", "main.ml.qa", "4", wrong, 90))
     endpoint.tags = [{"key": "genai-gate.champion", "value": "champion"}]
-    monkeypatch.setenv("DATABRICKS_HOST", workspace.host)
-    monkeypatch.setenv("DATABRICKS_TOKEN", PAT)
+    env = {"DATABRICKS_HOST": workspace.host, "DATABRICKS_TOKEN": PAT}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     setup(project)
     loaded = load_config(project.root / "genai-gate.yml", environ={})
-    target = DatabricksEndpointTarget("endpoints:/qa-bot", pin=CHAMPION, **remote_settings(loaded))
+    # the run's one workspace gives every endpoint target (the model, the baseline, a pin)
+    ws = Workspace(env, loaded.config, loaded.config, read_context(env))
+    settings = remote_settings(loaded)
+    target: Any = ws.endpoint_target("endpoints:/qa-bot", pin=CHAMPION, settings=settings)
     rows = [EvalRow(i, f"line {i}", {"question": q}, None) for i, q in enumerate(ANSWERS)]
     assert [target.predict(r) for r in rows] == list(ANSWERS.values())
     assert dict(workspace.served) == {"champion": 4}  # the tagged champion, at 10% traffic
@@ -164,9 +170,7 @@ def test_a_pinned_target_bypasses_the_traffic_split(
         "model": "main.ml.qa",
         "version": "3",
     }
-    pinned = DatabricksEndpointTarget(
-        "endpoints:/qa-bot", pin="challenger", **remote_settings(loaded)
-    )
+    pinned = ws.endpoint_target("endpoints:/qa-bot", pin="challenger", settings=settings)
     assert pinned.predict(rows[0]) == "no idea"
     assert workspace.served["challenger"] == 1
 

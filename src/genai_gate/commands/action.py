@@ -19,7 +19,8 @@ from pathlib import Path
 from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
 from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
 from genai_gate.commands.eval import EvalReport, run_eval
-from genai_gate.config import Config, load_config
+from genai_gate.commands.run import Run
+from genai_gate.config import Config, LoadedConfig, load_config
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.github import (
     CommentResult,
@@ -305,13 +306,13 @@ def run_action(
     log: Callable[[str], None] = lambda _line: None,
 ) -> ActionResult:
     runner = Runner(environ)
+    loaded: LoadedConfig | None = None
+    refused: GateError | None = None
     try:
-        settings: Config | None = load_config(
-            config_path, environ=environ, require_data=False
-        ).config
-    except GateError:
-        settings = None  # reported below, once the failure report can be written
-    secrets = _secrets(environ, settings)
+        loaded = load_config(config_path, environ=environ, require_data=False)
+    except GateError as exc:
+        refused = exc  # raised below, where the failure report can be written
+    secrets = _secrets(environ, loaded.config if loaded else None)
     for secret in secrets:
         runner.mask(secret)
     # the model and scorers are the PR's own code: they run without the comment token
@@ -332,8 +333,11 @@ def run_action(
     watched: AnalyzeReport | None = None
     parts: list[str] = []
     try:
-        # a config that failed above fails again here, where its report is written
-        cfg = settings or load_config(config_path, environ=environ, require_data=False).config
+        if loaded is None:
+            assert refused is not None
+            raise refused
+        run = Run(loaded, out_dir, environ)
+        cfg = loaded.config
         deploy, watch = _configured(cfg)
         commands = choose_commands(
             environ.get("GENAI_GATE_COMMAND"), ctx, deploy=deploy, watch=watch
@@ -341,25 +345,16 @@ def run_action(
         if "deploy" in commands:
             # before the eval, so a missing `id-token: write` costs seconds, not an eval
             command = "deploy"
-            preflight(config_path=config_path, environ=environ, apply=True)
+            preflight(run)
         if "eval" in commands:
             command = "eval"
             with runner.group("genai-gate eval"):
-                report = run_eval(
-                    config_path=config_path, out_dir=out_dir, environ=environ, progress=progress
-                )
+                report = run_eval(run, progress)
             parts.append(_eval_outputs(runner, report, environ, secrets))
         for mode in (m for m in _WATCH if m in commands):
             command = mode
             with runner.group(f"genai-gate {mode}"):
-                watched = run_analyze(
-                    config_path=config_path,
-                    out_dir=out_dir,
-                    mode=mode,
-                    apply=True,
-                    environ=environ,
-                    progress=log,
-                )
+                watched = run_analyze(run, mode=mode, apply=True, progress=log)
             parts.append(_analysis_outputs(runner, watched, ctx, environ, token, secrets))
         gate_open = report is None or (report.verdict.passed and report.tracking_error is None)
         for command in (c for c in commands if c in ("plan", "deploy")):
@@ -368,13 +363,7 @@ def run_action(
                 runner.append_summary(parts[-1])
                 continue
             with runner.group(f"genai-gate {command}"):
-                deployed = run_deploy(
-                    config_path=config_path,
-                    out_dir=out_dir,
-                    apply=command == "deploy",
-                    environ=environ,
-                    progress=log,
-                )
+                deployed = run_deploy(run, apply=command == "deploy", progress=log)
             parts.append(_deploy_outputs(runner, deployed, secrets, eval_ran=report is not None))
     except GateError as exc:
         parts.append(

@@ -7,16 +7,14 @@ scorers -> decision (pure) -> [apply through deploy's path: wait, restore, evide
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from genai_gate import __version__, evidence
-from genai_gate.backends.databricks.auth import endpoint_access, require
-from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints, connect
+from genai_gate.backends.databricks.auth import refuse_on_pull_request
+from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints
 from genai_gate.backends.databricks.inference_table import (
     EntityTraffic,
     TrafficSource,
@@ -24,9 +22,9 @@ from genai_gate.backends.databricks.inference_table import (
     local_source,
     warehouse_source,
 )
-from genai_gate.config import LoadedConfig, load_config
+from genai_gate.commands.run import Run
+from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, GateError
-from genai_gate.github import Runner
 from genai_gate.provenance import collect
 from genai_gate.report.analysis import render_analysis
 from genai_gate.rollout.decision import Action, Decision, Rules, decide, quality_deltas
@@ -148,24 +146,9 @@ def _rollout_for(
 
 
 def run_analyze(
-    *,
-    config_path: str | None,
-    out_dir: Path,
-    mode: Mode,
-    apply: bool,
-    overrides: Mapping[str, Any] | None = None,
-    override_origins: Mapping[str, str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    run: Run, *, mode: Mode, apply: bool, progress: Callable[[str], None] = lambda _line: None
 ) -> AnalyzeReport:
-    environ = os.environ if environ is None else environ
-    loaded = load_config(
-        config_path,
-        environ=environ,
-        overrides=overrides,
-        override_origins=override_origins,
-        require_data=False,
-    )
+    loaded, out_dir, environ = run.loaded, run.out_dir, run.environ
     cfg = loaded.config
     if cfg.endpoint is None:
         raise ConfigError(
@@ -174,10 +157,9 @@ def run_analyze(
         )
     endpoint = cfg.endpoint
     # traffic moves only from the default branch's workflows, never from a PR's code
-    ctx, how = endpoint_access(environ, cfg, apply=apply)
-    runner = Runner(environ)
-    require(how, ctx)
-    endpoints = connect(how, environ, progress, runner.mask)
+    if apply:
+        refuse_on_pull_request(run.ctx)
+    endpoints = run.workspace.endpoints(progress)
     state = endpoints.read(endpoint)
     if state is None:
         raise ConfigError(
@@ -214,7 +196,7 @@ def run_analyze(
                 + ", ".join(f"{len(v)} request(s) of {k}" for k, v in sampled.items())
                 + f" with {', '.join(s.name for s in scorers)}"
             )
-            scores = score_traffic(loaded, scorers, sampled, environ, notices)
+            scores = score_traffic(loaded, scorers, sampled, environ, run.workspace, notices)
             deltas = quality_deltas(
                 scores.get(champion.name, {}), scores.get(challenger.name, {}), better
             )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from genai_gate import __version__, evidence
-from genai_gate.backends.databricks.auth import endpoint_access, require
+from genai_gate.backends.databricks.auth import refuse_on_pull_request
 from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
-from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints, connect
-from genai_gate.config import LoadedConfig, load_config
+from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints
+from genai_gate.commands.run import Run
+from genai_gate.config import LoadedConfig
 from genai_gate.errors import AuthError, ConfigError, GateError
-from genai_gate.github import Runner
 from genai_gate.provenance import collect
 from genai_gate.report.plan import render_plan, render_unplanned
 from genai_gate.rollout.plan import (
@@ -97,15 +96,13 @@ def check_settings(loaded: LoadedConfig) -> str:
     return cfg.endpoint
 
 
-def preflight(*, config_path: str | None, environ: Mapping[str, str], apply: bool) -> None:
+def preflight(run: Run) -> None:
     """What `deploy` would refuse, found before the eval spends a minute: the settings, a
     pull request, credentials that cannot exist (no `id-token: write`, a fork), and a token
     the federation policy refuses (one read of the endpoint signs in for real)."""
-    loaded = load_config(config_path, environ=environ, require_data=False)
-    endpoint = check_settings(loaded)
-    ctx, how = endpoint_access(environ, loaded.config, apply=apply)
-    require(how, ctx)
-    connect(how, environ, lambda _line: None, Runner(environ).mask).read(endpoint)
+    endpoint = check_settings(run.loaded)
+    refuse_on_pull_request(run.ctx)
+    run.workspace.endpoints().read(endpoint)
 
 
 def build_plan(
@@ -173,27 +170,14 @@ def _write(out_dir: Path, name: str, doc: dict[str, Any], summary: str) -> None:
 
 
 def run_deploy(
-    *,
-    config_path: str | None,
-    out_dir: Path,
-    apply: bool,
-    overrides: Mapping[str, Any] | None = None,
-    override_origins: Mapping[str, str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    run: Run, *, apply: bool, progress: Callable[[str], None] = lambda _line: None
 ) -> DeployReport:
-    environ = os.environ if environ is None else environ
     command = "deploy" if apply else "plan"
-    loaded = load_config(
-        config_path,
-        environ=environ,
-        overrides=overrides,
-        override_origins=override_origins,
-        require_data=False,
-    )
+    loaded, out_dir, environ, ctx = run.loaded, run.out_dir, run.environ, run.ctx
     endpoint = check_settings(loaded)
-    ctx, how = endpoint_access(environ, loaded.config, apply=apply)
-    runner = Runner(environ)
+    if apply:
+        refuse_on_pull_request(ctx)
+    how = run.workspace.auth
     cfg = loaded.config
 
     def unplanned(reason: str) -> DeployReport:
@@ -207,8 +191,7 @@ def run_deploy(
             f"No Databricks credentials on this pull request ({how.reason}), so the plan "
             "could not read the endpoint."
         )
-    require(how, ctx)
-    endpoints = connect(how, environ, progress, runner.mask)
+    endpoints = run.workspace.endpoints(progress)
 
     try:
         state = endpoints.read(endpoint)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +23,10 @@ from typing import Any
 import yaml
 
 from genai_gate import __version__, evidence
-from genai_gate.baseline import Baseline, resolve_baseline
+from genai_gate.baseline import Baseline, Resolution, resolve_baseline
+from genai_gate.commands.run import Run
 from genai_gate.compare import Comparison, RowChange, compare, pair_rows, regressed_rows
-from genai_gate.config import LoadedConfig, load_config
+from genai_gate.config import LoadedConfig
 from genai_gate.data import load_dataset
 from genai_gate.errors import TrackingError
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
@@ -41,7 +42,14 @@ from genai_gate.report.results import (
     worst_rows,
 )
 from genai_gate.report.summary import render_summary
-from genai_gate.results import BaselineDoc, EvalResult, PhaseProgress, ResultsDoc, RowResult
+from genai_gate.results import (
+    BaselineDoc,
+    Dataset,
+    EvalResult,
+    PhaseProgress,
+    ResultsDoc,
+    RowResult,
+)
 from genai_gate.scoring.base import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
@@ -122,35 +130,29 @@ def _compare(
     return _Compared(comparisons, rows, regressions, doc)
 
 
-def run_eval(
-    *,
-    config_path: str | None,
-    out_dir: Path,
-    overrides: Mapping[str, Any] | None = None,
-    override_origins: Mapping[str, str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    progress: PhaseProgress | None = None,
-) -> EvalReport:
-    environ = os.environ if environ is None else environ
+def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
+    """Prepare (everything checkable without a model call), evaluate, decide, write, log."""
     for key, value in tracking_env().items():
         os.environ.setdefault(key, value)
     started_at = _now()
-    loaded: LoadedConfig = load_config(
-        config_path, environ=environ, overrides=overrides, override_origins=override_origins
-    )
-    tracking_uri = default_tracking_uri(out_dir, loaded.config.tracking_uri, environ)
+    tracking_uri = default_tracking_uri(run.out_dir, run.loaded.config.tracking_uri, run.environ)
     with use_tracking_uri(tracking_uri):
-        return _run(loaded, out_dir, environ, progress, tracking_uri, started_at)
+        prepared = _prepare(run, tracking_uri)
+        evaluated = _evaluate(run, prepared, progress)
+        return _report(run, prepared, evaluated, tracking_uri, started_at)
 
 
-def _run(
-    loaded: LoadedConfig,
-    out_dir: Path,
-    environ: Mapping[str, str],
-    progress: PhaseProgress | None,
-    tracking_uri: str,
-    started_at: str,
-) -> EvalReport:
+@dataclass(frozen=True)
+class _Prepared:
+    scorers: tuple[BoundScorer, ...]
+    dataset: Dataset
+    target: Target | None
+    resolution: Resolution
+    notices: list[str]
+
+
+def _prepare(run: Run, tracking_uri: str) -> _Prepared:
+    loaded = run.loaded
     cfg = loaded.config
     notices = list(loaded.notices)
     scorers = configured_scorers(loaded, notices)
@@ -166,14 +168,26 @@ def _run(
     target = None
     if cfg.model:
         input_keys = list(dataset.rows[0].inputs)
-        target = resolve_target(cfg.model, loaded, input_keys=input_keys)
+        target = resolve_target(cfg.model, loaded, input_keys=input_keys, workspace=run.workspace)
     # the baseline is resolved (read, loaded, its digest checked) before any model call too
     resolution = resolve_baseline(
-        loaded, dataset, scorers, environ=environ, tracking_uri=tracking_uri
+        loaded, dataset, scorers, workspace=run.workspace, tracking_uri=tracking_uri
     )
     notices += resolution.notices
-    baseline = resolution.baseline
+    return _Prepared(scorers, dataset, target, resolution, notices)
 
+
+@dataclass(frozen=True)
+class _Evaluated:
+    result: EvalResult
+    compared: _Compared | None
+    judge_stats: dict[str, Any] | None
+
+
+def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Evaluated:
+    """The candidate, then the baseline, with the same rows, scorers, judges and cache."""
+    loaded, scorers = run.loaded, prep.scorers
+    cfg = loaded.config
     judge_cache = None
     gateways: list[Any] = []
     scoring_context = None
@@ -182,18 +196,17 @@ def _run(
 
         @contextlib.contextmanager
         def judging() -> Iterator[None]:
-            with judge_session(cfg, judge_cache, environ) as gateway:
+            with judge_session(cfg, judge_cache, run.environ, run.workspace) as gateway:
                 gateways.append(gateway)
                 yield
 
         scoring_context = judging
 
     def run_target(answering: Target | None, phases: PhaseProgress | None) -> EvalResult:
-        # the candidate and the baseline share the runner, scorers, judges and cache folder
         cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
         return evaluate(
             loaded,
-            dataset,
+            prep.dataset,
             scorers,
             answering,
             progress=phases,
@@ -201,7 +214,8 @@ def _run(
             scoring_context=scoring_context,
         )
 
-    result = run_target(target, progress)
+    result = run_target(prep.target, progress)
+    baseline = prep.resolution.baseline
     baseline_eval = None
     if baseline is not None and baseline.target is not None:
         baseline_eval = run_target(baseline.target, _prefixed(progress, "baseline-"))
@@ -216,17 +230,26 @@ def _run(
             **totals,
             "cache": judge_cache.stats() if judge_cache else None,
         }
-
     compared = None
     if baseline is not None:
         compared = _compare(loaded, scorers, result, baseline, baseline_eval)
         if compared.doc["error_rows"]:
-            notices.append(
+            prep.notices.append(
                 f"the baseline failed on {compared.doc['error_rows']} of {len(compared.rows)} "
                 "rows; those rows are left out of the comparison"
             )
+    return _Evaluated(result, compared, judge_stats)
+
+
+def _report(
+    run: Run, prep: _Prepared, done: _Evaluated, tracking_uri: str, started_at: str
+) -> EvalReport:
+    """The verdict, the files (results, summary, rows, evidence), then the MLflow run."""
+    loaded, out_dir = run.loaded, run.out_dir
+    cfg = loaded.config
+    result, compared, dataset = done.result, done.compared, prep.dataset
+    baseline = prep.resolution.baseline
     comparisons = compared.comparisons if compared else None
-    baseline_info = compared.doc if compared else None
     allowed = cfg.allowed_errors(len(dataset.rows))
     verdict = decide(
         loaded.thresholds,
@@ -236,12 +259,12 @@ def _run(
         allowed_errors=allowed,
         relative=loaded.relative,
         comparisons=comparisons,
-        no_baseline=resolution.unavailable,
+        no_baseline=prep.resolution.unavailable,
         baseline_label=baseline.label if baseline else "the baseline",
         inconclusive=cfg.inconclusive,
     )
 
-    prov = collect(loaded.base_dir, environ)
+    prov = collect(loaded.base_dir, run.environ)
     out_dir.mkdir(parents=True, exist_ok=True)
     tags = {
         "genai_gate.version": __version__,
@@ -253,16 +276,16 @@ def _run(
         **({"mlflow.user": prov.actor} if prov.actor else {}),
     }
     tracking_error: TrackingError | None = None
-    run = None
+    mlflow_run = None
     try:
-        run = start_run(tracking_uri, cfg.experiment, cfg.run_name, tags)
+        mlflow_run = start_run(tracking_uri, cfg.experiment, cfg.run_name, tags)
     except TrackingError as exc:
         tracking_error = exc
 
     info = RunInfo(
-        run_id=run.run_id if run else None,
+        run_id=mlflow_run.run_id if mlflow_run else None,
         tracking_uri=redact(tracking_uri),
-        run_url=run.url if run else None,
+        run_url=mlflow_run.url if mlflow_run else None,
         experiment=cfg.experiment,
     )
     doc = results_doc(
@@ -271,16 +294,17 @@ def _run(
         loaded.thresholds,
         info,
         allowed_errors=allowed,
-        notices=notices,
+        notices=prep.notices,
         relative=loaded.relative,
     )
+    baseline_info = compared.doc if compared else None
     doc["baseline"] = baseline_info
     doc["provenance"] = prov.as_dict()
-    served = getattr(target, "served_models", None)
+    served = getattr(prep.target, "served_models", None)
     if callable(served) and doc["model_identity"] is not None:
         # which served entities answered: the traffic split, seen from the eval
         doc["model_identity"]["served_models"] = served()
-    doc["judge"] = judge_stats
+    doc["judge"] = done.judge_stats
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
     effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -320,8 +344,12 @@ def _run(
             "model": doc["model_identity"] or {"uri": doc["model"]},
             "baseline": (
                 {
-                    k: baseline_info[k]
-                    for k in ("ref", "label", "kind", "model_identity", "pairs", "metrics")
+                    "ref": baseline_info["ref"],
+                    "label": baseline_info["label"],
+                    "kind": baseline_info["kind"],
+                    "model_identity": baseline_info["model_identity"],
+                    "pairs": baseline_info["pairs"],
+                    "metrics": baseline_info["metrics"],
                 }
                 if baseline_info
                 else None
@@ -346,13 +374,13 @@ def _run(
         },
     )
 
-    if run is not None:
+    if mlflow_run is not None:
         params = {
             "model": doc["model"],
             "data": str(dataset.path),
             "dataset_digest": dataset.digest,
             "rows": len(dataset.rows),
-            "scorers": ",".join(s.name for s in scorers),
+            "scorers": ",".join(s.name for s in prep.scorers),
             "thresholds": {t.metric: t.describe() for t in loaded.thresholds},
             "max_errors": cfg.max_errors,
             "concurrency": cfg.concurrency,
@@ -374,7 +402,7 @@ def _run(
                 metrics[f"delta/{name}"] = comparison.delta
         try:
             finish_run(
-                run,
+                mlflow_run,
                 params=params,
                 metrics=metrics,
                 dataset={

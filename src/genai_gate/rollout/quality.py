@@ -21,6 +21,7 @@ from genai_gate.evaluate import evaluate_judged
 from genai_gate.results import Dataset, EvalRow
 from genai_gate.scoring.base import BoundScorer
 from genai_gate.scoring.registry import configured_scorers
+from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.thresholds import Better
 
@@ -79,6 +80,7 @@ def score_traffic(
     scorers: Sequence[BoundScorer],
     exchanges: Mapping[str, Sequence[Exchange]],
     environ: Mapping[str, str],
+    workspace: ServingWorkspace,
     notices: list[str] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """Per served entity, per scorer: the score of each judged request."""
@@ -104,7 +106,9 @@ def score_traffic(
             columns=("inputs", "outputs"),
             has_outputs=True,
         )
-        result, _ = evaluate_judged(loaded, dataset, scorers, None, environ=environ, cache=cache)
+        result, _ = evaluate_judged(
+            loaded, dataset, scorers, None, environ=environ, workspace=workspace, cache=cache
+        )
         failed = sum(1 for r in result.rows if r.error or r.scorer_errors)
         if failed and notices is not None:
             first = next(

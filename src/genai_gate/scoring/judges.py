@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from genai_gate.config import Config
-from genai_gate.errors import AuthError, ConfigError
+from genai_gate.errors import ConfigError
+from genai_gate.targets.base import ServingWorkspace
 
 # name -> (MLflow class name, needs expectations)
 JUDGES: dict[str, tuple[str, bool]] = {
@@ -91,24 +92,13 @@ def judge_model_name(judge: str) -> str | None:
     return None
 
 
-def _databricks_upstream() -> tuple[str, Callable[[], dict[str, str]]]:
-    """The workspace's OpenAI-compatible route, with the SDK's unified auth per call."""
-    from databricks.sdk.core import Config
-
-    from genai_gate.backends.databricks.serving_target import AUTH_FIX
-
-    try:
-        config = Config()
-    except ValueError as exc:
-        raise AuthError(f"no Databricks credentials for the judge: {exc}", fix=AUTH_FIX) from exc
-    return f"{(config.host or '').rstrip('/')}/serving-endpoints", config.authenticate
-
-
 _SESSION = threading.Lock()
 
 
 @contextlib.contextmanager
-def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterator[Any]:
+def judge_session(
+    cfg: Config, cache: Any, environ: Mapping[str, str], workspace: ServingWorkspace
+) -> Iterator[Any]:
     """Start the gateway and point MLflow's judges at it for the duration of the scoring."""
     from genai_gate.scoring.judge_gateway import JudgeGateway
     from genai_gate.targets.http_chat import check_key
@@ -118,7 +108,7 @@ def judge_session(cfg: Config, cache: Any, environ: Mapping[str, str]) -> Iterat
     policy, limiter = policy_and_limiter(cfg.retries, cfg.requests_per_minute)
     auth_headers = None
     if (cfg.judge or "").startswith(ENDPOINTS_PREFIX):
-        upstream, auth_headers = _databricks_upstream()
+        upstream, auth_headers = workspace.chat_route()
     else:
         upstream = base_url(cfg.judge_base_url or cfg.base_url, environ)
     gateway = JudgeGateway(

@@ -9,7 +9,7 @@ from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
 from genai_gate.pyimport import PREFIX
 from genai_gate.results import TargetIdentity
-from genai_gate.targets.base import Target
+from genai_gate.targets.base import ServingWorkspace, Target
 
 __all__ = ["Target", "TargetIdentity", "resolve_target"]
 
@@ -39,7 +39,9 @@ def remote_settings(loaded: LoadedConfig) -> dict[str, Any]:
     }
 
 
-def resolve_target(ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str]) -> Target:
+def resolve_target(
+    ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str], workspace: ServingWorkspace
+) -> Target:
     base_dir, cfg = loaded.base_dir, loaded.config
     if ref.startswith(OPENAI_PREFIX):
         import os
@@ -53,9 +55,7 @@ def resolve_target(ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str])
             **remote_settings(loaded),
         )
     if ref.startswith(ENDPOINTS_PREFIX):
-        from genai_gate.backends.databricks.serving_target import DatabricksEndpointTarget
-
-        return DatabricksEndpointTarget(ref, **remote_settings(loaded))
+        return workspace.endpoint_target(ref, pin=None, settings=remote_settings(loaded))
     if ref.startswith(PREFIX):
         from genai_gate.targets.python_callable import PythonCallableTarget
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from genai_gate.results import EvalRow, TargetIdentity
+
+# a pin on a served endpoint: the entity tagged champion, else the one with the most traffic
+CHAMPION = "@champion"
 
 
 class Target(Protocol):
@@ -28,4 +31,25 @@ class Target(Protocol):
 
     def predict_batch(self, rows: Sequence[EvalRow]) -> list[Any]:
         """One answer per row, in order; raise to fail the whole batch."""
+        ...
+
+
+class ServingWorkspace(Protocol):
+    """A serving platform's workspace, as eval sees it: endpoints that answer as the model,
+    the baseline or the judge. The backend builds it once per run (one sign-in)."""
+
+    @property
+    def available(self) -> bool:
+        """Whether credentials can exist at all (checked without a network call)."""
+        ...
+
+    @property
+    def unavailable_reason(self) -> str: ...
+
+    def endpoint_target(self, ref: str, *, pin: str | None, settings: Mapping[str, Any]) -> Target:
+        """`ref` as a target; `pin` names one served entity (or "@champion")."""
+        ...
+
+    def chat_route(self) -> tuple[str, Callable[[], dict[str, str]]]:
+        """The OpenAI-compatible base URL and a function giving fresh auth headers."""
         ...

@@ -106,18 +106,30 @@ def require(plan: AuthPlan, ctx: Context) -> None:
     )
 
 
-def make_client(plan: AuthPlan) -> WorkspaceClient:
+def make_client(
+    plan: AuthPlan, environ: Mapping[str, str], *, timeout: float, pool: int
+) -> WorkspaceClient:
+    """One client for the run. `timeout` bounds one HTTP call and the SDK's own retries
+    (429/503, honouring Retry-After), so they never multiply with genai-gate's retry policy;
+    `pool` keeps a connection for every worker."""
     from databricks.sdk import WorkspaceClient
+    from databricks.sdk.core import Config
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {
+        "http_timeout_seconds": int(max(1, timeout)),
+        "retry_timeout_seconds": int(timeout) + 1,
+        "max_connection_pools": pool,
+        "max_connections_per_pool": pool,
+    }
     if plan.host:
         kwargs["host"] = plan.host
-    if plan.client_id and plan.auth_type == "github-oidc":
+    if plan.auth_type == "github-oidc":
         kwargs["client_id"] = plan.client_id
-    if plan.auth_type:
+        kwargs["credentials_strategy"] = _cached_github_oidc(environ)
+    elif plan.auth_type:
         kwargs["auth_type"] = plan.auth_type
     try:
-        return WorkspaceClient(**kwargs)
+        return WorkspaceClient(config=Config(**kwargs))
     except ValueError as exc:
         raise AuthError(
             f"cannot sign in to Databricks with {plan.describe()}: {_first_line(exc)}",
@@ -126,6 +138,49 @@ def make_client(plan: AuthPlan) -> WorkspaceClient:
             "On a laptop: `databricks auth login --host <workspace>`, or set DATABRICKS_HOST "
             f"and DATABRICKS_TOKEN.\nSee {DOCS}",
         ) from None
+
+
+def _github_id_token(environ: Mapping[str, str], audience: str | None) -> str:
+    """The job's GitHub OIDC token for `audience`; "" when the job cannot have one."""
+    import requests
+
+    url = environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    bearer = environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if not url or not bearer:
+        return ""
+    # GitHub's URL already has `?api-version=...`
+    full = f"{url}&audience={audience}" if audience else url
+    resp = requests.get(full, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
+    resp.raise_for_status()
+    return str(resp.json().get("value") or "")
+
+
+def _cached_github_oidc(environ: Mapping[str, str]) -> Any:
+    """The `github-oidc` sign-in, with the exchanged token cached until it expires (see
+    session.py for why the SDK's own strategy is not used). The ID token is held in memory
+    and sent only to the token endpoint; it is not masked here because masking prints a
+    workflow command on stdout, which would corrupt `--json` output."""
+    from databricks.sdk import oidc
+    from databricks.sdk.credentials_provider import (
+        oauth_credentials_strategy,
+        oidc_credentials_provider,
+    )
+
+    class GitHubIdTokenSource(oidc.IdTokenSource):
+        def __init__(self, audience: str | None) -> None:
+            self.audience = audience
+
+        def id_token(self) -> oidc.IdToken:
+            token = _github_id_token(environ, self.audience)
+            if not token:
+                raise ValueError("no GitHub OIDC token (is `id-token: write` granted?)")
+            return oidc.IdToken(jwt=token)
+
+    def github_oidc(cfg: Any) -> Any:
+        audience = cfg.token_audience or cfg.databricks_oidc_endpoints.token_endpoint
+        return oidc_credentials_provider(cfg, GitHubIdTokenSource(audience))
+
+    return oauth_credentials_strategy("github-oidc", ["host", "client_id"])(github_oidc)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -141,15 +196,8 @@ def debug_claims(
     import jwt
     import requests
 
-    url = environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
-    bearer = environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    if not url or not bearer:
-        return {}
     try:
-        # GitHub's URL already has `?api-version=...`; the SDK appends the audience the same way
-        full = f"{url}&audience={audience}" if audience else url
-        resp = requests.get(full, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
-        token = str(resp.json().get("value") or "")
+        token = _github_id_token(environ, audience)
     except (requests.RequestException, ValueError, AttributeError):
         return {}
     if not token:

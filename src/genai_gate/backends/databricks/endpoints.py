@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from genai_gate.backends.databricks.auth import AuthPlan, exchange_refused, make_client
 from genai_gate.errors import AuthError, GateError, ServiceError
 from genai_gate.rollout.plan import EndpointState, Entity, Plan, TableConfig
 
@@ -402,13 +401,3 @@ class Endpoints:
             or "Read the served entity's build and server logs in the Serving UI, fix what "
             "failed, and deploy again.",
         )
-
-
-def connect(
-    how: AuthPlan, environ: Mapping[str, str], progress: Progress, mask: Callable[[str], None]
-) -> Endpoints:
-    """A signed-in client whose refused token exchanges explain themselves."""
-    client = make_client(how)
-    return Endpoints(
-        client, progress, lambda exc: exchange_refused(exc, how, client, environ, mask)
-    )

@@ -20,15 +20,17 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from genai_gate.errors import AuthError, ConfigError, ServiceError
 from genai_gate.results import EvalRow, TargetIdentity
+from genai_gate.targets.base import CHAMPION
 from genai_gate.targets.openai_chat import render_prompt
 from genai_gate.targets.retry import RateLimiter, Retryable, RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
     from databricks.sdk.service.serving import QueryEndpointResponse, ServingEndpointDetailed
 
     from genai_gate.rollout.plan import Entity
@@ -37,7 +39,6 @@ PREFIX = "endpoints:/"
 # Every call carries a client_request_id with this prefix. The inference table records it,
 # so canary analysis leaves evaluation traffic (a gate, a baseline) out of production's.
 EVAL_REQUEST_PREFIX = "genai-gate-eval:"
-CHAMPION = "@champion"  # pin: the entity tagged champion, else the one with the most traffic
 # what ServingEndpointsAPI.query() accepts next to messages
 _QUERY_PARAMS = frozenset({"max_tokens", "temperature", "n", "stop", "extra_params"})
 
@@ -66,13 +67,11 @@ class DatabricksEndpointTarget:
         timeout: float,
         policy: RetryPolicy,
         limiter: RateLimiter | None,
+        client: Callable[[], WorkspaceClient],
         pin: str | None = None,
-        auth: Mapping[str, str] | None = None,
     ) -> None:
-        """`pin`: a served entity's name, or CHAMPION; `auth`: Config fields (host,
-        client_id, auth_type) that the environment alone would not give."""
-        from databricks.sdk import WorkspaceClient
-        from databricks.sdk.core import Config
+        """`client`: the run's workspace client (built on first use, so a refused sign-in
+        is this target's error); `pin`: a served entity's name, or CHAMPION."""
         from databricks.sdk.errors import NotFound, PermissionDenied
         from databricks.sdk.errors.base import DatabricksError
 
@@ -88,17 +87,10 @@ class DatabricksEndpointTarget:
                 fix="model-params: {temperature: 0, max_tokens: 256}",
             )
         self.policy, self.limiter = policy, limiter
-        # the SDK retries 429/503 itself (honouring Retry-After) within this budget; past it,
-        # genai-gate's policy decides, so the two never multiply into hours
-        budget = int(timeout) + 1
         try:
-            self.client = WorkspaceClient(
-                config=Config(
-                    http_timeout_seconds=int(max(1, timeout)),
-                    retry_timeout_seconds=budget,
-                    **dict[str, Any](auth or {}),
-                )
-            )
+            # the client's own retries end within `timeout` (session.py), so they and
+            # genai-gate's policy never multiply into hours
+            self.client = client()
             endpoint = self.client.serving_endpoints.get(self.name)
         except ValueError as exc:  # the SDK's "cannot configure default credentials"
             raise AuthError(f"no Databricks credentials for {ref}: {exc}", fix=AUTH_FIX) from exc

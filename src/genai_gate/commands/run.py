@@ -1,0 +1,60 @@
+"""What one invocation shares across its commands, and how its outcome is reported.
+
+`cli.main` (or the action's router) loads the config once and builds one `Run`; every
+command takes it. The serving workspace is built on first use, so an offline eval never
+signs in, and a push run's preflight, baseline, judge and deploy share one client and one
+token.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from genai_gate.backends.databricks.session import Workspace
+from genai_gate.config import LoadedConfig
+from genai_gate.errors import ExitCode
+from genai_gate.github import Context, Runner, read_context
+
+
+class Result(StrEnum):
+    """The `result` output: what a run's step reports, whichever command ran."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # the gate, or the canary analysis, said no
+    ERROR = "error"  # the run could not decide (bad config, auth, a service)
+    SKIPPED = "skipped"  # nothing to judge: e.g. a deploy after a gate that did not pass
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.GATE_FAILED if self is Result.FAILED else ExitCode.PASSED
+
+    @property
+    def passed(self) -> str:
+        """The `passed` output, "true" only for a pass."""
+        return "true" if self is Result.PASSED else "false"
+
+
+@dataclass
+class Run:
+    loaded: LoadedConfig
+    out_dir: Path
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    ctx: Context = field(init=False)
+    runner: Runner = field(init=False)
+    _workspace: Workspace | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.ctx = read_context(self.environ)
+        self.runner = Runner(self.environ)
+
+    @property
+    def workspace(self) -> Workspace:
+        """The run's Databricks workspace: one sign-in and one client for every command."""
+        if self._workspace is None:
+            cfg = self.loaded.config
+            self._workspace = Workspace(self.environ, cfg, cfg, self.ctx, mask=self.runner.mask)
+        return self._workspace
