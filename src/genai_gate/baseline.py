@@ -35,9 +35,10 @@ from typing import Any
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, GateError, TrackingError
 from genai_gate.results import Dataset, RowResult
-from genai_gate.scoring.base import BoundScorer
+from genai_gate.scorer import BoundScorer
 from genai_gate.targets import ENDPOINTS_PREFIX, Target, remote_settings, resolve_target
 from genai_gate.targets.base import CHAMPION, ServingWorkspace
+from genai_gate.tracking import TABLE_FILE, redact
 
 RUN_PREFIX = "run:"
 NONE = "none"
@@ -188,8 +189,6 @@ def _from_run(
 ) -> Baseline:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-
-    from genai_gate.tracking import TABLE_FILE, redact
 
     run_id = ref.removeprefix(RUN_PREFIX).strip()
     where = redact(tracking_uri)

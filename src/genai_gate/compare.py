@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from genai_gate.results import ComparisonDoc, RowResult
-from genai_gate.scoring.base import BoundScorer
-from genai_gate.thresholds import Better
+from genai_gate.scorer import BoundScorer
+from genai_gate.thresholds import Better, RelativeThreshold, Threshold
 
 RESAMPLES = 5000
 CONFIDENCE = 0.95
@@ -264,3 +264,23 @@ def regressed_rows(
             )
     ranked.sort(key=lambda item: item[0])
     return [change for _, change in ranked]
+
+
+def regression_directions(
+    thresholds: Sequence[Threshold],
+    relative: Sequence[RelativeThreshold],
+    scorers: Sequence[BoundScorer],
+) -> dict[str, Better]:
+    """Which way is better for each scorer the gate names, for listing the rows that got
+    worse. The built-in latency is left out: one row's latency is timing noise, and a slower
+    p90 shows in the metrics. Without any, the scorers that compare with a reference."""
+    out: dict[str, Better] = {}
+    for t in thresholds:
+        out[t.metric.rpartition("/")[0]] = "higher" if t.op in (">=", ">") else "lower"
+    for r in relative:
+        out[r.metric.rpartition("/")[0]] = r.better
+    builtin_latency = {s.name for s in scorers if s.name == "latency" and not s.custom}
+    out = {k: v for k, v in out.items() if k.split("/", 1)[0] not in builtin_latency}
+    if not out:
+        out = {s.name: "higher" for s in scorers if s.needs_expectations}
+    return out

@@ -18,7 +18,7 @@ from typing import Any
 from genai_gate.config import Columns
 from genai_gate.errors import DataError
 from genai_gate.results import Dataset, EvalRow
-from genai_gate.scoring.base import EXPECTED_KEY
+from genai_gate.scorer import EXPECTED_KEY
 
 FORMATS = {
     ".csv": "csv",

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from genai_gate.config import Config, LoadedConfig
+from genai_gate.data import CONTEXT_COLUMNS
 from genai_gate.errors import ConfigError, DataError
 from genai_gate.results import Dataset, EvalResult, EvalRow, PhaseProgress, RowError, RowResult
-from genai_gate.scoring.base import (
+from genai_gate.scorer import (
     AGGREGATIONS,
     LATENCY_METADATA_KEY,
     BoundScorer,
@@ -32,10 +33,11 @@ from genai_gate.scoring.base import (
     references,
 )
 from genai_gate.scoring.judges import judge_session
+from genai_gate.scoring.traces import row_trace
 from genai_gate.targets import Target
 from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.cache import ResponseCache
-from genai_gate.targets.retry import remote_deadline, scoring_deadline
+from genai_gate.targets.retry import remote_deadline
 from genai_gate.targets.runner import Outcome, run_all
 
 # one row's scores, rationales and scorer errors, each by metric name
@@ -111,7 +113,6 @@ or map the column that holds it:
 
 def _check_context(dataset: Dataset, scorers: Sequence[BoundScorer]) -> None:
     """Judges that read retrieved context need it on every row, known before any call."""
-    from genai_gate.data import CONTEXT_COLUMNS
 
     needy = [s.name for s in scorers if s.needs_context]
     if not needy:
@@ -147,7 +148,6 @@ def _to_float(value: Any) -> float | None:
 
 
 def _make_trace(row: EvalRow, latency_ms: float | None, outputs: Any) -> Any:
-    from genai_gate.scoring.traces import row_trace
 
     return row_trace(
         f"tr-genai-gate-{row.index}",
@@ -341,6 +341,12 @@ def _predict_cached(
         if outcome.error is None and isinstance(outcome.value, str) and outcome.value.strip():
             cache.put(keys[i], outcome.value, outcome.elapsed_ms)
     return out
+
+
+def scoring_deadline(cfg: Config, scorers: Sequence[BoundScorer]) -> float:
+    """A row's scoring may make one judge call per judge and repeat, each with retries."""
+    calls = sum(s.repeat for s in scorers if s.judge)
+    return cfg.timeout + calls * remote_deadline(cfg) if calls else cfg.timeout
 
 
 def _row_result(row: EvalRow, p: Outcome[Any], scored: Outcome[ScoredRow] | None) -> RowResult:

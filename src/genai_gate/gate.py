@@ -26,13 +26,11 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from genai_gate.compare import Comparison
 from genai_gate.results import CheckDoc, RowError
 from genai_gate.thresholds import ABSOLUTE_OPS, RelativeThreshold, Threshold
-
-if TYPE_CHECKING:
-    from genai_gate.compare import Comparison
 
 Inconclusive = Literal["estimate", "pass", "fail"]
 

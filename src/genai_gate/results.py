@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
-from genai_gate.scoring.base import BoundScorer
+from genai_gate.scorer import BoundScorer
 
 # (phase, done, total): progress of a run's phases (predict, score, baseline-predict, ...)
 PhaseProgress = Callable[[str, int, int], None]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from genai_gate.backends.databricks.inference_table import EntityTraffic, local_source
+from genai_gate.backends.databricks.inference_table import local_source
 from genai_gate.errors import ConfigError, DataError
 from genai_gate.rollout.decision import Rules, bootstrap_diff, decide, quality_deltas
+from genai_gate.rollout.measures import EntityTraffic
 from genai_gate.thresholds import Better
 
 RULES = Rules(min_requests=100)

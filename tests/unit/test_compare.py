@@ -23,7 +23,7 @@ from genai_gate.compare import (
 from genai_gate.evaluate import compute_metrics
 from genai_gate.gate import check_relative, decide
 from genai_gate.results import RowResult
-from genai_gate.scoring.base import BoundScorer
+from genai_gate.scorer import BoundScorer
 from genai_gate.thresholds import RelativeThreshold, Threshold
 
 N = 300

@@ -8,6 +8,14 @@ from pathlib import Path
 import pytest
 
 from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
+from genai_gate.backends.databricks.plan import (
+    EndpointState,
+    Plan,
+    TableConfig,
+    entity_for,
+    guard_problems,
+    plan_rollout,
+)
 from genai_gate.errors import ConfigError
 from genai_gate.report.plan import render_plan
 from genai_gate.rollout.plan import (
@@ -16,14 +24,8 @@ from genai_gate.rollout.plan import (
     TAG_STARTED,
     TAG_STEP,
     TAG_STEP_AT,
-    EndpointState,
     Entity,
-    Plan,
     Rollout,
-    TableConfig,
-    entity_for,
-    guard_problems,
-    plan_rollout,
     rollout_for_challenger,
 )
 from tests.conftest import REPO

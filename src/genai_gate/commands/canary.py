@@ -13,29 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from genai_gate import __version__, evidence
-from genai_gate.backends.databricks.auth import refuse_on_pull_request
-from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints
-from genai_gate.backends.databricks.inference_table import (
-    EntityTraffic,
-    TrafficSource,
-    WarehouseEngine,
-    local_source,
-    warehouse_source,
-)
-from genai_gate.commands.run import Run
+from genai_gate.backends.base import Applied, ServingState
+from genai_gate.commands.run import Run, refuse_on_pull_request
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.provenance import collect
 from genai_gate.report.analysis import render_analysis
 from genai_gate.rollout.decision import Action, Decision, Rules, decide, quality_deltas
-from genai_gate.rollout.plan import (
-    TAG_STARTED,
-    TAG_STEP_AT,
-    EndpointState,
-    Entity,
-    Rollout,
-    plan_rollout,
-)
+from genai_gate.rollout.measures import EntityTraffic
+from genai_gate.rollout.plan import TAG_STARTED, TAG_STEP_AT, Entity, Rollout
 from genai_gate.rollout.quality import directions, reference_free, score_traffic
 
 Mode = Literal["analyze", "promote", "rollback"]
@@ -48,7 +34,7 @@ class AnalyzeReport:
     endpoint: str
     decision: Decision
     traffic: Mapping[str, EntityTraffic]
-    applied: ApplyResult | None
+    applied: Applied | None
     summary: str
     doc: dict[str, Any]
     notices: tuple[str, ...]
@@ -78,7 +64,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _since(state: EndpointState, now: datetime) -> datetime:
+def _since(state: ServingState, now: datetime) -> datetime:
     """The start of the current step (else of the rollout): a canary that just advanced
     from 10% to 50% is judged on its traffic at 50%, not on what it served at 10%."""
     for tag in (TAG_STEP_AT, TAG_STARTED):
@@ -105,28 +91,7 @@ def rules_of(loaded: LoadedConfig) -> Rules:
     )
 
 
-def _source(loaded: LoadedConfig, state: EndpointState, endpoints: Endpoints) -> TrafficSource:
-    cfg = loaded.config
-    models = {(e.model, e.version): e.name for e in state.entities}
-    if cfg.inference_data:
-        return local_source(cfg.inference_data, loaded.base_dir, models)
-    table = state.table if state.table and state.table.enabled else state.legacy_capture
-    if cfg.warehouse_id and table is not None:
-        engine = WarehouseEngine(endpoints.w, cfg.warehouse_id, endpoints._errors)
-        return warehouse_source(engine, table.table_name(state.name), models)
-    if table is None:
-        raise ConfigError(
-            f"endpoint {state.name} captures no traffic, so there is nothing to analyze",
-            fix="Deploy with an inference table:\n  inference-table: main.genai_logs",
-        )
-    raise ConfigError(
-        "analyze needs warehouse-id (to query the inference table on Databricks) or "
-        "inference-data (local copies of it)",
-        fix="  warehouse-id: 1234567890abcdef\nor\n  inference-data: captures/main.mon.bot_payload",
-    )
-
-
-def _rollout_moved(before: EndpointState, now: EndpointState) -> bool:
+def _rollout_moved(before: ServingState, now: ServingState) -> bool:
     tags = ("genai-gate.champion", "genai-gate.challenger", "genai-gate.step")
     return before.config_version != now.config_version or any(
         before.tags.get(t) != now.tags.get(t) for t in tags
@@ -159,8 +124,8 @@ def run_analyze(
     # traffic moves only from the default branch's workflows, never from a PR's code
     if apply:
         refuse_on_pull_request(run.ctx)
-    endpoints = run.workspace.endpoints(progress)
-    state = endpoints.read(endpoint)
+    backend = run.backend(progress)
+    state = backend.read(endpoint)
     if state is None:
         raise ConfigError(
             f"endpoint {endpoint} does not exist, so there is no canary to {mode}",
@@ -179,7 +144,7 @@ def run_analyze(
     if champion is None or challenger is None:
         decision = Decision("hold", None, f"endpoint {endpoint} has no canary to analyze", 100, 100)
     elif mode == "analyze":
-        source = _source(loaded, state, endpoints)
+        source = backend.traffic(state)
         progress(f"reading traffic of {endpoint} since {since} UTC from {source.where}")
         traffic = source.stats(endpoint, since_ms)
         candidates = reference_free(loaded, notices)
@@ -209,7 +174,7 @@ def run_analyze(
             by_hand, None, f"{by_hand} requested by hand", step, 100 if mode == "promote" else 0
         )
 
-    applied: ApplyResult | None = None
+    applied: Applied | None = None
     plan = None
     if (
         apply
@@ -217,7 +182,7 @@ def run_analyze(
         and challenger is not None
         and decision.action in ("advance", "promote", "rollback")
     ):
-        fresh = endpoints.read(endpoint)
+        fresh = backend.read(endpoint)
         if fresh is None or _rollout_moved(state, fresh):
             # a deploy or a person changed the endpoint while we measured: what was
             # analysed is not what is serving, so nothing is applied on its strength
@@ -231,10 +196,10 @@ def run_analyze(
             )
         else:
             rollout = _rollout_for(decision, champion, challenger, state.tags.get(TAG_STARTED), now)
-            plan = plan_rollout(endpoint, state, rollout)
+            plan = backend.plan_rollout(endpoint, state, rollout)
             progress(f"endpoint {endpoint}: {decision.action} ({decision.reason})")
             try:
-                applied = endpoints.apply(plan, cfg.wait_timeout)
+                applied = backend.apply(plan, cfg.wait_timeout)
             except GateError as exc:
                 # the unhealthy verdict must be on record even when moving traffic failed
                 failed = _record(
@@ -278,11 +243,11 @@ def run_analyze(
 def _record(
     loaded: LoadedConfig,
     endpoint: str,
-    state: EndpointState,
+    state: ServingState,
     decision: Decision,
     traffic: Mapping[str, EntityTraffic],
     since: str,
-    applied: ApplyResult | None,
+    applied: Applied | None,
     environ: Mapping[str, str],
     mode: Mode,
 ) -> dict[str, Any]:

@@ -8,7 +8,6 @@ pull request.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,40 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from genai_gate import __version__, evidence
-from genai_gate.backends.databricks.auth import refuse_on_pull_request
-from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
-from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints
-from genai_gate.commands.run import Run
+from genai_gate.backends.base import Applied, RolloutPlan
+from genai_gate.commands.run import Run, refuse_on_pull_request
 from genai_gate.config import LoadedConfig
-from genai_gate.errors import AuthError, ConfigError, GateError
+from genai_gate.errors import AuthError, GateError
 from genai_gate.provenance import collect
 from genai_gate.report.plan import render_plan, render_unplanned
-from genai_gate.rollout.plan import (
-    TAG_STARTED,
-    TAG_STEP_AT,
-    EndpointState,
-    Plan,
-    TableConfig,
-    entity_for,
-    guard_problems,
-    plan_rollout,
-    rollout_for_challenger,
-)
 from genai_gate.tracking import default_tracking_uri, redact
-
-SETTINGS_EXAMPLE = """endpoint: my-genai
-model-name: main.genai.support_bot
-model-version: 13
-canary-percent: 10
-inference-table: main.genai_logs"""
 
 
 @dataclass(frozen=True)
 class DeployReport:
     command: str  # plan | deploy
     endpoint: str
-    plan: Plan | None
-    applied: ApplyResult | None
+    plan: RolloutPlan | None
+    applied: Applied | None
     summary: str
     doc: dict[str, Any]
     notices: tuple[str, ...]
@@ -70,97 +50,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def check_settings(loaded: LoadedConfig) -> str:
-    """Deploy's keys, checked together; returns the endpoint name."""
-    cfg = loaded.config
-    problems = []
-    if cfg.endpoint is None:
-        problems.append("endpoint: is required to plan or deploy")
-    literal = cfg.endpoint_config is not None
-    if literal and (cfg.model_name or cfg.model_version):
-        problems.append(
-            f"{loaded.label('endpoint-config')}: give either endpoint-config or "
-            "model-name + model-version, not both"
-        )
-    if not literal:
-        for key, value in (("model-name", cfg.model_name), ("model-version", cfg.model_version)):
-            if value is None:
-                problems.append(f"{loaded.label(key)}: is required to plan or deploy")
-    if problems:
-        raise ConfigError(
-            f"{loaded.source}: the deploy settings are incomplete",
-            problems=problems,
-            fix=SETTINGS_EXAMPLE,
-        )
-    assert cfg.endpoint is not None
-    return cfg.endpoint
-
-
 def preflight(run: Run) -> None:
     """What `deploy` would refuse, found before the eval spends a minute: the settings, a
     pull request, credentials that cannot exist (no `id-token: write`, a fork), and a token
     the federation policy refuses (one read of the endpoint signs in for real)."""
-    endpoint = check_settings(run.loaded)
+    backend = run.backend()
+    endpoint = backend.check_settings()
     refuse_on_pull_request(run.ctx)
-    run.workspace.endpoints().read(endpoint)
-
-
-def build_plan(
-    loaded: LoadedConfig, endpoint: str, state: EndpointState | None, now: str
-) -> tuple[Plan, TableConfig | None]:
-    cfg = loaded.config
-    table = TableConfig.parse(cfg.inference_table) if cfg.inference_table else None
-    if cfg.endpoint_config is not None:
-        literal = read_endpoint_config(
-            loaded.resolve(cfg.endpoint_config), loaded.label("endpoint-config"), now
-        )
-        if table is None:
-            table = literal.table
-        rollout, notices = literal.rollout, list(literal.notices)
-        current = state.challenger() if state else None
-        same = (
-            current is not None
-            and rollout.challenger is not None
-            and current.name == rollout.challenger.name
-            and current.same_model(rollout.challenger)
-        )
-        if same and state is not None and state.tags.get(TAG_STARTED):
-            # the same canary keeps its start, so analysis keeps the traffic it has seen
-            rollout = dataclasses.replace(
-                rollout,
-                started_at=state.tags[TAG_STARTED],
-                step_at=state.tags.get(TAG_STEP_AT),
-            )
-    else:
-        assert cfg.model_name is not None and cfg.model_version is not None
-        challenger = entity_for(
-            cfg.model_name,
-            cfg.model_version,
-            workload_size=cfg.workload_size,
-            scale_to_zero=cfg.scale_to_zero,
-        )
-        rollout, notices = rollout_for_challenger(state, challenger, cfg.canary_percent, now)
-    return plan_rollout(endpoint, state, rollout, table=table, notices=notices), table
-
-
-def _check_plan(plan: Plan, table: TableConfig | None, endpoints: Endpoints) -> None:
-    problems = guard_problems(plan, table_given=table is not None)
-    served = {(e.model, e.version) for e in (plan.before.entities if plan.before else ())}
-    for entity in plan.entities:
-        if (entity.model, entity.version) in served or entity.model.count(".") != 2:
-            continue
-        if not endpoints.model_version_exists(entity.model, entity.version):
-            problems.append(
-                f"model-version: {entity.model} version {entity.version} does not exist in "
-                "Unity Catalog (or the service principal cannot see it)"
-            )
-    if problems:
-        raise ConfigError(
-            f"the plan for endpoint {plan.endpoint} cannot be applied",
-            problems=problems,
-            fix="Register the version first (mlflow.register_model with the Unity Catalog "
-            "registry), and name the capture schema:\n" + SETTINGS_EXAMPLE,
-        )
+    backend.read(endpoint)
 
 
 def _write(out_dir: Path, name: str, doc: dict[str, Any], summary: str) -> None:
@@ -174,10 +71,10 @@ def run_deploy(
 ) -> DeployReport:
     command = "deploy" if apply else "plan"
     loaded, out_dir, environ, ctx = run.loaded, run.out_dir, run.environ, run.ctx
-    endpoint = check_settings(loaded)
+    backend = run.backend(progress)
+    endpoint = backend.check_settings()
     if apply:
         refuse_on_pull_request(ctx)
-    how = run.workspace.auth
     cfg = loaded.config
 
     def unplanned(reason: str) -> DeployReport:
@@ -186,32 +83,29 @@ def run_deploy(
         _write(out_dir, "plan", doc, summary)
         return DeployReport(command, endpoint, None, None, summary, doc, (reason,))
 
-    if not how.available and not apply and ctx.is_pull_request:
+    if not backend.available and not apply and ctx.is_pull_request:
         return unplanned(
-            f"No Databricks credentials on this pull request ({how.reason}), so the plan "
-            "could not read the endpoint."
+            f"No {backend.label} credentials on this pull request ({backend.unavailable_reason}),"
+            " so the plan could not read the endpoint."
         )
-    endpoints = run.workspace.endpoints(progress)
-
     try:
-        state = endpoints.read(endpoint)
+        state = backend.read(endpoint)
     except AuthError as exc:
         if apply or not ctx.is_pull_request:
             raise
         # a federation policy may trust only the default branch; the plan is a courtesy
         # on a pull request, and the push that deploys checks the credentials for real
         return unplanned(
-            f"Databricks refused this pull request's credentials ({exc.message}), so the "
+            f"{backend.label} refused this pull request's credentials ({exc.message}), so the "
             "plan could not read the endpoint. To plan on pull requests, add a federation "
             "policy for the subject repo:<owner>/<repo>:pull_request with read access."
         )
     if apply and state is not None and state.updating:
         progress(f"endpoint {endpoint}: another update is in progress; waiting for it to end")
-        endpoints.wait(endpoint, cfg.wait_timeout, ours=False)
-        state = endpoints.read(endpoint)
+        backend.wait_for_others(endpoint, cfg.wait_timeout)
+        state = backend.read(endpoint)
     now = _now()
-    plan, table = build_plan(loaded, endpoint, state, now)
-    _check_plan(plan, table, endpoints)
+    plan = backend.plan_deploy(endpoint, state, now)
     plan_doc = {"command": command, "computed": True, **plan.as_json()}
     summary = render_plan(plan, notices=loaded.notices)
     _write(out_dir, "plan", plan_doc, summary)
@@ -219,7 +113,7 @@ def run_deploy(
         return DeployReport(command, endpoint, plan, None, summary, plan_doc, plan.notices)
 
     try:
-        result = endpoints.apply(plan, cfg.wait_timeout)
+        result = backend.apply(plan, cfg.wait_timeout)
     except GateError as exc:
         # a failed (and restored) deploy is the event an audit most needs to see
         failed = _record(loaded, plan, environ, now, exc)
@@ -245,10 +139,10 @@ def run_deploy(
 
 def _record(
     loaded: LoadedConfig,
-    plan: Plan,
+    plan: RolloutPlan,
     environ: Mapping[str, str],
     started_at: str,
-    outcome: ApplyResult | GateError,
+    outcome: Applied | GateError,
 ) -> dict[str, Any]:
     """The evidence record of a deploy that was applied, or that failed (and was restored)."""
     record: dict[str, Any] = {
@@ -278,7 +172,7 @@ def _record(
             "served_entities": [
                 {"name": e.name, "model": e.model, "version": e.version} for e in after.entities
             ],
-            "inference_table": after.table.table_name(plan.endpoint) if after.table else None,
+            "inference_table": after.capture,
             "tags": dict(after.tags),
         }
     record["provenance"] = collect(loaded.base_dir, environ).as_dict()

@@ -25,7 +25,14 @@ import yaml
 from genai_gate import __version__, evidence
 from genai_gate.baseline import Baseline, Resolution, resolve_baseline
 from genai_gate.commands.run import Run
-from genai_gate.compare import Comparison, RowChange, compare, pair_rows, regressed_rows
+from genai_gate.compare import (
+    Comparison,
+    RowChange,
+    compare,
+    pair_rows,
+    regressed_rows,
+    regression_directions,
+)
 from genai_gate.config import LoadedConfig
 from genai_gate.data import load_dataset
 from genai_gate.errors import TrackingError
@@ -35,7 +42,6 @@ from genai_gate.provenance import collect
 from genai_gate.report.results import (
     RunInfo,
     baseline_doc,
-    regression_directions,
     results_doc,
     row_record,
     rows_jsonl,
@@ -50,7 +56,7 @@ from genai_gate.results import (
     ResultsDoc,
     RowResult,
 )
-from genai_gate.scoring.base import BoundScorer
+from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
 from genai_gate.targets import Target, resolve_target

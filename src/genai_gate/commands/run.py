@@ -9,14 +9,16 @@ token.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from genai_gate.backends.base import ServingBackend
+from genai_gate.backends.databricks.backend import DatabricksBackend
 from genai_gate.backends.databricks.session import Workspace
 from genai_gate.config import LoadedConfig
-from genai_gate.errors import ExitCode
+from genai_gate.errors import ConfigError, ExitCode
 from genai_gate.github import Context, Runner, read_context
 
 
@@ -51,6 +53,11 @@ class Run:
         self.ctx = read_context(self.environ)
         self.runner = Runner(self.environ)
 
+    def backend(self, progress: Callable[[str], None] = lambda _line: None) -> ServingBackend:
+        """The serving platform the config names (Databricks Model Serving), signed in
+        through the run's one workspace."""
+        return DatabricksBackend(self.loaded, self.workspace, progress)
+
     @property
     def workspace(self) -> Workspace:
         """The run's Databricks workspace: one sign-in and one client for every command."""
@@ -58,3 +65,14 @@ class Run:
             cfg = self.loaded.config
             self._workspace = Workspace(self.environ, cfg, cfg, self.ctx, mask=self.runner.mask)
         return self._workspace
+
+
+def refuse_on_pull_request(ctx: Context) -> None:
+    if ctx.is_pull_request:
+        raise ConfigError(
+            f"deploy does not run on {ctx.event_name} events: a pull request is not merged "
+            "yet, and a fork's code must never reach a serving endpoint",
+            fix="Deploy on a push to the default branch, and show the plan on pull requests:\n"
+            "  on:\n    push:\n      branches: [main]\n"
+            "The action runs `plan` on pull requests and `deploy` on pushes by itself.",
+        )

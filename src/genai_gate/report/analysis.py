@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from genai_gate.backends.databricks.endpoints import ApplyResult
-from genai_gate.backends.databricks.inference_table import EntityTraffic
+from genai_gate.backends.base import Applied, RolloutPlan, ServingState
 from genai_gate.report.summary import cell, fmt
 from genai_gate.rollout.decision import Decision
-from genai_gate.rollout.plan import EndpointState, Plan
+from genai_gate.rollout.measures import EntityTraffic
 
 _ICON = {"healthy": "🟢", "unhealthy": "🔴", "inconclusive": "🟡"}
 _WORDS = {
@@ -40,13 +39,13 @@ def _bar_chart(title: str, unit: str, names: Sequence[str], values: Sequence[flo
 
 def render_analysis(
     endpoint: str,
-    state: EndpointState,
+    state: ServingState,
     decision: Decision,
     traffic: Mapping[str, EntityTraffic],
     *,
     since: str,
-    applied: ApplyResult | None,
-    plan: Plan | None,
+    applied: Applied | None,
+    plan: RolloutPlan | None,
     mode: str,
     notices: Sequence[str] = (),
 ) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from genai_gate.rollout.plan import Plan
+from genai_gate.backends.base import RolloutPlan
 
 _ACTION = {
     "create": "creates the endpoint",
@@ -18,7 +18,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_plan(plan: Plan, *, applied: str | None = None, notices: Sequence[str] = ()) -> str:
+def render_plan(
+    plan: RolloutPlan, *, applied: str | None = None, notices: Sequence[str] = ()
+) -> str:
     before = plan.before
     if before is None:
         version = ""

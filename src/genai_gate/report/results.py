@@ -20,8 +20,7 @@ from genai_gate.results import (
     RowResult,
     ThresholdDoc,
 )
-from genai_gate.scoring.base import BoundScorer
-from genai_gate.thresholds import Better, RelativeThreshold, Threshold
+from genai_gate.thresholds import RelativeThreshold, Threshold
 
 
 @dataclass(frozen=True)
@@ -156,23 +155,3 @@ def baseline_doc(
         "comparisons": [c.as_dict() for c in comparisons.values()],
         "cache": cache,
     }
-
-
-def regression_directions(
-    thresholds: Sequence[Threshold],
-    relative: Sequence[RelativeThreshold],
-    scorers: Sequence[BoundScorer],
-) -> dict[str, Better]:
-    """Which way is better for each scorer the gate names, for listing the rows that got
-    worse. The built-in latency is left out: one row's latency is timing noise, and a slower
-    p90 shows in the metrics. Without any, the scorers that compare with a reference."""
-    out: dict[str, Better] = {}
-    for t in thresholds:
-        out[t.metric.rpartition("/")[0]] = "higher" if t.op in (">=", ">") else "lower"
-    for r in relative:
-        out[r.metric.rpartition("/")[0]] = r.better
-    builtin_latency = {s.name for s in scorers if s.name == "latency" and not s.custom}
-    out = {k: v for k, v in out.items() if k.split("/", 1)[0] not in builtin_latency}
-    if not out:
-        out = {s.name: "higher" for s in scorers if s.needs_expectations}
-    return out

@@ -11,14 +11,12 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from genai_gate.compare import RowChange
 from genai_gate.report.results import row_record
 from genai_gate.results import BaselineDoc, CheckDoc, ResultsDoc, RowResult
 from genai_gate.thresholds import ABSOLUTE_OPS
-
-if TYPE_CHECKING:
-    from genai_gate.compare import RowChange
 
 _CELL_MAX = 120
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from genai_gate.backends.databricks.inference_table import EntityTraffic
+from genai_gate.compare import statistic, unpaired_interval
+from genai_gate.rollout.measures import EntityTraffic
 from genai_gate.thresholds import Better
 
 Action = Literal["promote", "advance", "hold", "rollback"]
@@ -80,8 +81,6 @@ def bootstrap_diff(challenger: Sequence[float], champion: Sequence[float]) -> tu
     """95% interval of mean(challenger) - mean(champion): the gate's bootstrap
     (compare.py), unpaired, since the two sides judged different requests."""
     import numpy as np
-
-    from genai_gate.compare import statistic, unpaired_interval
 
     found = unpaired_interval(
         np.asarray(challenger, dtype=float),

@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from genai_gate.backends.databricks.inference_table import Exchange
+from genai_gate.compare import regression_directions
 from genai_gate.config import LoadedConfig
 from genai_gate.evaluate import evaluate_judged
 from genai_gate.results import Dataset, EvalRow
-from genai_gate.scoring.base import BoundScorer
+from genai_gate.rollout.measures import Exchange
+from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.registry import configured_scorers
 from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.cache import ResponseCache
@@ -134,8 +135,6 @@ def directions(
     """Which way is better for each judged metric: an LLM judge's pass rate is higher-is-
     better; a code scorer's direction comes from its threshold (`>=` or `<=`, or `better:`).
     A metric with no known direction is not judged, with a notice, rather than guessed."""
-    from genai_gate.report.results import regression_directions
-
     named = regression_directions(loaded.thresholds, loaded.relative, scorers)
     out: dict[str, Better] = {}
     unknown = []

@@ -19,14 +19,14 @@ from typing import Any
 from mlflow.entities import Trace
 from mlflow.genai.scorers import Scorer, scorer
 
-from genai_gate.scoring import semantic
-from genai_gate.scoring.base import (
+from genai_gate.scorer import (
     AGGREGATIONS,
     LATENCY_METADATA_KEY,
     ScorerInputError,
     as_text,
     references,
 )
+from genai_gate.scoring import semantic
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)

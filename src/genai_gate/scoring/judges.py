@@ -17,7 +17,11 @@ from typing import Any
 
 from genai_gate.config import Config
 from genai_gate.errors import ConfigError
+from genai_gate.scoring.judge_gateway import JudgeGateway
 from genai_gate.targets.base import ServingWorkspace
+from genai_gate.targets.http_chat import check_key
+from genai_gate.targets.openai_chat import base_url
+from genai_gate.targets.retry import policy_and_limiter, remote_deadline
 
 # name -> (MLflow class name, needs expectations)
 JUDGES: dict[str, tuple[str, bool]] = {
@@ -100,10 +104,6 @@ def judge_session(
     cfg: Config, cache: Any, environ: Mapping[str, str], workspace: ServingWorkspace
 ) -> Iterator[Any]:
     """Start the gateway and point MLflow's judges at it for the duration of the scoring."""
-    from genai_gate.scoring.judge_gateway import JudgeGateway
-    from genai_gate.targets.http_chat import check_key
-    from genai_gate.targets.openai_chat import base_url
-    from genai_gate.targets.retry import policy_and_limiter, remote_deadline
 
     policy, limiter = policy_and_limiter(cfg.retries, cfg.requests_per_minute)
     auth_headers = None

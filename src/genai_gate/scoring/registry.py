@@ -17,7 +17,7 @@ from typing import Any
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ModelLoadError
 from genai_gate.pyimport import PREFIX, load_object
-from genai_gate.scoring.base import BoundScorer
+from genai_gate.scorer import BoundScorer
 from genai_gate.thresholds import RelativeThreshold, Threshold
 
 
@@ -68,7 +68,7 @@ def build_scorers(
     notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
-    from genai_gate.scoring.base import AGGREGATIONS
+    from genai_gate.scorer import AGGREGATIONS
     from genai_gate.scoring.builtin import BUILTINS, PREPARE, make_builtin
     from genai_gate.scoring.judges import (
         CONTEXT_JUDGES,

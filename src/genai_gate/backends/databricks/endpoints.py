@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from genai_gate.backends.databricks.plan import EndpointState, Plan, TableConfig
 from genai_gate.errors import AuthError, GateError, ServiceError
-from genai_gate.rollout.plan import EndpointState, Entity, Plan, TableConfig
+from genai_gate.rollout.plan import Entity
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from genai_gate.backends.databricks.serving_target import EVAL_REQUEST_PREFIX
 from genai_gate.errors import ConfigError, DataError, ServiceError
+from genai_gate.rollout.measures import EntityTraffic, Exchange
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -42,30 +43,6 @@ _SERVICE_CODES = frozenset(
         "UNKNOWN",
     }
 )
-
-
-@dataclass(frozen=True)
-class EntityTraffic:
-    entity: str
-    requests: int
-    errors: int  # status code other than 200
-    logging_errors: int  # rows whose request or response could not be logged
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One logged request and its response, as the raw JSON text the table holds."""
-
-    entity: str
-    request: str
-    response: str
 
 
 class Engine(Protocol):

@@ -23,8 +23,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from genai_gate.backends.databricks.endpoints import state_from_sdk
 from genai_gate.errors import AuthError, ConfigError, ServiceError
 from genai_gate.results import EvalRow, TargetIdentity
+from genai_gate.rollout.plan import Entity
 from genai_gate.targets.base import CHAMPION
 from genai_gate.targets.openai_chat import render_prompt
 from genai_gate.targets.retry import RateLimiter, Retryable, RetryPolicy, call_with_retries
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.service.serving import QueryEndpointResponse, ServingEndpointDetailed
 
-    from genai_gate.rollout.plan import Entity
 
 PREFIX = "endpoints:/"
 # Every call carries a client_request_id with this prefix. The inference table records it,
@@ -130,7 +131,6 @@ class DatabricksEndpointTarget:
         )
 
     def _pinned(self, endpoint: ServingEndpointDetailed, pin: str) -> tuple[Entity, int]:
-        from genai_gate.backends.databricks.endpoints import state_from_sdk
 
         state = state_from_sdk(endpoint, str(self.client.config.host or ""))
         entity = state.champion() if pin == CHAMPION else state.entity(pin)

@@ -26,14 +26,15 @@ from genai_gate.backends.databricks.auth import (
     require,
 )
 from genai_gate.backends.databricks.endpoints import Endpoints, Progress
+from genai_gate.backends.databricks.serving_target import DatabricksEndpointTarget
 from genai_gate.config import DeploySettings, RemoteSettings
 from genai_gate.errors import AuthError
 from genai_gate.github import Context
+from genai_gate.targets.base import Target
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
 
-    from genai_gate.targets.base import Target
 
 # requests's default pool keeps 10 connections and the SDK's 20; a run's workers beyond
 # that would queue for a connection, and the wait would count as row latency
@@ -93,7 +94,6 @@ class Workspace:
     # -------------------------------------------------- what eval asks of a serving platform
 
     def endpoint_target(self, ref: str, *, pin: str | None, settings: Mapping[str, Any]) -> Target:
-        from genai_gate.backends.databricks.serving_target import DatabricksEndpointTarget
 
         return DatabricksEndpointTarget(ref, client=self.client, pin=pin, **settings)
 

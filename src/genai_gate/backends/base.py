@@ -1,0 +1,140 @@
+"""The serving-backend seam: what `plan`, `deploy`, `analyze`, `promote` and `rollback` ask
+of a serving platform. Databricks Model Serving is one adapter (backends/databricks); a
+second platform implements the same protocol, and the commands, the rollout core and the
+reports stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+from genai_gate.rollout.measures import EntityTraffic, Exchange
+from genai_gate.rollout.plan import Change, Entity, Rollout
+
+
+class ServingState(Protocol):
+    """What the endpoint serves now (not a pending config)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config_version(self) -> int | None: ...
+
+    @property
+    def updating(self) -> bool: ...
+
+    @property
+    def pending_version(self) -> int | None: ...
+
+    @property
+    def url(self) -> str | None: ...
+
+    @property
+    def entities(self) -> tuple[Entity, ...]: ...
+
+    @property
+    def routes(self) -> Mapping[str, int]: ...
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        """The rollout state (`genai-gate.*` keys), wherever the backend keeps it."""
+        ...
+
+    @property
+    def capture(self) -> str | None:
+        """Where its requests and responses are captured (a table, a log sink), if anywhere."""
+        ...
+
+    def champion(self) -> Entity | None: ...
+
+    def challenger(self) -> Entity | None: ...
+
+
+class RolloutPlan(Protocol):
+    """The diff that moving the endpoint to a rollout would apply."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def action(self) -> Literal["create", "update", "noop"]: ...
+
+    @property
+    def rollout(self) -> Rollout: ...
+
+    @property
+    def entities(self) -> tuple[Entity, ...]: ...
+
+    @property
+    def routes(self) -> Mapping[str, int]: ...
+
+    @property
+    def changes(self) -> tuple[Change, ...]: ...
+
+    @property
+    def notices(self) -> tuple[str, ...]: ...
+
+    @property
+    def before(self) -> ServingState | None: ...
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
+class Applied(Protocol):
+    @property
+    def action(self) -> str:
+        """created | updated | unchanged"""
+        ...
+
+    @property
+    def before_version(self) -> int | None: ...
+
+    @property
+    def after(self) -> ServingState: ...
+
+
+class TrafficReader(Protocol):
+    """The captured traffic of one endpoint, per served entity."""
+
+    @property
+    def where(self) -> str: ...
+
+    def stats(self, endpoint: str, since_ms: int) -> dict[str, EntityTraffic]: ...
+
+    def sample(self, endpoint: str, entity: str, since_ms: int, k: int) -> list[Exchange]: ...
+
+
+class ServingBackend(Protocol):
+    """`state` and `plan` arguments are the backend's own values, as its `read` and
+    `plan_*` returned them; the commands only pass them back."""
+
+    name: str
+    label: str  # how messages name the platform: "Databricks"
+
+    @property
+    def available(self) -> bool:
+        """Whether credentials can exist at all (decided without a network call)."""
+        ...
+
+    @property
+    def unavailable_reason(self) -> str: ...
+
+    def check_settings(self) -> str:
+        """The endpoint name, once the settings that name what to serve are complete."""
+        ...
+
+    def read(self, endpoint: str) -> ServingState | None: ...
+
+    def wait_for_others(self, endpoint: str, timeout: float) -> None: ...
+
+    def plan_deploy(self, endpoint: str, state: Any, now: str) -> RolloutPlan:
+        """The deploy's plan; raises ConfigError when the platform would refuse it."""
+        ...
+
+    def plan_rollout(self, endpoint: str, state: Any, rollout: Rollout) -> RolloutPlan: ...
+
+    def apply(self, plan: Any, timeout: float) -> Applied: ...
+
+    def traffic(self, state: Any) -> TrafficReader: ...
