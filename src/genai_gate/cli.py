@@ -216,19 +216,18 @@ def eval_command(
     loaded = load_config(config, environ=os.environ, overrides=overrides, override_origins=origins)
     report = run_eval(Run(loaded, out), Progress(enabled=not quiet))
     _finish(report, out)
+    raise click.exceptions.Exit(int(report.result.exit_code))
 
 
 def _finish(report: EvalReport, out: Path) -> None:
     for notice in report.doc["notices"]:
         click.echo(f"notice: {notice}", err=True)
     _print_verdict(report.doc, out)
-    if not report.verdict.passed:
-        # the gate's "no" is the answer that matters; a logging failure is reported beside it
-        if report.tracking_error is not None:
-            click.echo(_safe(report.tracking_error.render()), err=True)
-        raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
+    # the gate's "no" is the answer that matters; a logging failure is reported beside it
     if report.tracking_error is not None:
-        raise report.tracking_error
+        if report.verdict.passed:
+            raise report.tracking_error
+        click.echo(_safe(report.tracking_error.render()), err=True)
 
 
 def _endpoint_options(*extra: Any, example: str) -> Callable[[F], F]:
@@ -341,8 +340,7 @@ def _run_rollout_command(
     run = _run(config, out, overrides, origins)
     report = run_analyze(run, mode=mode, apply=apply, progress=_stderr)
     _print_report(report, as_json)
-    if report.unhealthy:
-        raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
+    raise click.exceptions.Exit(int(report.result.exit_code))
 
 
 @cli.command("analyze")
@@ -409,8 +407,7 @@ def action_command(config: str | None, out: Path) -> None:
         click.echo(_safe(result.analysis.summary))
     if result.report is not None:
         _finish(result.report, out)
-    if result.analysis is not None and result.analysis.unhealthy:
-        raise click.exceptions.Exit(int(ExitCode.GATE_FAILED))
+    raise click.exceptions.Exit(int(result.result.exit_code))
 
 
 @cli.command("schema")

@@ -311,3 +311,20 @@ def test_traffic_never_moves_from_a_pull_request(
     assert result.code == 2, result.text
     assert "does not run on pull_request events" in result.err
     assert canary.routes() == {"bot-12": 90, "bot-13": 10}
+
+
+def test_a_schedule_with_no_canary_in_flight_is_skipped(
+    canary: Canary, ws: FakeDatabricks, job: dict[str, str]
+) -> None:
+    """Only the champion serves: nothing is judged, so the step says `skipped`, not `passed`."""
+    env = {
+        **job,
+        "GENAI_GATE_CONFIG": str(canary.config(WAREHOUSE)),
+        "GENAI_GATE_OUT": str(canary.root / "out"),
+    }
+    result: CliResult = canary.cli("action", env=env)
+    assert result.code == 0, result.text
+    assert "has no canary to analyze" in result.out
+    outputs = read_outputs(Path(job["GITHUB_OUTPUT"]))
+    assert outputs["result"] == "skipped" and outputs["passed"] == "false"
+    assert canary.routes() == {"bot-12": 100}

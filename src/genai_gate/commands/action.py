@@ -19,7 +19,7 @@ from pathlib import Path
 from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
 from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
 from genai_gate.commands.eval import EvalReport, run_eval
-from genai_gate.commands.run import Run
+from genai_gate.commands.run import Result, Run
 from genai_gate.config import Config, LoadedConfig, load_config
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.github import (
@@ -56,6 +56,11 @@ class ActionResult:
     deploy: DeployReport | None
     comment: CommentResult | None
     analysis: AnalyzeReport | None = None
+
+    @property
+    def result(self) -> Result:
+        ran = (r for r in (self.report, self.deploy, self.analysis) if r is not None)
+        return Result.overall(r.result for r in ran)
 
 
 def choose_commands(
@@ -169,18 +174,12 @@ def _report_failure(
     detail: str,
     outputs: bool,
 ) -> str:
+    for name, value in Result.ERROR.outputs().items():
+        runner.set_output(name, value)
     if outputs:
-        for name, value in (
-            ("result", "error"),
-            ("passed", "false"),
-            ("metrics", "{}"),
-            ("report-path", ""),
-            ("run-id", ""),
-        ):
-            runner.set_output(name, value)
-    else:
-        runner.set_output("result", "error")
-        runner.set_output("passed", "false")
+        for name in ("report-path", "run-id"):
+            runner.set_output(name, "")
+        runner.set_output("metrics", "{}")
     summary = _scrub(render_error(title, text, command=command), secrets)
     runner.append_summary(summary)
     runner.annotate("error", _scrub(detail, secrets), title=f"genai-gate: {title}")
@@ -191,16 +190,6 @@ def _eval_outputs(
     runner: Runner, report: EvalReport, environ: Mapping[str, str], secrets: list[str]
 ) -> str:
     doc = report.doc
-    # a failed gate reads "failed" even when logging failed too; a passed gate whose run
-    # could not be recorded reads "error", matching the exit code
-    if not doc["passed"]:
-        result = "failed"
-    elif report.tracking_error is not None:
-        result = "error"
-    else:
-        result = "passed"
-    runner.set_output("result", result)
-    runner.set_output("passed", "true" if result == "passed" else "false")
     runner.set_output("metrics", json.dumps(doc["metrics"], separators=(",", ":"), sort_keys=True))
     runner.set_output("report-path", _workspace_path(report.results_path, environ))
     runner.set_output("run-id", doc.get("run_id") or "")
@@ -229,14 +218,9 @@ def _eval_outputs(
     return summary
 
 
-def _deploy_outputs(
-    runner: Runner, report: DeployReport, secrets: list[str], *, eval_ran: bool
-) -> str:
+def _deploy_outputs(runner: Runner, report: DeployReport, secrets: list[str]) -> str:
     for name, value in report.outputs().items():
         runner.set_output(name, value)
-    if not eval_ran:
-        runner.set_output("result", "passed")
-        runner.set_output("passed", "true")
     for notice in report.notices:
         runner.annotate("notice", _scrub(notice, secrets), title=f"genai-gate {report.command}")
     summary = _scrub(report.summary, secrets)
@@ -254,8 +238,6 @@ def _analysis_outputs(
 ) -> str:
     for name, value in report.outputs().items():
         runner.set_output(name, value)
-    runner.set_output("result", "failed" if report.unhealthy else "passed")
-    runner.set_output("passed", "false" if report.unhealthy else "true")
     for notice in report.notices:
         runner.annotate("notice", _scrub(notice, secrets), title=f"genai-gate {report.mode}")
     summary = _scrub(report.summary, secrets)
@@ -364,7 +346,7 @@ def run_action(
                 continue
             with runner.group(f"genai-gate {command}"):
                 deployed = run_deploy(run, apply=command == "deploy", progress=log)
-            parts.append(_deploy_outputs(runner, deployed, secrets, eval_ran=report is not None))
+            parts.append(_deploy_outputs(runner, deployed, secrets))
     except GateError as exc:
         parts.append(
             _report_failure(
@@ -393,5 +375,9 @@ def run_action(
         )
         _comment(runner, ctx, environ, token, "\n".join(parts))
         raise
+    # one place decides `result` and `passed`, from every command that ran
+    reports = (r for r in (report, deployed, watched) if r is not None)
+    for name, value in Result.overall(r.result for r in reports).outputs().items():
+        runner.set_output(name, value)
     comment = _comment(runner, ctx, environ, token, "\n".join(parts))
     return ActionResult(commands, report, deployed, comment, watched)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from genai_gate import __version__, evidence
 from genai_gate.backends.base import Applied, ServingState
-from genai_gate.commands.run import Run, refuse_on_pull_request
+from genai_gate.commands.run import Result, Run, refuse_on_pull_request
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.provenance import collect
@@ -39,10 +39,17 @@ class AnalyzeReport:
     doc: dict[str, Any]
     notices: tuple[str, ...]
     open_issue: bool = False
+    in_flight: bool = True  # a champion and a challenger were serving
 
     @property
     def unhealthy(self) -> bool:
         return self.decision.healthy is False
+
+    @property
+    def result(self) -> Result:
+        if self.unhealthy:
+            return Result.FAILED
+        return Result.PASSED if self.in_flight else Result.SKIPPED  # no canary: nothing judged
 
     def outputs(self) -> dict[str, str]:
         out = {"decision": self.decision.action, "verdict": self.decision.verdict}
@@ -237,6 +244,7 @@ def run_analyze(
         doc,
         tuple(notices),
         open_issue=cfg.open_issue,
+        in_flight=champion is not None and challenger is not None,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from genai_gate import __version__, evidence
 from genai_gate.backends.base import Applied, RolloutPlan
-from genai_gate.commands.run import Run, refuse_on_pull_request
+from genai_gate.commands.run import Result, Run, refuse_on_pull_request
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import AuthError, GateError
 from genai_gate.provenance import collect
@@ -34,6 +34,11 @@ class DeployReport:
     summary: str
     doc: dict[str, Any]
     notices: tuple[str, ...]
+
+    @property
+    def result(self) -> Result:
+        """A plan that could not be computed (no credentials on a PR) judged nothing."""
+        return Result.PASSED if self.plan is not None else Result.SKIPPED
 
     def outputs(self) -> dict[str, str]:
         if self.applied is None:

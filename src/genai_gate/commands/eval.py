@@ -24,7 +24,7 @@ import yaml
 
 from genai_gate import __version__, evidence
 from genai_gate.baseline import Baseline, Resolution, resolve_baseline
-from genai_gate.commands.run import Run
+from genai_gate.commands.run import Result, Run
 from genai_gate.compare import (
     Comparison,
     RowChange,
@@ -80,6 +80,13 @@ class EvalReport:
     summary_path: Path
     summary: str
     tracking_error: TrackingError | None
+
+    @property
+    def result(self) -> Result:
+        """A passed gate whose run could not be recorded reads `error`, as its exit code 4."""
+        if not self.verdict.passed:
+            return Result.FAILED
+        return Result.ERROR if self.tracking_error is not None else Result.PASSED
 
 
 def _now() -> str:

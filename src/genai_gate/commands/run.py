@@ -9,7 +9,7 @@ token.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -30,14 +30,22 @@ class Result(StrEnum):
     ERROR = "error"  # the run could not decide (bad config, auth, a service)
     SKIPPED = "skipped"  # nothing to judge: e.g. a deploy after a gate that did not pass
 
-    @property
-    def exit_code(self) -> ExitCode:
-        return ExitCode.GATE_FAILED if self is Result.FAILED else ExitCode.PASSED
+    @classmethod
+    def overall(cls, results: Iterable[Result]) -> Result:
+        """A run of several commands reports its worst: a gate that said no reads `failed`
+        even when logging failed too; nothing run reads `skipped`."""
+        present = set(results)
+        order = (cls.FAILED, cls.ERROR, cls.PASSED)
+        return next((r for r in order if r in present), cls.SKIPPED)
+
+    def outputs(self) -> dict[str, str]:
+        """The `result` and `passed` step outputs ("true" only for a pass)."""
+        return {"result": self.value, "passed": "true" if self is Result.PASSED else "false"}
 
     @property
-    def passed(self) -> str:
-        """The `passed` output, "true" only for a pass."""
-        return "true" if self is Result.PASSED else "false"
+    def exit_code(self) -> ExitCode:
+        """FAILED exits 1; ERROR exits with its cause's code, which the caller raises."""
+        return ExitCode.GATE_FAILED if self is Result.FAILED else ExitCode.PASSED
 
 
 @dataclass
