@@ -71,19 +71,19 @@ class Resolution:
     notices: tuple[str, ...] = ()
 
 
-def _deploy_default(
-    loaded: LoadedConfig, workspace: ServingWorkspace
-) -> tuple[str | None, str | None]:
-    """`endpoints:/<endpoint>` when deploy is configured and credentials can exist."""
-    cfg = loaded.config
-    if cfg.endpoint is None:
-        return None, None
+def _deploy_default(loaded: LoadedConfig, workspace: ServingWorkspace) -> Resolution | None:
+    """The deploy endpoint's champion, when deploy is configured (best effort: no
+    credentials, or no endpoint yet, is a notice and no comparison, not an error)."""
+    endpoint = loaded.config.endpoint
+    if endpoint is None:
+        return None
     if not workspace.available:
-        return None, (
-            f"the baseline defaults to what endpoint {cfg.endpoint!r} serves, and there are no "
+        why = (
+            f"the baseline defaults to what endpoint {endpoint!r} serves, and there are no "
             f"Databricks credentials to read it ({workspace.unavailable_reason})"
         )
-    return f"{ENDPOINTS_PREFIX}{cfg.endpoint}", None
+        return Resolution(None, why, (f"no comparison: {why}",))
+    return _from_endpoint(endpoint, "", loaded, workspace, implicit=True)
 
 
 def resolve_baseline(
@@ -97,12 +97,9 @@ def resolve_baseline(
     cfg = loaded.config
     label = loaded.label("baseline")
     ref = cfg.baseline
-    implicit = ref is None
     if ref is None:
-        ref, why_not = _deploy_default(loaded, workspace)
-        if ref is None:
-            if why_not is not None:
-                return Resolution(None, why_not, (f"no comparison: {why_not}",))
+        default = _deploy_default(loaded, workspace)
+        if default is None:
             if loaded.relative:
                 raise ConfigError(
                     f"{len(loaded.relative)} threshold(s) compare with a baseline, and none is "
@@ -110,6 +107,7 @@ def resolve_baseline(
                     fix=f"Name what to compare with:\n{FORMS}",
                 )
             return Resolution(None)
+        return default
     if ref.lower() == NONE:
         if loaded.relative:
             raise ConfigError(
@@ -123,7 +121,8 @@ def resolve_baseline(
         if ref.startswith(RUN_PREFIX):
             return Resolution(_from_run(ref, label, dataset, scorers, tracking_uri))
         if ref.startswith(ENDPOINTS_PREFIX):
-            return _from_endpoint(ref, label, loaded, workspace, implicit=implicit)
+            name, entity = _endpoint_parts(ref, label)
+            return _from_endpoint(name, entity, loaded, workspace, implicit=False)
         if ref.startswith("runs:/") and ref.removeprefix("runs:/").strip("/").count("/") == 0:
             raise ConfigError(
                 f"{label}: {ref!r} names a run but no model in it",
@@ -144,18 +143,24 @@ def resolve_baseline(
     return Resolution(Baseline(ref, text, "model", target=target, identity=identity))
 
 
-def _from_endpoint(
-    ref: str, label: str, loaded: LoadedConfig, workspace: ServingWorkspace, *, implicit: bool
-) -> Resolution:
+def _endpoint_parts(ref: str, label: str) -> tuple[str, str]:
+    """`endpoints:/<name>[/<served-entity>]` as (name, entity); entity "" for the champion."""
     name, _, entity = ref.removeprefix(ENDPOINTS_PREFIX).strip("/").partition("/")
     if not name or "/" in entity:
         raise ConfigError(
             f"{label}: {ref!r} is not endpoints:/<name> or endpoints:/<name>/<served-entity>",
             fix=FORMS,
         )
+    return name, entity
+
+
+def _from_endpoint(
+    name: str, entity: str, loaded: LoadedConfig, workspace: ServingWorkspace, *, implicit: bool
+) -> Resolution:
+    ref = f"{ENDPOINTS_PREFIX}{name}" + (f"/{entity}" if entity else "")
     try:
         target = workspace.endpoint_target(
-            f"{ENDPOINTS_PREFIX}{name}", pin=entity or CHAMPION, settings=remote_settings(loaded)
+            name, pin=entity or CHAMPION, settings=remote_settings(loaded)
         )
     except GateError as exc:
         if not implicit:

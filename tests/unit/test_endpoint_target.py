@@ -158,7 +158,7 @@ def test_a_pinned_target_bypasses_the_traffic_split(
     # the run's one workspace gives every endpoint target (the model, the baseline, a pin)
     ws = Workspace(env, loaded.config, loaded.config, read_context(env))
     settings = remote_settings(loaded)
-    target: Any = ws.endpoint_target("endpoints:/qa-bot", pin=CHAMPION, settings=settings)
+    target: Any = ws.endpoint_target("qa-bot", pin=CHAMPION, settings=settings)
     rows = [EvalRow(i, f"line {i}", {"question": q}, None) for i, q in enumerate(ANSWERS)]
     assert [target.predict(r) for r in rows] == list(ANSWERS.values())
     assert dict(workspace.served) == {"champion": 4}  # the tagged champion, at 10% traffic
@@ -170,7 +170,7 @@ def test_a_pinned_target_bypasses_the_traffic_split(
         "model": "main.ml.qa",
         "version": "3",
     }
-    pinned = ws.endpoint_target("endpoints:/qa-bot", pin="challenger", settings=settings)
+    pinned = ws.endpoint_target("qa-bot", pin="challenger", settings=settings)
     assert pinned.predict(rows[0]) == "no idea"
     assert workspace.served["challenger"] == 1
 

@@ -17,7 +17,8 @@ from typing import Any
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ModelLoadError
 from genai_gate.pyimport import PREFIX, load_object
-from genai_gate.scorer import BoundScorer
+from genai_gate.scorer import AGGREGATIONS, BoundScorer
+from genai_gate.scoring.judges import CONTEXT_JUDGES, JUDGE_ALIASES, JUDGES, make_judge_scorer
 from genai_gate.thresholds import RelativeThreshold, Threshold
 
 
@@ -68,14 +69,9 @@ def build_scorers(
     notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
-    from genai_gate.scorer import AGGREGATIONS
+    # builtin builds MLflow Scorer objects, and importing mlflow takes seconds: only a run
+    # that scores pays for it (the canary's quality sample may have no scorer at all)
     from genai_gate.scoring.builtin import BUILTINS, PREPARE, make_builtin
-    from genai_gate.scoring.judges import (
-        CONTEXT_JUDGES,
-        JUDGE_ALIASES,
-        JUDGES,
-        make_judge_scorer,
-    )
 
     problems: list[str] = []
     fixes: list[str] = []  # fixes specific to a problem, shown before the general one

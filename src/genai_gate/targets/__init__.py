@@ -11,6 +11,8 @@ from genai_gate.pyimport import PREFIX
 from genai_gate.results import TargetIdentity
 from genai_gate.targets.base import ServingWorkspace, Target
 from genai_gate.targets.mlflow_model import PREFIXES, MlflowModelTarget
+from genai_gate.targets.openai_chat import OpenAIChatTarget, base_url
+from genai_gate.targets.python_callable import PythonCallableTarget
 from genai_gate.targets.retry import policy_and_limiter
 
 __all__ = ["Target", "TargetIdentity", "resolve_target"]
@@ -47,8 +49,6 @@ def resolve_target(
     if ref.startswith(OPENAI_PREFIX):
         import os
 
-        from genai_gate.targets.openai_chat import OpenAIChatTarget, base_url
-
         return OpenAIChatTarget(
             ref,
             base=base_url(cfg.base_url, os.environ),
@@ -56,10 +56,11 @@ def resolve_target(
             **remote_settings(loaded),
         )
     if ref.startswith(ENDPOINTS_PREFIX):
-        return workspace.endpoint_target(ref, pin=None, settings=remote_settings(loaded))
+        name = ref.removeprefix(ENDPOINTS_PREFIX).strip("/")
+        if not name:
+            raise ConfigError(f"model: {ref!r} names no endpoint", fix="model: endpoints:/my-genai")
+        return workspace.endpoint_target(name, pin=None, settings=remote_settings(loaded))
     if ref.startswith(PREFIX):
-        from genai_gate.targets.python_callable import PythonCallableTarget
-
         return PythonCallableTarget(ref, base_dir, cfg.call_style, input_keys)
 
     if ref.startswith(PREFIXES):

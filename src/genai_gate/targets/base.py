@@ -46,8 +46,9 @@ class ServingWorkspace(Protocol):
     @property
     def unavailable_reason(self) -> str: ...
 
-    def endpoint_target(self, ref: str, *, pin: str | None, settings: Mapping[str, Any]) -> Target:
-        """`ref` as a target; `pin` names one served entity (or "@champion")."""
+    def endpoint_target(self, name: str, *, pin: str | None, settings: Mapping[str, Any]) -> Target:
+        """The serving endpoint `name` as a target; `pin` names one served entity (or
+        "@champion"), else the endpoint's traffic split answers."""
         ...
 
     def chat_route(self) -> tuple[str, Callable[[], dict[str, str]]]:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from genai_gate.errors import ConfigError
 from genai_gate.targets.retry import RETRY_STATUSES, RateLimiter, Retryable, parse_retry_after
 
 
@@ -28,8 +29,6 @@ def check_key(name: str, value: str) -> str:
     or control characters (requests would quote it in an error message)."""
     key = value.strip()
     if any(ch.isspace() or ord(ch) < 32 for ch in key):
-        from genai_gate.errors import ConfigError
-
         raise ConfigError(
             f"the key in {name} holds whitespace or control characters",
             fix=f"Set {name} to the key alone, without quotes, spaces or newlines.",

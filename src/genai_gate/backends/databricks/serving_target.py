@@ -60,7 +60,7 @@ class DatabricksEndpointTarget:
 
     def __init__(
         self,
-        ref: str,
+        name: str,
         *,
         prompt: str | None,
         system_prompt: str | None,
@@ -76,9 +76,8 @@ class DatabricksEndpointTarget:
         from databricks.sdk.errors import NotFound, PermissionDenied
         from databricks.sdk.errors.base import DatabricksError
 
-        self.name = ref.removeprefix(PREFIX).strip("/")
-        if not self.name:
-            raise ConfigError(f"model: {ref!r} names no endpoint", fix="model: endpoints:/my-genai")
+        self.name = name
+        ref = f"{PREFIX}{name}"
         self.prompt, self.system_prompt, self.params = prompt, system_prompt, dict(params)
         unknown = sorted(set(self.params) - _QUERY_PARAMS)
         if unknown:
