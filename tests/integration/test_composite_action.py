@@ -111,6 +111,7 @@ def runner_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runner-temp")
 
 
+@pytest.mark.slow  # the first case installs the locked package into a venv: a minute or two
 @pytest.mark.parametrize(
     ("config", "expected", "code"),
     [("genai-gate.yml", "passed", 0), ("genai-gate-strict.yml", "failed", 1)],
