@@ -76,7 +76,7 @@ def why_not_runnable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image_root() -> Iterator[Path]:
     """The file tree of the image `.ci/run` built, mounted read-only."""
     reason = why_not_runnable()

@@ -130,6 +130,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if nextitem is None:
+        # the session ends here: this teardown also finalizes other folders' session-scoped
+        # fixtures, which may stop servers or unmount an image
+        return (yield)
     _violations.clear()
     with _guarded():
         result = yield
