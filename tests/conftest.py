@@ -23,9 +23,11 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -235,6 +237,57 @@ def databricks_job(
         return env
 
     return make
+
+
+# ---------------------------------------------------------------- fresh MLflow sqlite stores
+
+_template_lock = threading.Lock()
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A new sqlite tracking store starts as a copy of one migrated in this session.
+
+    Every `genai-gate eval` in tests/cli and tests/integration writes to a fresh
+    sqlite:///<out>/mlflow.db, and MLflow creates each with its full chain of Alembic
+    migrations: 2-4 s on 2 cores, most of the time of tests/cli. The first new store of the
+    session is migrated by MLflow for real and kept as a template; later ones get its
+    content through SQLite's backup API: the same tables, rows and Alembic revision, which
+    MLflow's own schema check verifies right after. Other databases, and genai-gate run in
+    a subprocess, are untouched.
+    """
+    from mlflow.store.db import utils as db_utils
+
+    real: Callable[[Any], None] | None = getattr(db_utils, "_initialize_tables", None)
+    if real is None:  # a layout change in MLflow: every store is migrated for real
+        yield
+        return
+    template = tmp_path_factory.mktemp("mlflow-sqlite-template") / "mlflow.db"
+
+    def initialize(engine: Any) -> None:
+        database = engine.url.database
+        if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            real(engine)
+            return
+        with _template_lock:
+            if template.exists():
+                _copy_sqlite(template, Path(database))
+            else:
+                real(engine)
+                _copy_sqlite(Path(database), template)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(db_utils, "_initialize_tables", initialize)
+        yield
 
 
 # ---------------------------------------------------------------- the MLflow tracking server
