@@ -29,6 +29,7 @@ from genai_gate.github import (
     upsert_issue,
     upsert_sticky_comment,
 )
+from genai_gate.report.markdown import brief, join
 from genai_gate.report.summary import render_error
 from genai_gate.results import PhaseProgress
 from genai_gate.tracking import scrub_credentials, tracking_password
@@ -388,7 +389,7 @@ def run_action(
                 outputs=report is None,
             )
         )
-        _comment(runner, ctx, environ, token, "\n".join(parts))
+        _comment(runner, ctx, environ, token, brief(join(parts)))
         raise
     except Exception as exc:
         parts.append(
@@ -402,7 +403,7 @@ def run_action(
                 outputs=report is None,
             )
         )
-        _comment(runner, ctx, environ, token, "\n".join(parts))
+        _comment(runner, ctx, environ, token, brief(join(parts)))
         raise
-    comment = _comment(runner, ctx, environ, token, "\n".join(parts))
+    comment = _comment(runner, ctx, environ, token, brief(join(parts)))
     return ActionResult(commands, report, deployed, comment, watched)
