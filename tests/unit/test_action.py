@@ -56,8 +56,9 @@ def test_pull_request_passing(
     assert "## ✅ genai-gate: passed" in summary
     # one row per gated metric, against its own threshold (the old Mermaid chart joined
     # unrelated thresholds with a line; issue #13)
-    assert "| ✅ | `exact_match/mean` | 0.75 | ≥ 0.7 ✅ | `███████│█░░░` |" in summary
+    assert "| ✅ | `exact_match/mean` | 0.75 | ≥ 0.7 ✅ | `███████│█░░░` 0.05 to spare |" in summary
     assert "<summary>Config (the keys set; the rest are defaults)</summary>" in summary
+    assert "max-error-rate" not in summary  # no canary defaults in an offline eval's config
     assert f"::add-mask::{WRITE_TOKEN}" in r.out
     assert "::group::genai-gate eval" in r.out and "::endgroup::" in r.out
     # the token itself is never printed except inside add-mask

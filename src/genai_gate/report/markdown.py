@@ -90,7 +90,14 @@ def fold(summary: str, body: Sequence[str]) -> list[str]:
     """A closed `<details>` block. The blank lines around the body let Markdown render
     inside it and let whatever follows render too (a heading after `</details>` with no
     blank line is swallowed into the HTML block)."""
-    return [f"<details><summary>{html.escape(summary)}</summary>", "", *body, "", "</details>", ""]
+    return [
+        f"<details><summary>{html.escape(summary, quote=False)}</summary>",
+        "",
+        *body,
+        "",
+        "</details>",
+        "",
+    ]
 
 
 # ---------------------------------------------------------------- numbers
@@ -191,25 +198,32 @@ def _shrink(block: str, room: int) -> str | None:
     many were left out; None if it has none to drop or cannot fit."""
     lines = block.split("\n")
     items = [i for i, line in enumerate(lines) if _ROW.match(line) and not line.startswith("|-")]
-    # a table's header row is not droppable: the first `|` row before a `|---` line
+    # a table's header row is not droppable: the `|` row right before a `|---` line
     items = [i for i in items if not (i + 1 < len(lines) and lines[i + 1].startswith("|-"))]
-    dropped: list[int] = []
-    while items:
-        dropped.append(items.pop())
-        kept = [line for i, line in enumerate(lines) if i not in dropped]
-        last = items[-1] if items else None
-        if last is None:
-            return None
+
+    def keeping(k: int) -> str:
+        cut = set(items[k:])
+        last = items[k - 1]
         note = (
-            f"- …and {len(dropped)} more"
+            f"- …and {len(cut)} more"
             if lines[last].startswith("- ")
-            else f"| … | {len(dropped)} more rows: see the job summary |"
+            else f"| … | {len(cut)} more rows: see the job summary |"
         )
-        kept.insert(last + 1, note)
-        candidate = "\n".join(kept)
-        if len(candidate) <= room:
-            return candidate
-    return None
+        kept = [line for i, line in enumerate(lines) if i not in cut]
+        kept.insert(last + 1 - sum(1 for i in cut if i < last), note)
+        return "\n".join(kept)
+
+    # the most items that fit, found by bisection: a body may hold thousands of rows
+    low, high = 1, len(items) - 1
+    best = None
+    while low <= high:
+        mid = (low + high) // 2
+        text = keeping(mid)
+        if len(text) <= room:
+            best, low = text, mid + 1
+        else:
+            high = mid - 1
+    return best
 
 
 def fit(markdown: str, limit: int, *, where: str = "the job summary") -> str:
