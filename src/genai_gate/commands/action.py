@@ -122,6 +122,21 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return scrub_credentials(text)
 
 
+# the files the composite flavour uploads as the run's artifact
+ARTIFACT_FILES = ("results.json", "rows.jsonl", "summary.md")
+
+
+def _scrub_files(out_dir: Path, secrets: list[str]) -> None:
+    """No secret value reaches the uploaded artifact: a model can echo a key it was given."""
+    for name in ARTIFACT_FILES:
+        path = out_dir / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            clean = _scrub(text, secrets)
+            if clean != text:
+                path.write_text(clean, encoding="utf-8")
+
+
 def _comment(
     runner: Runner, ctx: Context, environ: Mapping[str, str], token: str, body: str
 ) -> CommentResult | None:
@@ -389,6 +404,7 @@ def run_action(
                 outputs=report is None,
             )
         )
+        _scrub_files(out_dir, secrets)
         _comment(runner, ctx, environ, token, brief(join(parts)))
         raise
     except Exception as exc:
@@ -403,7 +419,9 @@ def run_action(
                 outputs=report is None,
             )
         )
+        _scrub_files(out_dir, secrets)
         _comment(runner, ctx, environ, token, brief(join(parts)))
         raise
+    _scrub_files(out_dir, secrets)
     comment = _comment(runner, ctx, environ, token, brief(join(parts)))
     return ActionResult(commands, report, deployed, comment, watched)
