@@ -28,11 +28,20 @@ def test_first_two_commands() -> None:
     assert block[1] == "uv run --frozen pytest"
 
 
+# inputs added while the README is being rewritten elsewhere, and the page that has them
+DOCUMENTED_ELSEWHERE = {"upload-artifact": "docs/reports.md"}
+
+
 def test_action_inputs_and_outputs_are_documented() -> None:
     import yaml
 
     action = yaml.safe_load((REPO / "action.yml").read_text())
     for name in action["inputs"]:
+        if name in DOCUMENTED_ELSEWHERE:
+            # until the README rewrite lists it too (then drop it from DOCUMENTED_ELSEWHERE)
+            page = (REPO / DOCUMENTED_ELSEWHERE[name]).read_text()
+            assert f"| `{name}` |" in page, f"{DOCUMENTED_ELSEWHERE[name]} lacks {name}"
+            continue
         assert f"| `{name}` |" in README, f"README's inputs table lacks {name}"
     for name in action["outputs"]:
         assert f"| `{name}` |" in README, f"README's outputs table lacks {name}"
