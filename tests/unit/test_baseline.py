@@ -169,7 +169,8 @@ def test_without_a_baseline_nothing_changes(cli: Any, paired: Project) -> None:
         "ci": None,
         "status": "passed",
     }
-    assert "| metric | value | threshold | status |" in (paired.out / "summary.md").read_text()
+    # the table without baseline columns; its last column is the margin (issue #13)
+    assert "| | metric | value | needs | margin |" in (paired.out / "summary.md").read_text()
     assert not (paired.out / "baseline_rows.jsonl").exists()
 
 
