@@ -13,7 +13,7 @@ from genai_gate.compare import RowChange
 from genai_gate.report.analysis import render_analysis
 from genai_gate.report.header import RunLinks
 from genai_gate.report.markdown import brief, join
-from genai_gate.report.plan import render_plan
+from genai_gate.report.plan import render_plan, render_unplanned
 from genai_gate.report.summary import render_summary
 from genai_gate.results import CheckDoc, ResultsDoc, RowResult
 from genai_gate.rollout.decision import Rules, decide
@@ -228,6 +228,11 @@ def truncated_source() -> str:
     return failing(worst=100)
 
 
+def unplanned() -> str:
+    reason = "the token was refused: trust repo:<owner>/<repo>:pull_request ~~~ " + EVIL
+    return render_unplanned("bot", reason)
+
+
 def _v(version: str) -> Entity:
     return entity_for("main.ml.bot", version, workload_size="Small", scale_to_zero=True)
 
@@ -307,6 +312,7 @@ KINDS = {
     "baseline": with_baseline,
     "plan": plan,
     "deploy": deployed,
+    "unplanned": unplanned,
     "canary-advance": canary_advance,
     "canary-rollback": canary_rollback,
     "eval-then-plan": eval_then_plan,

@@ -3,6 +3,7 @@ and the terminal. Pure functions of typed values, so they are tested as strings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from genai_gate.report.markdown import NONE, code, inert
@@ -90,7 +91,10 @@ def render_plan(plan: Plan, *, applied: str | None = None, notices: Sequence[str
 
 
 def render_unplanned(endpoint: str, reason: str) -> str:
+    # the reason quotes servers (an OIDC refusal) and holds `<owner>`-style hints: a text
+    # block keeps it inert on GitHub and readable in a terminal
+    fence = "~" * max(3, 1 + max((len(r) for r in re.findall("~+", reason)), default=0))
     return (
         f"### Deploy plan for {code(endpoint)}: not computed\n\n"
-        f"{inert(reason, 600)}\n\nThe plan is computed again on the push that deploys.\n"
+        f"{fence}text\n{reason}\n{fence}\n\nThe plan is computed again on the push that deploys.\n"
     )
