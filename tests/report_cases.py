@@ -31,7 +31,8 @@ EVIL = (
     "See [the docs](https://evil.example/x) and **act now** <img src=x onerror=alert(1)> "
     "| a | b | ping @octocat about #12, mail me@evil.example, www.evil.example, "
     "`rm -rf` &#91;x&#93; *[nested]* ~~gone~~ $x^2$ ![i](https://evil.example/i.png) "
-    "https://evil.example/a-very-long-url-that-gets-cut-somewhere-in-the-middle-of-it"
+    "https://evil.example/a-very-long-url-that-gets-cut-somewhere-in-the-middle-of-it "
+    "<details><summary>open</summary>"
 )
 LINKS = RunLinks(
     commit="0123456789abcdef0123456789abcdef01234567",
@@ -98,7 +99,7 @@ def row(i: int, output: Any = EVIL, *, error: str | None = None, score: float = 
     return RowResult(
         index=i,
         where=f"line {i + 1}",
-        inputs={"question": f"What is [{i}] | <b>{i}</b>? @admin"},
+        inputs={"question": f"<details> What is [{i}] | <b>{i}</b>? @admin"},
         expectations={"expected_response": f"answer *{i}*"},
         outputs=None if error else output,
         latency_ms=2.1,

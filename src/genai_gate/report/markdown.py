@@ -179,7 +179,7 @@ def blocks(markdown: str) -> list[str]:
         elif m := re.match(r"^(`{3,}|~{3,})", stripped):
             fence = m.group(1)
         else:
-            depth += stripped.count("<details") - stripped.count("</details>")
+            depth += _opens(stripped) - _closes(stripped)
         if not stripped and depth <= 0 and not fence:
             if out[-1]:
                 out.append([])
@@ -266,7 +266,19 @@ def fit(markdown: str, limit: int, *, where: str = "the job summary") -> str:
 
 
 def _open_folds(text: str) -> int:
-    return text.count("<details") - text.count("</details>")
+    return _opens(text) - _closes(text)
+
+
+# our folds only: untrusted text's `<details>` is written `\<details\>`, which opens nothing
+_OPEN, _CLOSE = re.compile(r"(?<!\\)<details"), re.compile(r"(?<!\\)</details>")
+
+
+def _opens(text: str) -> int:
+    return len(_OPEN.findall(text))
+
+
+def _closes(text: str) -> int:
+    return len(_CLOSE.findall(text))
 
 
 def brief(markdown: str, *, where: str = "the job summary") -> str:
