@@ -117,6 +117,16 @@ ACTION_ONLY: tuple[Input, ...] = (
         "working-directory.",
         default="genai-gate-out",
     ),
+    # Read by the composite's upload step, after the gate: the container flavour runs one
+    # image and cannot run a `uses:` step, so it uploads nothing (docs/reports.md).
+    Input(
+        "upload-artifact",
+        "Upload results.json, rows.jsonl and summary.md as a workflow artifact (the full "
+        "report; the PR comment is the short one). Composite flavour only.",
+        default="true",
+        cli=False,
+        flavours=("composite",),
+    ),
     # The container's image is prebuilt with every extra, on its own Python.
     Input(
         "python-version",

@@ -20,6 +20,14 @@ Level = Literal["error", "warning", "notice"]
 
 
 @dataclass(frozen=True)
+class RunLinks:
+    commit: str | None = None  # the PR's head commit, else the pushed one
+    commit_url: str | None = None
+    run_url: str | None = None  # this workflow run (its attempt)
+    workspace: str | None = None  # paths under it are shown relative to it
+
+
+@dataclass(frozen=True)
 class Context:
     """What the workflow run is: the event, the ref, the PR, the repository."""
 
@@ -40,15 +48,42 @@ class Context:
         return self.event_name in ("pull_request", "pull_request_target")
 
 
-def read_context(environ: Mapping[str, str]) -> Context:
-    event: dict[str, Any] = {}
+def _event(environ: Mapping[str, str]) -> dict[str, Any]:
     path = environ.get("GITHUB_EVENT_PATH")
     if path and Path(path).is_file():
         try:
             loaded = json.loads(Path(path).read_text(encoding="utf-8"))
-            event = loaded if isinstance(loaded, dict) else {}
+            return loaded if isinstance(loaded, dict) else {}
         except (OSError, json.JSONDecodeError):
-            event = {}
+            return {}
+    return {}
+
+
+def run_links(environ: Mapping[str, str]) -> RunLinks:
+    """The commit and the workflow run a report belongs to. On a pull request GITHUB_SHA is
+    a merge commit nobody has seen; the PR's head commit is the one under review."""
+    server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    repo = environ.get("GITHUB_REPOSITORY", "")
+    pr = _event(environ).get("pull_request")
+    head = ((pr or {}).get("head") or {}).get("sha") if isinstance(pr, dict) else None
+    sha = head if isinstance(head, str) and head else environ.get("GITHUB_SHA") or None
+    run_id = environ.get("GITHUB_RUN_ID")
+    run_url = None
+    if repo and run_id:
+        run_url = f"{server}/{repo}/actions/runs/{run_id}"
+        attempt = environ.get("GITHUB_RUN_ATTEMPT", "1")
+        if attempt not in ("", "1"):
+            run_url += f"/attempts/{attempt}"
+    return RunLinks(
+        commit=sha,
+        commit_url=f"{server}/{repo}/commit/{sha}" if sha and repo else None,
+        run_url=run_url,
+        workspace=environ.get("GITHUB_WORKSPACE") or str(Path.cwd()),
+    )
+
+
+def read_context(environ: Mapping[str, str]) -> Context:
+    event = _event(environ)
     pr = event.get("pull_request") if isinstance(event.get("pull_request"), dict) else None
     number = pr.get("number") if pr else None
     head_repo = ((pr or {}).get("head") or {}).get("repo")
@@ -88,7 +123,9 @@ class Runner:
         if not self.active or not target:
             return
         with Path(target).open("a", encoding="utf-8") as fh:
-            fh.write(markdown.rstrip("\n") + "\n")
+            # a blank line after each report: a heading straight after `</details>` would
+            # be read as part of that HTML block and show as raw text
+            fh.write(markdown.rstrip("\n") + "\n\n")
 
     def mask(self, secret: str | None) -> None:
         if not self.active or not secret:
@@ -174,8 +211,6 @@ def upsert_sticky_comment(ctx: Context, token: str, key: str, body: str) -> Comm
         return CommentResult("failed", "this run has no pull request")
     marker = sticky_marker(key)
     text = f"{marker}\n{body}"
-    if len(text) > COMMENT_LIMIT:
-        text = text[: COMMENT_LIMIT - 200] + "\n\n_(truncated; the job summary has it all)_\n"
     gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
     try:
         issue = gh.get_repo(ctx.repository, lazy=True).get_issue(ctx.pr_number)
@@ -216,8 +251,6 @@ def upsert_issue(ctx: Context, token: str, key: str, title: str, body: str) -> C
         return CommentResult("failed", "GITHUB_REPOSITORY is not set")
     marker = issue_marker(key)
     text = f"{marker}\n{body}"
-    if len(text) > COMMENT_LIMIT:
-        text = text[: COMMENT_LIMIT - 200] + "\n\n_(truncated; the job summary has it all)_\n"
     gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
     try:
         repo = gh.get_repo(ctx.repository, lazy=True)
@@ -229,7 +262,7 @@ def upsert_issue(ctx: Context, token: str, key: str, title: str, body: str) -> C
                 and _written_by_us(gh, issue, viewer)
             ):
                 issue.edit(body=text)
-                issue.create_comment(f"{title}, again.\n\n{body}"[: COMMENT_LIMIT - 200])
+                issue.create_comment(f"{title}, again.\n\n{body}")
                 return CommentResult("updated", url=issue.html_url)
         created = repo.create_issue(title=title, body=text)
         return CommentResult("created", url=created.html_url)

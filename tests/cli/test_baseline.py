@@ -98,13 +98,19 @@ def test_a_five_point_drop_against_a_model_baseline_fails(cli: Any, paired: Proj
     assert "regressed" in r.out
 
     summary = (paired.out / "summary.md").read_text()
-    assert "**Baseline** `python:pair_models:baseline` · 300 of 300 rows paired" in summary
-    assert "| metric | candidate | baseline | Δ | 95% CI | threshold | status |" in summary
-    assert "| `exact_match/mean` | 0.8 | 0.85 | -0.05 |" in summary
-    assert "| max-drop 0.02 | ❌ regressed |" in summary
-    assert "| metric | candidate | baseline | Δ | 95% CI |\n" in summary  # the other metrics
+    # issue #13: untrusted labels are escaped, one row per metric, 3 significant digits, and
+    # the rows that got worse fit a comment in three columns
+    label = "<code>python\\:pair\\_models\\:baseline</code>"
+    assert f"**Baseline** {label} · 300 of 300 rows paired by input" in summary
+    assert "| | metric | candidate | baseline | Δ (95% CI) | rules |" in summary
+    assert "| ❌ | `exact_match/mean` | 0.8 | 0.85 | \u22120.05 (" in summary
+    assert "| ≥ 0.5 ✅ · max-drop 0.02 ❌ |" in summary
+    assert "| metric | candidate | baseline | Δ (95% CI) | pairs |\n" in summary  # the others
     assert "<summary>Rows that got worse than the baseline (5 of 15)</summary>" in summary
-    assert '| line 4 | {"question": "q3"} | a3 | wrong | exact_match 1 | exact_match 0 |' in summary
+    assert (
+        '| line 4 | exact\\_match 1 → 0 | **asked** {"question"\\: "q3"}<br>'
+        "**baseline** a3<br>**candidate** wrong |"
+    ) in summary
     assert len((paired.out / "baseline_rows.jsonl").read_text().splitlines()) == ROWS
 
     from mlflow import MlflowClient
@@ -162,7 +168,8 @@ def test_without_a_baseline_nothing_changes(cli: Any, paired: Project) -> None:
         "ci": None,
         "status": "passed",
     }
-    assert "| metric | value | threshold | status |" in (paired.out / "summary.md").read_text()
+    # the table without baseline columns; its last column is the margin (issue #13)
+    assert "| | metric | value | needs | margin |" in (paired.out / "summary.md").read_text()
     assert not (paired.out / "baseline_rows.jsonl").exists()
 
 

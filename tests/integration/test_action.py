@@ -59,8 +59,11 @@ def test_pull_request_passing(
     assert len(out["run-id"]) == 32
     summary = (tmp_path / "gh" / "summary").read_text()
     assert "## ✅ genai-gate: passed" in summary
-    assert "```mermaid\nxychart-beta" in summary
-    assert "<summary>Effective config</summary>" in summary
+    # one row per gated metric, against its own threshold (the old Mermaid chart joined
+    # unrelated thresholds with a line; issue #13)
+    assert "| ✅ | `exact_match/mean` | 0.75 | ≥ 0.7 ✅ | `███████│█░░░` 0.05 to spare |" in summary
+    assert "<summary>Config (the keys set; the rest are defaults)</summary>" in summary
+    assert "max-error-rate" not in summary  # no canary defaults in an offline eval's config
     assert f"::add-mask::{WRITE_TOKEN}" in r.out
     assert "::group::genai-gate eval" in r.out and "::endgroup::" in r.out
     # the token itself is never printed except inside add-mask
@@ -129,10 +132,17 @@ def test_a_rule_against_the_baseline_reaches_the_comment_and_the_checks_tab(
     assert "Δ -0.25 (no 95%25 interval from 4 paired rows); inconclusive against" in annotation
     assert "(too few rows for an interval); the estimate is beyond it" in annotation
     body = next(iter(github.comments.values()))["body"]
-    assert "| metric | candidate | baseline | Δ | 95% CI | threshold | status |" in body
-    assert "| `exact_match/mean` | 0.75 | 1 | -0.25 | — | >= 0.7 | ✅ pass |" in body
-    assert "| `exact_match/mean` | 0.75 | 1 | -0.25 | — | max-drop 0.1 | ❌ inconclusive |" in body
-    assert "Rows that got worse than the baseline (1)" in body
+    # one row per metric, all its rules in it (issue #13: one row per rule put green rows
+    # first); the rows that got worse are folded, so they are in the job summary only
+    assert "| | metric | candidate | baseline | Δ (95% CI) | rules |" in body
+    row = "| ❌ | `exact_match/mean` | 0.75 | 1 | \u22120.25 | ≥ 0.7 ✅ · max-drop 0.1 ❌ |"
+    assert row in body
+    assert (
+        "**exact\\_match/mean fell 25 points, more than the 10 allowed (not conclusive).**" in body
+    )
+    assert "Rows that got worse than the baseline (1)" not in body
+    summary = (tmp_path / "gh" / "summary").read_text()
+    assert "Rows that got worse than the baseline (1)" in summary
 
 
 def test_sticky_comment_is_updated_in_place(

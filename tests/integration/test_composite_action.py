@@ -151,6 +151,37 @@ def test_composite_action(
         assert "::error title=genai-gate%3A exact_match/mean::" in last.stdout
 
 
+@pytest.mark.parametrize(
+    ("upload", "out", "expected"),
+    [
+        ("true", "genai-gate-out", "upload=true\ndir=gate/genai-gate-out\nname=genai-gate-eval-"),
+        ("false", "genai-gate-out", "upload=false\n"),
+        ("true", "missing", "upload=false\n"),  # nothing was written: nothing to upload
+    ],
+)
+def test_the_report_files_step(upload: str, out: str, expected: str, tmp_path: Path) -> None:
+    (tmp_path / "gate" / "genai-gate-out").mkdir(parents=True)
+    (tmp_path / "gate" / "genai-gate-out" / "results.json").write_text("{}")
+    env = {
+        "PATH": os.environ["PATH"],
+        "GITHUB_JOB": "eval",
+        "GENAI_GATE_UPLOAD_ARTIFACT": upload,
+        "GENAI_GATE_WORKING_DIRECTORY": "gate",
+        "GENAI_GATE_OUT": out,
+    }
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "report-files")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.startswith(expected), proc.stdout
+    upload_step = next(s for s in ACTION["runs"]["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert upload_step["if"] == "always() && steps.files.outputs.upload == 'true'"
+
+
 @pytest.mark.parametrize("extras", ["semantic;rm -rf /", "*", "semantic, ../x"])
 def test_install_refuses_an_extras_input_that_is_not_a_name(extras: str, tmp_path: Path) -> None:
     proc = subprocess.run(

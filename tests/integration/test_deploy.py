@@ -403,7 +403,8 @@ def test_a_push_to_main_gates_then_deploys(
     baseline = project.results()["baseline"]
     assert baseline["ref"] == "endpoints:/bot"
     assert baseline["model_identity"]["served_models"] == {"bot-12": 4}
-    assert "**Baseline** `endpoints:/bot (champion bot-12: main.ml.bot v12" in summary
+    # the label is untrusted text: escaped, in <code> (issue #13)
+    assert "**Baseline** <code>endpoints\\:/bot \\(champion bot-12\\: main.ml.bot v12" in summary
     # the deploy record is attached to the eval's MLflow run
     from mlflow import MlflowClient
 
@@ -600,6 +601,17 @@ def test_a_pull_request_whose_token_is_refused_shows_no_plan_but_passes(
     result = deploy(cli, tmp_path, env, command="plan")
     assert result.code == 0, result.text
     assert "not computed" in result.out and "repo:<owner>/<repo>:pull_request" in result.out
+
+
+def test_a_pull_request_that_cannot_sign_in_at_all_fails(
+    cli: Any, tmp_path: Path, ws: FakeDatabricks, databricks_job: Callable[..., dict[str, str]]
+) -> None:
+    """A refused token is a courtesy "not computed"; a host that cannot be reached is a
+    broken setup, and the PR fails (exit 3) rather than passing every plan unseen."""
+    env = {**databricks_job("pull_request", pr_payload()), "DATABRICKS_HOST": "http://127.0.0.1:9"}
+    result = deploy(cli, tmp_path, env, command="plan")
+    assert result.code == 3, result.text
+    assert "not computed" not in result.out
 
 
 def test_plan_json_names_environment_variables_but_never_their_values(

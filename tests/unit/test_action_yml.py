@@ -13,7 +13,7 @@ from tests.conftest import REPO
 ACTION = yaml.safe_load((REPO / "action.yml").read_text())
 # how the composite flavour installs genai-gate; the container flavour's image is prebuilt
 # (with every extra), and the CLI never sees them
-INSTALL_INPUTS = {"python-version", "extras"}
+INSTALL_INPUTS = {"python-version", "extras", "upload-artifact"}
 
 
 def test_no_expression_inside_run() -> None:

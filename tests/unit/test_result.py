@@ -31,3 +31,4 @@ def test_outputs_and_exit_codes() -> None:
     assert Result.FAILED.exit_code is ExitCode.GATE_FAILED
     assert Result.PASSED.exit_code is ExitCode.PASSED
     assert Result.SKIPPED.exit_code is ExitCode.PASSED
+    assert Result.ERROR.exit_code is ExitCode.SERVICE

@@ -121,6 +121,10 @@ class ServingBackend(Protocol):
     @property
     def unavailable_reason(self) -> str: ...
 
+    def connect(self) -> None:
+        """Sign in (no API call yet); raises AuthError when no sign-in can work."""
+        ...
+
     def check_settings(self) -> str:
         """The endpoint name, once the settings that name what to serve are complete."""
         ...

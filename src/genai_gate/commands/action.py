@@ -30,6 +30,7 @@ from genai_gate.github import (
     upsert_issue,
     upsert_sticky_comment,
 )
+from genai_gate.report.markdown import brief, fit_comment, join
 from genai_gate.report.summary import render_error
 from genai_gate.results import PhaseProgress
 from genai_gate.tracking import scrub_credentials, tracking_password
@@ -127,6 +128,21 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return scrub_credentials(text)
 
 
+# the files the composite flavour uploads as the run's artifact
+ARTIFACT_FILES = ("results.json", "rows.jsonl", "summary.md")
+
+
+def _scrub_files(out_dir: Path, secrets: list[str]) -> None:
+    """No secret value reaches the uploaded artifact: a model can echo a key it was given."""
+    for name in ARTIFACT_FILES:
+        path = out_dir / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            clean = _scrub(text, secrets)
+            if clean != text:
+                path.write_text(clean, encoding="utf-8")
+
+
 def _comment(
     runner: Runner, ctx: Context, environ: Mapping[str, str], token: str, body: str
 ) -> CommentResult | None:
@@ -141,7 +157,7 @@ def _comment(
             title="genai-gate",
         )
         return None
-    result = upsert_sticky_comment(ctx, token, comment_key(environ), body)
+    result = upsert_sticky_comment(ctx, token, comment_key(environ), fit_comment(body))
     if result.action in ("no-permission", "failed"):
         runner.annotate(
             "notice" if result.action == "no-permission" else "warning",
@@ -256,7 +272,7 @@ def _analysis_outputs(
                 token,
                 f"canary:{report.endpoint}",
                 f"genai-gate: canary on {report.endpoint} rolled back",
-                summary,
+                fit_comment(summary),
             )
             if result.url:
                 runner.annotate("notice", f"Canary issue {result.action}: {result.url}")
@@ -359,7 +375,8 @@ def run_action(
                 outputs=report is None,
             )
         )
-        _comment(runner, ctx, environ, token, "\n".join(parts))
+        _scrub_files(out_dir, secrets)
+        _comment(runner, ctx, environ, token, brief(join(parts)))
         raise
     except Exception as exc:
         parts.append(
@@ -373,11 +390,13 @@ def run_action(
                 outputs=report is None,
             )
         )
-        _comment(runner, ctx, environ, token, "\n".join(parts))
+        _scrub_files(out_dir, secrets)
+        _comment(runner, ctx, environ, token, brief(join(parts)))
         raise
     # one place decides `result` and `passed`, from every command that ran
     reports = (r for r in (report, deployed, watched) if r is not None)
     for name, value in Result.overall(r.result for r in reports).outputs().items():
         runner.set_output(name, value)
-    comment = _comment(runner, ctx, environ, token, "\n".join(parts))
+    _scrub_files(out_dir, secrets)
+    comment = _comment(runner, ctx, environ, token, brief(join(parts)))
     return ActionResult(commands, report, deployed, comment, watched)

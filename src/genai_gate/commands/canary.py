@@ -228,6 +228,7 @@ def run_analyze(
         plan=plan,
         mode=mode,
         notices=notices,
+        rules=rules_of(loaded),
     )
     doc = _record(loaded, endpoint, state, decision, traffic, since, applied, environ, mode)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,8 @@ def run_deploy(
             f"No {backend.label} credentials on this pull request ({backend.unavailable_reason}),"
             " so the plan could not read the endpoint."
         )
+    # signing in is outside the courtesy below: a wrong host or a broken setup fails the PR
+    backend.connect()
     try:
         state = backend.read(endpoint)
     except AuthError as exc:

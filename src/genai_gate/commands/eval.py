@@ -38,6 +38,7 @@ from genai_gate.data import load_dataset
 from genai_gate.errors import TrackingError
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
+from genai_gate.github import run_links
 from genai_gate.provenance import collect
 from genai_gate.report.results import (
     RunInfo,
@@ -320,7 +321,8 @@ def _report(
     doc["judge"] = done.judge_stats
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
-    effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # the keys set, not ~60 lines of defaults (most of them deploy and canary keys)
+    effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
     for key in ("tracking-uri", "base-url", "judge-base-url"):
         if key in effective:
             effective[key] = redact(effective[key])
@@ -329,6 +331,7 @@ def _report(
         worst,
         config_yaml=yaml.safe_dump(effective, sort_keys=False),
         regressions=compared.regressions[: cfg.worst_rows] if compared else (),
+        links=run_links(run.environ),
     )
 
     results_path = out_dir / "results.json"

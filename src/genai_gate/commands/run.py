@@ -44,8 +44,11 @@ class Result(StrEnum):
 
     @property
     def exit_code(self) -> ExitCode:
-        """FAILED exits 1; ERROR exits with its cause's code, which the caller raises."""
-        return ExitCode.GATE_FAILED if self is Result.FAILED else ExitCode.PASSED
+        """FAILED exits 1; ERROR 4 (a service failed after the verdict: the MLflow run could
+        not be recorded), whether or not the caller raises its cause first."""
+        if self is Result.FAILED:
+            return ExitCode.GATE_FAILED
+        return ExitCode.SERVICE if self is Result.ERROR else ExitCode.PASSED
 
 
 @dataclass

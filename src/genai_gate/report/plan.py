@@ -3,19 +3,56 @@ and the terminal. Pure functions of typed values, so they are tested as strings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from genai_gate.backends.base import RolloutPlan
+from genai_gate.report.markdown import NONE, code, inert
+from genai_gate.rollout.plan import TAG_CHALLENGER, TAG_CHAMPION, TAG_STEP, Change
 
 _ACTION = {
     "create": "creates the endpoint",
     "update": "updates the endpoint",
     "noop": "changes nothing: the endpoint already serves this",
 }
+# the rollout's own tags, in words: `genai-gate.step 10 → 100` on a rollback read like a
+# promotion, when it means the canary has ended
+_TAG_WORDS = {
+    TAG_STEP: "challenger's share",
+    TAG_CHAMPION: "champion",
+    TAG_CHALLENGER: "challenger",
+}
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _value(text: str) -> str:
+    # the plan says "-" for "nothing before"; every report says NONE
+    return NONE if text in ("-", "") else inert(text)
+
+
+def _change(plan: RolloutPlan, c: Change) -> tuple[str, str, str]:
+    item = code(c.item)
+    before, after = _value(c.before), _value(c.after)
+    if c.section == "tag" and c.item in _TAG_WORDS:
+        item = f"{_TAG_WORDS[c.item]} ({item})"
+        if c.item == TAG_STEP:
+            before = f"{inert(c.before)}%" if c.before not in ("-", "") else NONE
+            ended = plan.rollout.challenger is None
+            after = "canary ended" if ended else f"{inert(c.after)}%"
+    return item, before, after
+
+
+def change_table(plan: RolloutPlan) -> list[str]:
+    lines = ["| change | item | before | after |", "|---|---|---|---|"]
+    for c in plan.changes:
+        item, before, after = _change(plan, c)
+        lines.append(f"| {c.section} | {item} | {before} | {after} |")
+    return lines
+
+
+def notices_block(notices: Sequence[str]) -> list[str]:
+    if not notices:
+        return []
+    return ["> [!NOTE]", *(f"> - {inert(n, 600)}" for n in notices), ""]
 
 
 def render_plan(
@@ -28,10 +65,11 @@ def render_plan(
         version = " (no config yet)"
     else:
         version = f" (config version {before.config_version})"
+    endpoint = code(plan.endpoint)
     if applied is None:
-        head = f"### Deploy plan for `{plan.endpoint}`{version}: {_ACTION[plan.action]}"
+        head = f"### Deploy plan for {endpoint}{version}: {_ACTION[plan.action]}"
     else:
-        head = f"### Deploy `{plan.endpoint}`: {applied}"
+        head = f"### Deploy {endpoint}: {applied}"
     lines = [head, ""]
     if before is not None and before.updating:
         lines += [
@@ -43,26 +81,23 @@ def render_plan(
     for entity in plan.entities:
         role = "champion" if entity is plan.rollout.champion else "challenger"
         lines.append(
-            f"| `{_cell(entity.name)}` ({role}) | {_cell(entity.label())} "
+            f"| {code(entity.name)} ({role}) | {inert(entity.label())} "
             f"| {plan.routes.get(entity.name, 0)}% |"
         )
     lines.append("")
     if plan.changes:
-        lines += ["| change | item | before | after |", "|---|---|---|---|"]
-        for c in plan.changes:
-            lines.append(
-                f"| {c.section} | `{_cell(c.item)}` | {_cell(c.before)} | {_cell(c.after)} |"
-            )
-        lines.append("")
+        lines += [*change_table(plan), ""]
     else:
         lines += ["No changes.", ""]
-    for notice in [*plan.notices, *notices]:
-        lines.append(f"> [!NOTE]\n> {_cell(notice)}\n")
+    lines += notices_block([*plan.notices, *notices])
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def render_unplanned(endpoint: str, reason: str) -> str:
+    # the reason quotes servers (an OIDC refusal) and holds `<owner>`-style hints: a text
+    # block keeps it inert on GitHub and readable in a terminal
+    fence = "~" * max(3, 1 + max((len(r) for r in re.findall("~+", reason)), default=0))
     return (
-        f"### Deploy plan for `{endpoint}`: not computed\n\n"
-        f"{reason}\n\nThe plan is computed again on the push that deploys.\n"
+        f"### Deploy plan for {code(endpoint)}: not computed\n\n"
+        f"{fence}text\n{reason}\n{fence}\n\nThe plan is computed again on the push that deploys.\n"
     )

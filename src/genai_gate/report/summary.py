@@ -1,141 +1,300 @@
-"""summary.md: the verdict, the gated metrics, the failures and the worst rows, as Markdown.
+"""summary.md: the verdict, what failed and why, the gated metrics, then folded detail.
 
-Pure: it takes the results document and returns a string, so tests read it as text. With a
-baseline the gated table gains candidate, baseline, Δ and 95% CI columns, the other metrics
-show their deltas, and the rows that got worse are listed, folded, with both answers.
+Pure: it takes the results document and returns Markdown. The order is what a reviewer
+reads in five seconds: the verdict; the commit and the links; the failures in plain words
+(the statistics after); one row per gated metric, failures first, each against its own
+threshold. Everything longer (other metrics, rows, the baseline chart, the config) is folded,
+and the PR comment leaves the folds out (markdown.brief).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from collections.abc import Sequence
-from typing import Any
 
 from genai_gate.compare import RowChange
-from genai_gate.report.results import row_record
-from genai_gate.results import BaselineDoc, CheckDoc, ResultsDoc, RowResult
+from genai_gate.github import RunLinks
+from genai_gate.report.header import context_line, display_path
+from genai_gate.report.markdown import (
+    MINUS,
+    NONE,
+    bar,
+    code,
+    fold,
+    inert,
+    is_latency,
+    num,
+    plain,
+    signed,
+    unit_of,
+    value_text,
+)
+from genai_gate.results import BaselineDoc, CheckDoc, ComparisonDoc, ResultsDoc, RowResult
 from genai_gate.thresholds import ABSOLUTE_OPS
 
 _CELL_MAX = 120
 
 
-def cell(value: Any, limit: int = _CELL_MAX) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    text = " ".join(str(text).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    # a pipe would end the cell; backticks and angle brackets would start markup; model
-    # output must not @-mention people or link issues from a PR comment
-    text = text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
-    text = text.replace("[", "&#91;").replace("]", "&#93;")
-    return _MENTION.sub(lambda m: m.group(1) + "&#8203;", text)
-
-
-_MENTION = re.compile(r"([@#])(?=[\w-])")
+def cell(value: object, limit: int = _CELL_MAX) -> str:
+    """Untrusted text for a table cell (kept for the other renderers; see markdown.inert)."""
+    return inert(value, limit)
 
 
 def fence_for(text: str, char: str = "`") -> str:
     """A code fence longer than any run of the fence character inside `text`."""
-    longest = max((len(m.group(0)) for m in re.finditer(re.escape(char) + "+", text)), default=0)
+    longest = 0
+    run = 0
+    for ch in text:
+        run = run + 1 if ch == char else 0
+        longest = max(longest, run)
     return char * max(3, longest + 1)
 
 
 def fmt(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if not math.isfinite(value):
-        return str(value)
-    if value == int(value) and abs(value) >= 10:
-        return f"{int(value)}"
-    return f"{value:.4g}"
+    return num(value)
 
 
-_STATUS = {
-    "passed": "✅ pass",
-    "failed": "❌ fail",
-    "improved": "✅ improved",
-    "within-max-drop": "✅ within max-drop",
-    "regressed": "❌ regressed",
-    "no-baseline": "❌ no baseline",
-}
+def fmt_delta(value: float | None) -> str:
+    return signed(value)
+
+
+def fmt_ci(ci: Sequence[float] | None) -> str:
+    return NONE if not ci else f"{signed(ci[0])} … {signed(ci[1])}"
+
+
+_OP = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
 
 
 def rule_text(check: CheckDoc) -> str:
-    """`>= 0.8`, `max-drop 0.02`, `max-drop-pct 5%`, `must-improve`."""
+    """`≥ 0.8`, `≤ 900 ms`, `max-drop 0.02`, `max-drop-pct 5%`, `must-improve`."""
     op = str(check["op"])
     if op == "must-improve":
         return op
-    unit = "%" if op == "max-drop-pct" else ""
-    return f"{op} {fmt(check['threshold'])}{unit}"
+    if op in _OP:
+        return f"{_OP[op]} {value_text(check['metric'], check['threshold'])}"
+    unit = "%" if op == "max-drop-pct" else unit_of(check["metric"])
+    return f"{op} {num(check['threshold'])}{unit}"
+
+
+_ICON = {
+    "passed": "✅",
+    "failed": "❌",
+    "improved": "✅",
+    "within-max-drop": "✅",
+    "regressed": "❌",
+    "no-baseline": "❌",
+}
+
+
+def status_icon(check: CheckDoc) -> str:
+    status = str(check.get("status") or ("passed" if check["passed"] else "failed"))
+    if status == "inconclusive":
+        return "⚠️" if check["passed"] else "❌"
+    return _ICON.get(status, "✅" if check["passed"] else "❌")
 
 
 def status_text(check: CheckDoc) -> str:
     status = str(check.get("status") or ("passed" if check["passed"] else "failed"))
+    words = {"passed": "pass", "failed": "fail", "within-max-drop": "within max-drop"}
     if status == "inconclusive":
         return "⚠️ inconclusive, passes" if check["passed"] else "❌ inconclusive"
-    return _STATUS.get(status, status)
+    return f"{status_icon(check)} {words.get(status, status.replace('-', ' '))}"
 
 
-def fmt_delta(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.4g}"
+# ---------------------------------------------------------------- plain words
 
 
-def fmt_ci(ci: Sequence[float] | None) -> str:
-    return "—" if not ci else f"{ci[0]:+.4g} … {ci[1]:+.4g}"
+def _better(doc: ResultsDoc, check: CheckDoc) -> str:
+    for t in doc["thresholds"]:
+        if t["metric"] == check["metric"] and t["op"] == check["op"]:
+            return t.get("better", "higher")
+    return "higher"
 
 
-def _chart(checks: Sequence[CheckDoc], title: str, top: float) -> list[str]:
-    names = ", ".join(json.dumps(c["metric"]) for c in checks)
-    values = ", ".join(f"{(c['value'] if c['value'] is not None else 0):.6g}" for c in checks)
-    limits = ", ".join(f"{c['threshold']:.6g}" for c in checks)
-    return [
-        "```mermaid",
-        "xychart-beta",
-        f'    title "{title}"',
-        f"    x-axis [{names}]",
-        f'    y-axis "value" 0 --> {top:.6g}',
-        f"    bar [{values}]",
-        f"    line [{limits}]",
-        "```",
-    ]
+def _scaled(metric: str, base: float | None, cand: float | None) -> tuple[float, str]:
+    """How a change reads: 0-1 scores in points (times 100), latency in ms, the rest as is."""
+    if is_latency(metric):
+        return 1.0, " ms"
+    values = [v for v in (base, cand) if v is not None]
+    if values and all(0 <= v <= 1 for v in values):
+        return 100.0, " points"
+    return 1.0, ""
 
 
-def mermaid_charts(checks: Sequence[CheckDoc]) -> list[str]:
-    """Bars are the metrics, the line is the thresholds; 0-1 scores and the rest apart.
-    Rules against the baseline have no line to draw, so they are left out."""
-    checks = [c for c in checks if c["op"] in ABSOLUTE_OPS]
-    unit = [c for c in checks if 0 <= c["threshold"] <= 1 and (c["value"] or 0) <= 1]
-    other = [c for c in checks if c not in unit]
-    lines: list[str] = []
-    if unit:
-        lines += _chart(unit, "Scores (bars) against thresholds (line)", 1.0)
-    if other:
-        top = max(max(c["threshold"], c["value"] or 0) for c in other) * 1.2 or 1.0
-        lines += ["", *_chart(other, "Other gated metrics (bars) against thresholds (line)", top)]
+def plain_reason(doc: ResultsDoc, check: CheckDoc) -> str:
+    """What failed, in words a reviewer reads at a glance (our own Markdown)."""
+    m = inert(check["metric"])
+    value, op, limit = check["value"], check["op"], check["threshold"]
+    if op in ABSOLUTE_OPS:
+        if value is None:
+            return f"{m} was not produced: no row could be scored for it"
+        side = "below the minimum" if op in (">=", ">") else "above the maximum"
+        return (
+            f"{m} is {value_text(check['metric'], value)}, {side} of "
+            f"{value_text(check['metric'], limit)}"
+        )
+    base, delta = check["baseline"], check["delta"]
+    if check.get("status") == "no-baseline" or value is None or base is None or delta is None:
+        return f"{m} could not be compared with the baseline"
+    if op == "must-improve":
+        return f"{m} did not improve significantly, and must-improve asks for that"
+    higher = _better(doc, check) == "higher"
+    worse = -delta if higher else delta
+    verb = ("fell" if higher else "rose") if worse > 0 else ("rose" if higher else "fell")
+    if op == "max-drop-pct":
+        allowed = abs(base) * limit / 100
+        change = f"{num(100 * abs(delta) / abs(base)) if base else NONE}%"
+        allowance = f"{num(limit)}%"
+    else:
+        scale, unit = _scaled(check["metric"], base, value)
+        allowed = limit
+        change = f"{num(scale * abs(delta))}{unit}"
+        allowance = num(scale * limit)
+    inconclusive = check.get("status") == "inconclusive"
+    if worse > allowed:
+        tail = f"more than the {allowance} allowed"
+        return f"{m} {verb} {change}, {tail}" + (" (not conclusive)" if inconclusive else "")
+    return f"{m} {verb} {change}; the interval reaches past the {allowance} allowed"
+
+
+def _stats(check: CheckDoc, pairs: int | None) -> str:
+    if check["op"] in ABSOLUTE_OPS:
+        return ""
+    parts = [f"Δ {signed(check['delta'])}"]
+    if check["ci"]:
+        parts.append(f"95% CI {fmt_ci(check['ci'])}")
+    if pairs is not None:
+        parts.append(f"{pairs} pairs")
+    return ", ".join(parts)
+
+
+def _pairs(doc: ResultsDoc) -> dict[str, int]:
+    base = doc.get("baseline")
+    return {c["metric"]: c["pairs"] for c in base["comparisons"]} if base else {}
+
+
+def failure_lines(doc: ResultsDoc) -> list[str]:
+    """One list item per failure: plain words in bold, then the numbers behind them."""
+    failed = [c for c in doc["checks"] if not c["passed"]]
+    pairs = _pairs(doc)
+    lines = []
+    for c in failed:
+        stats = _stats(c, pairs.get(c["metric"]))
+        lines.append(f"- **{plain_reason(doc, c)}.**" + (f" {stats}." if stats else ""))
+    # the verdict's other failures (rows that errored, no rows) follow the checks' reasons
+    for text in doc["failures"][len(failed) :]:
+        lines.append(f"- {inert(text, 400)}")
     return lines
 
 
-def _gated_table(doc: ResultsDoc) -> list[str]:
+# ---------------------------------------------------------------- the gated table
+
+
+def _grouped(checks: Sequence[CheckDoc]) -> list[list[CheckDoc]]:
+    """One group per metric, the failing metrics first, each in the config's order."""
+    groups: dict[str, list[CheckDoc]] = {}
+    for c in checks:
+        groups.setdefault(c["metric"], []).append(c)
+    return sorted(groups.values(), key=lambda g: all(c["passed"] for c in g))
+
+
+def _margin(group: Sequence[CheckDoc]) -> str:
+    """How far the value is from its threshold, in the metric's unit, and for 0-1 scores a
+    bar on 0..1 with the threshold as `│`. A 2 ms latency under an 800 ms limit reads
+    "798 ms to spare", where a shared chart axis showed an empty bar."""
+    absolute = [c for c in group if c["op"] in ABSOLUTE_OPS]
+    value = group[0]["value"]
+    if not absolute or value is None:
+        return ""
+    metric, limit, op = group[0]["metric"], absolute[0]["threshold"], absolute[0]["op"]
+    room = value - limit if op in (">=", ">") else limit - value
+    words = f"{num(abs(room))}{unit_of(metric)} {'to spare' if room >= 0 else 'short'}"
+    if 0 <= value <= 1 and 0 <= limit <= 1 and not is_latency(metric):
+        return f"`{bar(value, limit, 1.0)}` {words}"
+    return words
+
+
+def _rules(group: Sequence[CheckDoc]) -> str:
+    return " · ".join(f"{rule_text(c)} {status_icon(c)}" for c in group)
+
+
+def gated_table(doc: ResultsDoc) -> list[str]:
+    groups = _grouped(doc["checks"])
     if doc.get("baseline") is None:
-        lines = ["| metric | value | threshold | status |", "|---|---:|---|---|"]
-        for c in doc["checks"]:
+        lines = ["| | metric | value | needs | margin |", "|---|---|---:|---|---|"]
+        for g in groups:
+            icon = "✅" if all(c["passed"] for c in g) else "❌"
             lines.append(
-                f"| `{c['metric']}` | {fmt(c['value'])} | {rule_text(c)} | {status_text(c)} |"
+                f"| {icon} | {code(g[0]['metric'])} | "
+                f"{value_text(g[0]['metric'], g[0]['value'])} | {_rules(g)} | {_margin(g)} |"
             )
         return lines
     lines = [
-        "| metric | candidate | baseline | Δ | 95% CI | threshold | status |",
-        "|---|---:|---:|---:|---|---|---|",
+        "| | metric | candidate | baseline | Δ (95% CI) | rules |",
+        "|---|---|---:|---:|---|---|",
     ]
-    for c in doc["checks"]:
+    for g in groups:
+        c = g[0]
+        icon = "✅" if all(x["passed"] for x in g) else "❌"
+        delta = signed(c["delta"]) + unit_of(c["metric"]) if c["delta"] is not None else NONE
+        ci = f" ({fmt_ci(c['ci'])})" if c["ci"] else ""
         lines.append(
-            f"| `{c['metric']}` | {fmt(c['value'])} | {fmt(c.get('baseline'))} | "
-            f"{fmt_delta(c.get('delta'))} | {fmt_ci(c.get('ci'))} | {rule_text(c)} | "
-            f"{status_text(c)} |"
+            f"| {icon} | {code(c['metric'])} | {value_text(c['metric'], c['value'])} "
+            f"| {value_text(c['metric'], c['baseline'])} | {delta}{ci} | {_rules(g)} |"
         )
     return lines
+
+
+# ---------------------------------------------------------------- the baseline chart
+
+
+def _interval_row(c: CheckDoc, higher: bool, width: int = 31) -> str:
+    """One rule as a line: the interval `━`, the estimate `●`, no change `│` and the most
+    it may fall `┆`, oriented so that worse is always to the left."""
+    sign = 1.0 if higher else -1.0
+    assert c["delta"] is not None
+    d = sign * c["delta"]
+    lo, hi = sorted(sign * x for x in c["ci"]) if c["ci"] else (d, d)
+    floor = -c["threshold"] if c["op"] == "max-drop" else None
+    if c["op"] == "max-drop-pct" and c["baseline"]:
+        floor = -abs(c["baseline"]) * c["threshold"] / 100
+    points = [lo, hi, 0.0, *([floor] if floor is not None else [])]
+    left, right = min(points), max(points)
+    pad = (right - left) * 0.1 or 1.0
+    left, right = left - pad, right + pad
+
+    def at(x: float) -> int:
+        return max(0, min(width - 1, round((x - left) / (right - left) * (width - 1))))
+
+    cells = ["─"] * width
+    for i in range(at(lo), at(hi) + 1):
+        cells[i] = "━"
+    if floor is not None:
+        cells[at(floor)] = "┆"
+    cells[at(0.0)] = "│"
+    cells[at(d)] = "●"
+    return "".join(cells)
+
+
+def baseline_chart(doc: ResultsDoc) -> list[str]:
+    """Each rule against the baseline: its Δ and 95% CI against minus max-drop. Per rule on its
+    own scale, so a latency rule and a score rule do not squash each other."""
+    rules = [c for c in doc["checks"] if c["op"] not in ABSOLUTE_OPS and c["delta"] is not None]
+    if not rules:
+        return []
+    width = max(len(c["metric"]) for c in rules)
+    lines = ["```text", f"worse ←  ━ 95% CI  ● Δ  │ no change  ┆ {MINUS}max-drop  → better"]
+    for c in rules:
+        limit = f"{c['op']} {num(c['threshold'])}{'%' if c['op'] == 'max-drop-pct' else ''}"
+        lines.append(
+            f"{plain(c['metric']):<{width}}  {_interval_row(c, _better(doc, c) == 'higher')}  "
+            f"Δ {signed(c['delta'])}{unit_of(c['metric'])}  {limit}  {status_icon(c)}"
+        )
+    fence = fence_for("\n".join(lines[1:]))
+    lines[0] = f"{fence}text"
+    return [*lines, fence]
+
+
+# ---------------------------------------------------------------- folds
 
 
 def _other_metrics(doc: ResultsDoc, gated: set[str]) -> list[str]:
@@ -144,47 +303,100 @@ def _other_metrics(doc: ResultsDoc, gated: set[str]) -> list[str]:
         others = {k: v for k, v in doc["metrics"].items() if k not in gated}
         if not others:
             return []
-        rows = [f"| `{k}` | {fmt(v)} |" for k, v in others.items()]
         head = ["| metric | value |", "|---|---:|"]
+        rows = [f"| {code(k)} | {value_text(k, v)} |" for k, v in others.items()]
     else:
-        compared = [c for c in base["comparisons"] if c["metric"] not in gated]
+        compared: list[ComparisonDoc] = [c for c in base["comparisons"] if c["metric"] not in gated]
         if not compared:
             return []
-        head = ["| metric | candidate | baseline | Δ | 95% CI |", "|---|---:|---:|---:|---|"]
+        head = [
+            "| metric | candidate | baseline | Δ (95% CI) | pairs |",
+            "|---|---:|---:|---|---:|",
+        ]
         rows = [
-            f"| `{c['metric']}` | {fmt(c['candidate'])} | {fmt(c['baseline'])} | "
-            f"{fmt_delta(c['delta'])} | {fmt_ci(c['ci'])} |"
+            f"| {code(c['metric'])} | {value_text(c['metric'], c['candidate'])} | "
+            f"{value_text(c['metric'], c['baseline'])} | {signed(c['delta'])}"
+            + (f" ({fmt_ci(c['ci'])})" if c["ci"] else "")
+            + f" | {c['pairs']} |"
             for c in compared
         ]
-    return ["<details><summary>All metrics</summary>", "", *head, *rows, "", "</details>", ""]
+    return fold("All metrics", [*head, *rows])
 
 
-def _scores(row: RowResult, names: Sequence[str]) -> str:
+def _moved(base: RowResult, cand: RowResult, names: Sequence[str]) -> str:
+    def one(row: RowResult, name: str) -> str:
+        return "model error" if row.error else value_text(name, row.scores.get(name))
+
+    return ", ".join(f"{k} {one(base, k)} → {one(cand, k)}" for k in names)
+
+
+def _answer(row: RowResult) -> str:
     if row.error:
-        return f"model error: {row.error}"
-    return ", ".join(f"{k} {fmt(row.scores.get(k))}" for k in names)
+        return f"_no answer: model error_ ({inert(row.error, 80)})"
+    return inert(row.outputs, 100) if row.outputs is not None else NONE
 
 
 def _regressions(baseline: BaselineDoc, changes: Sequence[RowChange]) -> list[str]:
+    """Three columns, so the table fits a PR comment's width: the row, how its scores
+    moved, and what was asked and answered on each side."""
     total = baseline["regressed_rows"]
     shown = f"{len(changes)} of {total}" if total > len(changes) else f"{total}"
-    lines = [
-        f"<details><summary>Rows that got worse than the baseline ({shown})</summary>",
-        "",
-        "| row | inputs | baseline output | candidate output | baseline scores | "
-        "candidate scores |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = ["| row | scores: baseline → candidate | question and answers |", "|---|---|---|"]
     for change in changes:
         cand, base = change.candidate, change.baseline
-        # the scorers it got worse on; for a candidate's error, whatever the baseline scored
         names = [n for n in change.worse if n != "model error"] or sorted(base.scores)
-        lines.append(
-            f"| {cell(cand.where)} | {cell(cand.inputs)} | {cell(base.outputs)} | "
-            f"{cell(cand.outputs)} | {cell(_scores(base, names))} | "
-            f"{cell(_scores(cand, names))} |"
+        moved = inert(_moved(base, cand, names))
+        texts = (
+            f"**asked** {inert(cand.inputs, 100)}<br>**baseline** {_answer(base)}<br>"
+            f"**candidate** {_answer(cand)}"
         )
-    return [*lines, "", "</details>", ""]
+        lines.append(f"| {inert(cand.where)} | {moved} | {texts} |")
+    return fold(f"Rows that got worse than the baseline ({shown})", lines)
+
+
+def _worst(worst: Sequence[RowResult]) -> list[str]:
+    lines = ["| row | input | output | expected | scores or error |", "|---|---|---|---|---|"]
+    for r in worst:
+        if r.error:
+            detail = f"model error: {r.error}"
+        elif r.scorer_errors:
+            detail = "; ".join(f"{k}: {v}" for k, v in r.scorer_errors.items())
+        else:
+            detail = ", ".join(f"{k} {value_text(k, v)}" for k, v in r.scores.items())
+        expected = (r.expectations or {}).get("expected_response", r.expectations)
+        output = "_model error_" if r.error else inert(r.outputs) if r.outputs is not None else NONE
+        exp = inert(expected) if expected is not None else NONE
+        lines.append(
+            f"| {inert(r.where)} | {inert(r.inputs)} | {output} | {exp} | {inert(detail)} |"
+        )
+    return fold(f"Worst {len(worst)} rows", lines)
+
+
+def _config(config_yaml: str) -> list[str]:
+    fence = fence_for(config_yaml)
+    body = [f"{fence}yaml", config_yaml.rstrip("\n"), fence]
+    return fold("Config (the keys set; the rest are defaults)", body)
+
+
+def _notices(notices: Sequence[str]) -> list[str]:
+    if not notices:
+        return []
+    # a list, so that several notices do not run together as one paragraph
+    return ["> [!NOTE]", *(f"> - {inert(n, 400)}" for n in notices), ""]
+
+
+def _baseline_line(doc: ResultsDoc, base: BaselineDoc) -> str:
+    rows = doc["dataset"]["rows"]
+    used = sorted({c["pairs"] for c in base["comparisons"]})
+    paired = f"{base['pairs']} of {rows} rows paired by input"
+    if used and used != [base["pairs"]]:
+        span = f"{used[0]}" if len(used) == 1 else f"{used[0]} to {used[-1]}"
+        dropped = base["pairs"] - used[0]
+        paired += (
+            f"; each Δ uses {span} pairs ({dropped} left out: a row errored or went unscored "
+            "on one side)"
+        )
+    return f"**Baseline** {inert(base['label'], 200, code=True)} · {paired}"
 
 
 def render_summary(
@@ -193,38 +405,36 @@ def render_summary(
     *,
     config_yaml: str | None = None,
     regressions: Sequence[RowChange] = (),
+    links: RunLinks | None = None,
 ) -> str:
     passed = doc["passed"]
     icon, word = ("✅", "passed") if passed else ("❌", "failed")
+    links = links or RunLinks()
     ds = doc["dataset"]
-    lines = [
-        f"## {icon} genai-gate: {word}",
-        "",
-        f"**Model** `{cell(doc['model'], 200)}` · **Data** `{cell(ds['path'], 200)}` "
-        f"({ds['rows']} rows, `{doc['dataset_digest'][:19]}`)"
-        + (
-            f" · **MLflow run** [{doc['run_id']}]({doc['run_url']})"
-            if doc.get("run_url")
-            else (f" · **MLflow run** `{doc['run_id']}`" if doc.get("run_id") else "")
-        ),
-        "",
-    ]
+    lines = [f"## {icon} genai-gate: {word}", ""]
+    lines += [context_line(links, doc), ""]
+    digest = doc["dataset_digest"].removeprefix("sha256:")[:12]
+    data_path = display_path(ds["path"], links.workspace)
+    what = (
+        f"**Model** {inert(doc['model'], 200, code=True)} · "
+        f"**Data** {inert(data_path, 200, code=True)} ({ds['rows']} rows, sha256 `{digest}`)"
+    )
+    lines += [what, ""]
     base = doc.get("baseline")
     if base is not None:
-        lines += [
-            f"**Baseline** `{cell(base['label'], 300)}` · {base['pairs']} of {ds['rows']} rows "
-            "paired",
-            "",
-        ]
+        lines += [_baseline_line(doc, base), ""]
+    if doc["failures"]:
+        lines += ["### What failed", "", *failure_lines(doc), ""]
     if doc["checks"]:
-        lines += [*_gated_table(doc), ""]
-        charts = mermaid_charts(doc["checks"])
-        if charts:
-            lines += ["<details><summary>Chart</summary>", "", *charts, "", "</details>", ""]
+        lines += [*gated_table(doc), ""]
     else:
         lines += ["_No thresholds are configured: the gate checks only for errors._", ""]
     errors = doc["errors"]
-    lines.append(f"Rows with errors: **{errors['rows']}** (max-errors allows {errors['allowed']}).")
+    share = errors["rows"] / ds["rows"] if ds["rows"] else 0.0
+    lines.append(
+        f"Rows with errors: **{errors['rows']}** of {ds['rows']} ({num(100 * share)}%); "
+        f"max-errors allows {errors['allowed']}."
+    )
     cache = doc.get("cache") or {}
     if cache.get("hits"):
         # replayed answers are the model's answers from an earlier run; say so
@@ -233,41 +443,26 @@ def render_summary(
             f"{cache['hits'] + cache.get('misses', 0)} (`cache: false` to call the model anew)."
         )
     lines.append("")
-    if doc["failures"]:
-        lines += ["### Why it failed", ""]
-        lines += [f"- {cell(f, 400)}" for f in doc["failures"]]
-        lines.append("")
+    lines += _notices(doc["notices"])
+    chart = baseline_chart(doc)
+    if chart:
+        lines += fold("Δ against the baseline, with 95% CI", chart)
     lines += _other_metrics(doc, {c["metric"] for c in doc["checks"]})
     if base is not None and regressions:
         lines += _regressions(base, regressions)
     if worst:
-        lines += [
-            f"<details><summary>Worst {len(worst)} rows</summary>",
-            "",
-            "| row | inputs | output | expected | scores or error |",
-            "|---|---|---|---|---|",
-        ]
-        for r in worst:
-            rec = row_record(r)
-            if r.error:
-                detail = f"model error: {r.error}"
-            elif r.scorer_errors:
-                detail = "; ".join(f"{k}: {v}" for k, v in r.scorer_errors.items())
-            else:
-                detail = ", ".join(f"{k} {fmt(v)}" for k, v in r.scores.items())
-            expected = (r.expectations or {}).get("expected_response", r.expectations)
-            lines.append(
-                f"| {cell(rec['row'])} | {cell(r.inputs)} | {cell(r.outputs)} | "
-                f"{cell(expected)} | {cell(detail)} |"
-            )
-        lines += ["", "</details>", ""]
+        lines += _worst(worst)
     if config_yaml:
-        fence = fence_for(config_yaml)
-        lines += ["<details><summary>Effective config</summary>", "", f"{fence}yaml"]
-        lines += [config_yaml.rstrip("\n"), fence, "", "</details>", ""]
-    if doc["notices"]:
-        lines += ["> [!NOTE]"] + [f"> {cell(n, 400)}" for n in doc["notices"]] + [""]
+        lines += _config(config_yaml)
+    lines += [footer(), ""]
     return "\n".join(lines)
+
+
+def footer() -> str:
+    return (
+        "<sub>Full report: this job's summary, and results.json, rows.jsonl and summary.md in "
+        "the run's genai-gate artifact.</sub>"
+    )
 
 
 def render_error(title: str, message: str, *, command: str) -> str:
@@ -277,7 +472,7 @@ def render_error(title: str, message: str, *, command: str) -> str:
         [
             f"## ⚠️ genai-gate: error in `{command}`",
             "",
-            f"**{cell(title, 200)}**",
+            f"**{inert(title, 200)}**",
             "",
             f"{fence}text",
             message,

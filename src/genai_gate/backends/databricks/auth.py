@@ -115,7 +115,8 @@ def make_client(
     from databricks.sdk.core import Config
 
     kwargs: dict[str, Any] = {
-        "http_timeout_seconds": int(max(1, timeout)),
+        # at least 30 s a call: a warehouse statement is asked to wait 10 s server-side
+        "http_timeout_seconds": int(max(30, timeout)),
         "retry_timeout_seconds": int(timeout) + 1,
         "max_connection_pools": pool,
         "max_connections_per_pool": pool,

@@ -169,6 +169,9 @@ class DatabricksBackend:
         # nothing, and says why, without an error
         return self.workspace.endpoints(self.progress)
 
+    def connect(self) -> None:
+        self.workspace.client()
+
     def check_settings(self) -> str:
         return check_settings(self.loaded)
 

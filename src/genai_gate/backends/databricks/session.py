@@ -59,6 +59,10 @@ class Workspace:
         self.auth: AuthPlan = auth_plan(
             environ, ctx, settings.databricks_host, settings.databricks_client_id
         )
+        if not self.auth.available and settings.endpoint is None:
+            # no endpoint to deploy or watch: an `endpoints:/` model or judge alone signs in
+            # the SDK's default way (a profile, azure-cli, ...), as any eval-only run
+            self.auth = AuthPlan(self.auth.host, self.auth.client_id, None, True)
         self._remote = remote
         self._client: WorkspaceClient | None = None
         self._lock = threading.Lock()
