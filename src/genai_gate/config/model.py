@@ -22,14 +22,23 @@ def _kebab(name: str) -> str:
 
 
 class _Model(BaseModel):
+    # allow_inf_nan=False: `timeout: .inf` would turn every deadline off, and a NaN limit
+    # compares false both ways
     model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True
+        frozen=True,
+        extra="forbid",
+        alias_generator=_kebab,
+        populate_by_name=True,
+        allow_inf_nan=False,
     )
 
 
 class ThresholdRule(_Model):
     """The mapping form of a threshold: at most one of `at-least` / `at-most`, and at most
     one rule against the baseline (`max-drop`, `max-drop-pct`, `must-improve`)."""
+
+    # load.py refuses a non-finite limit with the rule's own wording
+    model_config = ConfigDict(**{**_Model.model_config, "allow_inf_nan": True})
 
     at_least: float | None = Field(default=None, description="The metric must be >= this.")
     at_most: float | None = Field(default=None, description="The metric must be <= this.")
@@ -135,6 +144,7 @@ class DeploySettings(_Model):
     wait_timeout: float = Field(
         default=1200.0,
         gt=0,
+        le=6 * 3600,  # GitHub ends a job at 6 hours; a longer wait is a mistake
         description='How long to wait for the endpoint to finish updating: seconds, or "20m".',
     )
     endpoint_config: str | None = Field(
@@ -422,7 +432,12 @@ class RemoteSettings(_Model):
     requests_per_minute: float | None = Field(
         default=None, gt=0, description="Cap on remote calls per minute, across all workers."
     )
-    timeout: float = Field(default=120.0, gt=0, description="Seconds one model call may take.")
+    timeout: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,  # one call; longer is a typo (ms for s) or an attempt to switch deadlines off
+        description="Seconds one model call may take (at most 3600).",
+    )
     cache: bool = Field(
         default=True, description="Reuse remote answers from earlier runs (see cache-dir)."
     )
