@@ -32,7 +32,7 @@ class YamlProblem(ValueError):
 class _Loader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self.duplicates: list[str] = []
+        self.duplicates: list[tuple[int, str]] = []
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -45,8 +45,11 @@ class _Loader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             if key in seen:
                 self.duplicates.append(
-                    f"line {line}: {key!r} is given twice (first at line {seen[key]}); "
-                    "YAML would keep only the last one"
+                    (
+                        line,
+                        f"line {line}: {key!r} is given twice (first at line {seen[key]}); "
+                        "YAML would keep only the last one",
+                    )
                 )
             else:
                 seen[key] = line
@@ -99,7 +102,9 @@ def load(text: str) -> Any:
             )
         doc = loader.construct_document(node)
         if loader.duplicates:
-            raise YamlProblem("has keys given twice", problems=list(loader.duplicates))
+            # outer mappings are built before nested ones: report in file order
+            problems = [text for _, text in sorted(loader.duplicates)]
+            raise YamlProblem("has keys given twice", problems=problems)
         return doc
     finally:
         loader.dispose()
