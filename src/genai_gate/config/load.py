@@ -68,6 +68,14 @@ class LoadedConfig:
             raise _no_data(self.source)
         return self.config.data
 
+    @property
+    def data_path(self) -> Path:
+        """`data:` in the file is relative to the file's folder; `--data` on the command line
+        to the current directory, as every CLI's path arguments are."""
+        if self.label("data").startswith("--"):
+            return Path(self.data).expanduser().absolute()
+        return self.resolve(self.data)
+
     def resolve(self, relative: str) -> Path:
         p = Path(relative).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
@@ -430,6 +438,7 @@ def load_config(
     known = list(_fields_by_alias())
     if require_data and "data" not in merged:
         raise _no_data(source)
+    role_notices = _legacy_roles(merged, origins)
     problems: list[str] = []
     try:
         config = Config.model_validate(merged)
@@ -460,10 +469,33 @@ def load_config(
         thresholds=thresholds,
         base_dir=base_dir,
         source=source,
-        notices=tuple(notices),
+        notices=(*role_notices, *notices),
         origins=origins,
         relative=relative,
     )
+
+
+# the seed pipeline's and MLflow 2's names for the reference column's role
+_LEGACY_ROLES = ("ground_truth", "targets")
+
+
+def _legacy_roles(merged: dict[str, Any], origins: Mapping[str, str]) -> list[str]:
+    """`columns: {ground_truth: answer}` means expectations: renamed, with a notice. Given
+    next to `expectations:`, the key is left for validation to refuse."""
+    columns = merged.get("columns")
+    if not isinstance(columns, dict):
+        return []
+    notices = []
+    for old in _LEGACY_ROLES:
+        if old in columns and "expectations" not in columns:
+            where = origins.get("columns", "columns")
+            columns = {("expectations" if k == old else k): v for k, v in columns.items()}
+            notices.append(
+                f"columns: {old} is the seed's and MLflow 2's name for the reference "
+                f"answer; reading it as expectations. Rename it ({where}) to silence this."
+            )
+    merged["columns"] = columns
+    return notices
 
 
 def _threshold_problems_of_raw(raw: dict[str, Any], origins: Mapping[str, str]) -> list[str]:
