@@ -191,6 +191,16 @@ _MAPPING_EXAMPLES = {
 
 def env_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """GENAI_GATE_<KEY> values, with empty ones dropped (the runner sets unset inputs to "")."""
+    values, origins, problems = _env_settings(environ)
+    if problems:
+        raise ConfigError("the environment has settings that cannot be used", problems=problems)
+    return values, origins
+
+
+def _env_settings(
+    environ: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The usable values, their origins, and the problems of the rest."""
     aliases = _fields_by_alias()
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
@@ -210,9 +220,7 @@ def env_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, 
         except (ValueError, yaml.YAMLError) as exc:
             problems.append(f"{name}: {exc}")
         origins[key] = name
-    if problems:
-        raise ConfigError("the environment has settings that cannot be used", problems=problems)
-    return values, origins
+    return values, origins, problems
 
 
 def _did_you_mean(key: str, known: Mapping[str, str] | list[str]) -> str:
@@ -429,7 +437,8 @@ def load_config(
         source = "(no config file)"
     file_origins = {k: f"{cfg_path.name}: {k}" for k in file_values}
 
-    env_values, env_origins = env_settings(environ)
+    # the environment's problems are reported with the file's and the flags', in one run
+    env_values, env_origins, env_problems = _env_settings(environ)
     flag_values = dict(overrides or {})
     flag_origins = {k: (override_origins or {}).get(k, f"--{k}") for k in flag_values}
     merged, origins = _merge(
@@ -439,11 +448,11 @@ def load_config(
     if require_data and "data" not in merged:
         raise _no_data(source)
     role_notices = _legacy_roles(merged, origins)
-    problems: list[str] = []
+    problems: list[str] = list(env_problems)
     try:
         config = Config.model_validate(merged)
     except ValidationError as exc:
-        problems = _validation_problems(exc, origins, known)
+        problems += _validation_problems(exc, origins, known)
         about_thresholds = any(e["loc"][:1] == ("thresholds",) for e in exc.errors())
         raw = merged.get("thresholds")
         if isinstance(raw, dict) and not about_thresholds:
@@ -457,12 +466,17 @@ def load_config(
         raise ConfigError(
             _heading(problems, cfg_path.name, "problem(s)"), problems=problems, fix=fix
         ) from None
-    thresholds, relative, problems, notices = _parse_thresholds(config.thresholds, origins)
-    if problems:
+    thresholds, relative, wrong, notices = _parse_thresholds(config.thresholds, origins)
+    if problems or wrong:
+        problems += wrong
         raise ConfigError(
-            _heading(problems, cfg_path.name, "threshold problem(s)"),
+            _heading(
+                problems,
+                cfg_path.name,
+                "threshold problem(s)" if not env_problems else "problem(s)",
+            ),
             problems=problems,
-            fix=THRESHOLD_HELP,
+            fix=THRESHOLD_HELP if wrong else "Run `genai-gate schema` for every key and its type.",
         )
     return LoadedConfig(
         config=config,
@@ -518,7 +532,9 @@ def _heading(problems: Sequence[str], file_name: str, what: str) -> str:
         )
         if any(p.startswith(prefix) for p in problems)
     ]
-    where = " and ".join(places) or "the settings"
+    where = (
+        ", ".join(places[:-1]) + " and " + places[-1] if len(places) > 1 else "".join(places)
+    ) or "the settings"
     return f"{where} {'has' if len(places) <= 1 else 'have'} {len(problems)} {what}"
 
 
