@@ -182,10 +182,38 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[tuple[str, dict[str, Any]]]
 
 
 def _key_lines(text: str, key: str) -> str:
-    """The lines where a key appears (the JSON parser gives no position for a valid key)."""
-    needle = json.dumps(key)
-    lines = [n for n, ln in enumerate(text.split("\n"), start=1) if needle in ln]
-    return f" (lines {', '.join(map(str, lines[:10]))})" if lines else ""
+    """The two lines of `key` given twice in one object.
+
+    json reports no position for a valid key, and no well-kept library gives them, so this
+    walks the (already parsed, hence valid) text: strings, and a stack of each open
+    object's keys with their lines.
+    """
+    objects: list[dict[str, int] | None] = []  # None for an array
+    line, i, n = 1, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c in "{[":
+            objects.append({} if c == "{" else None)
+        elif c in "}]":
+            objects.pop()
+        elif c == '"':
+            j = i + 1
+            while text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            k = j + 1
+            while k < n and text[k] in " \t\r\n":
+                k += 1
+            current = objects[-1] if objects else None
+            if k < n and text[k] == ":" and current is not None:
+                name = json.loads(text[i : j + 1])
+                if name in current and name == key:
+                    return f" (lines {current[name]} and {line})"
+                current[name] = line
+            i = j
+        i += 1
+    return ""
 
 
 def _read_json(path: Path, text: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
