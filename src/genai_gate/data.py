@@ -19,7 +19,7 @@ from typing import Any
 from genai_gate.config import Columns
 from genai_gate.errors import DataError
 from genai_gate.results import Dataset, EvalRow
-from genai_gate.scorer import EXPECTED_KEY
+from genai_gate.scorer import EXPECTED_KEY, not_an_answer
 
 FORMATS = {
     ".csv": "csv",
@@ -484,6 +484,9 @@ def load_dataset(
                 f"{where}: column {out_col!r} is empty, and no model is called "
                 "for data that carries outputs"
             )
+            continue
+        if out_col and (why := not_an_answer(outputs)):
+            problems.append(f"{where}: column {out_col!r}: {why.replace('the model', 'it')}")
             continue
         if rows and set(inputs) != set(rows[0].inputs):
             # the model is called the same way for every row; a missing key would be a

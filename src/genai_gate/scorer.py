@@ -114,7 +114,7 @@ def not_an_answer(value: Any) -> str | None:
     elif value is None:
         what = "None"
     else:
-        what = f"a {kind}"
+        what = f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
     return (
         f"the model returned {what}, not text (an answer is a str, a chat completion, or a "
         "dict with content, response, answer, text or output)"

@@ -55,6 +55,18 @@ class _Loader(yaml.SafeLoader):
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            # Python refuses to read an integer of more than 4300 digits (CVE-2020-10735)
+            raise yaml.constructor.ConstructorError(
+                None, None, "an integer too long to be a setting", node.start_mark
+            ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
 
 def _expanded_size(node: Node, memo: dict[int, int], limit: int) -> int:
     """Nodes in the document once every alias is expanded, without expanding it."""

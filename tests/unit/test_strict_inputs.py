@@ -45,7 +45,7 @@ def _gen() -> Any:
         (None, "returned None"),
         (b"Paris", "returned a bytes"),
         (_gen(), "returned a generator"),
-        (42, "returned a int"),
+        (42, "returned an int"),
         ({"score": 0.9}, "a dict with no text field (keys: 'score')"),
         ({"choices": [{"message": {"content": None}}]}, "a dict with no text field"),
         ({"response": b"Paris"}, "a dict with no text field (keys: 'response')"),

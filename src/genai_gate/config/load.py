@@ -133,13 +133,16 @@ def _read_file(path: Path) -> dict[str, Any]:
         ) from None
     except yaml.YAMLError as exc:
         problem = strict_yaml.describe_syntax_error(exc)
-        fix = (
-            "Indent with spaces; replace every tab, for example:\n  sed -i 's/\\t/  /g' "
-            + path.name
-            if "tab" in problem
-            else "Check the indentation and quote values that start with > or <:\n"
-            '  thresholds:\n    exact_match/mean: ">= 0.6"'
-        )
+        if "tab" in problem:
+            fix = "Indent with spaces; replace every tab, for example:\n  sed -i 's/\\t/  /g' "
+            fix += path.name
+        elif isinstance(exc, yaml.constructor.ConstructorError):
+            fix = "Correct the value at that line, or quote it to keep it as text."
+        else:
+            fix = (
+                "Check the indentation and quote values that start with > or <:\n"
+                '  thresholds:\n    exact_match/mean: ">= 0.6"'
+            )
         raise ConfigError(f"{path} is not valid YAML: {problem}", fix=fix) from None
     if doc is None:
         return {}
