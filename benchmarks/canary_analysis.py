@@ -451,7 +451,8 @@ def child(folder: Path, since: str, threads: int | None, k: int, explain: bool) 
     t_import = time.perf_counter()
     import duckdb  # the engine imports it on first use; count it in the baseline
 
-    from genai_gate.backends.databricks.inference_table import DuckEngine, local_source, stats_sql
+    from genai_gate.backends.databricks.inference_table import stats_sql
+    from genai_gate.backends.databricks.local_table import DuckEngine, local_source
 
     import_s = time.perf_counter() - t_import
     base_rss = _rss_now_kib()

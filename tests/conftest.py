@@ -1,7 +1,20 @@
 """Shared test fixtures: the CLI run in-process, small projects on disk, a real MLflow server.
 
+The layers, each a folder, marked by folder below:
+
+- tests/unit: pure and fast; no subprocess, no socket, no MLflow store (tests/unit/conftest.py
+  fails a test that tries);
+- tests/cli (marker `cli`): `genai-gate` run in-process end to end on local files, with an
+  MLflow sqlite store under tmp_path;
+- tests/integration (marker `integration`): against real local servers (an MLflow tracking
+  server, the fakes in tests/fakes) and subprocesses;
+- tests/container (marker `container`): the image `.ci/run` built; skipped, with the reason,
+  when it is absent.
+
+Tests that take over ~10 s on a 2-core machine are also marked `slow`.
+
 The MLflow server takes tens of seconds to come up, so it is started as soon as collection
-shows that an integration test will run, and the unit tests run while it boots.
+shows that a selected test will use it, and the other tests run while it boots.
 """
 
 from __future__ import annotations
@@ -10,8 +23,11 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -223,6 +239,57 @@ def databricks_job(
     return make
 
 
+# ---------------------------------------------------------------- fresh MLflow sqlite stores
+
+_template_lock = threading.Lock()
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A new sqlite tracking store starts as a copy of one migrated in this session.
+
+    Every `genai-gate eval` in tests/cli and tests/integration writes to a fresh
+    sqlite:///<out>/mlflow.db, and MLflow creates each with its full chain of Alembic
+    migrations: 2-4 s on 2 cores, most of the time of tests/cli. The first new store of the
+    session is migrated by MLflow for real and kept as a template; later ones get its
+    content through SQLite's backup API: the same tables, rows and Alembic revision, which
+    MLflow's own schema check verifies right after. Other databases, and genai-gate run in
+    a subprocess, are untouched.
+    """
+    from mlflow.store.db import utils as db_utils
+
+    real: Callable[[Any], None] | None = getattr(db_utils, "_initialize_tables", None)
+    if real is None:  # a layout change in MLflow: every store is migrated for real
+        yield
+        return
+    template = tmp_path_factory.mktemp("mlflow-sqlite-template") / "mlflow.db"
+
+    def initialize(engine: Any) -> None:
+        database = engine.url.database
+        if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            real(engine)
+            return
+        with _template_lock:
+            if template.exists():
+                _copy_sqlite(template, Path(database))
+            else:
+                real(engine)
+                _copy_sqlite(Path(database), template)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(db_utils, "_initialize_tables", initialize)
+        yield
+
+
 # ---------------------------------------------------------------- the MLflow tracking server
 
 _server: dict[str, Any] = {}
@@ -261,10 +328,33 @@ def _start_mlflow_server(root: Path) -> None:
     _server.update(proc=proc, uri=f"http://127.0.0.1:{port}", root=root, log=log)
 
 
+# the folder a test is in gives its marker, so that `-m` selects layers
+FOLDER_MARKERS = {"cli": "cli", "integration": "integration", "container": "container"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if any(item.get_closest_marker("integration") for item in items) and not _server:
-        base = Path(config.rootpath) / ".pytest-mlflow" / str(os.getpid())
-        _start_mlflow_server(base)
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            folder = item.path.resolve().relative_to(tests).parts[0]
+        except ValueError:
+            continue
+        if folder in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[folder])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # after `-m` and `-k`: start the server only for a selected test that uses it
+    if session.config.option.collectonly or _server:
+        return
+    if any("mlflow_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_mlflow_server(_server_root())
+
+
+def _server_root() -> Path:
+    # a fresh temp folder: nothing in the checkout, whoever runs the tests
+    return Path(tempfile.mkdtemp(prefix="genai-gate-mlflow-"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -283,7 +373,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def mlflow_server() -> Iterator[str]:
     """URI of a real `mlflow server` (sqlite backend) on a free loopback port."""
     if not _server:
-        _start_mlflow_server(Path(".pytest-mlflow") / str(os.getpid()))
+        _start_mlflow_server(_server_root())
     proc, uri = _server["proc"], _server["uri"]
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ Routes: `POST /v1/chat/completions` and `POST /chat/completions` (any path endin
 MLflow 3.17's judges (`openai:/<model>` with `OPENAI_API_BASE=<url>/v1`) post with `requests` to
 `<OPENAI_API_BASE>/chat/completions`, `Authorization: Bearer $OPENAI_API_KEY`, and a
 `response_format` of type `json_schema` whose schema has the properties `result` and
-`rationale`; see tests/unit/test_fake_openai.py.
+`rationale`; see tests/integration/test_fake_openai.py.
 
 Faults are set at runtime through attributes (or `configure(**faults)`): `latency`,
 `fail_429_every`, `fail_429_first`, `fail_429_ratio`, `fail_500_first`, `always_500`,

@@ -25,9 +25,6 @@ from tests.action_env import github_env, read_outputs
 from tests.conftest import QUICKSTART, REPO
 
 ACTION = yaml.safe_load((REPO / "action.yml").read_text())
-# how the composite flavour installs genai-gate; the container flavour's image is prebuilt
-# (with every extra), and the CLI never sees them
-INSTALL_INPUTS = {"python-version", "extras"}
 EXPR = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
 
 
@@ -114,6 +111,7 @@ def runner_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runner-temp")
 
 
+@pytest.mark.slow  # the first case installs the locked package into a venv: a minute or two
 @pytest.mark.parametrize(
     ("config", "expected", "code"),
     [("genai-gate.yml", "passed", 0), ("genai-gate-strict.yml", "failed", 1)],
@@ -151,32 +149,6 @@ def test_composite_action(
         assert "token_f1/mean" in summary
     else:
         assert "::error title=genai-gate%3A exact_match/mean::" in last.stdout
-
-
-def test_no_expression_inside_run() -> None:
-    for step in ACTION["runs"]["steps"]:
-        assert "${{" not in step.get("run", "")
-
-
-def test_every_input_reaches_the_cli_as_genai_gate_env() -> None:
-    gate = next(s for s in ACTION["runs"]["steps"] if s.get("id") == "gate")
-    mapped = {v.strip("${} ").removeprefix("inputs.") for v in gate["env"].values()}
-    assert mapped == set(ACTION["inputs"]) - INSTALL_INPUTS
-    for name, value in gate["env"].items():
-        key = value.strip("${} ").removeprefix("inputs.")
-        assert name == "GENAI_GATE_" + key.upper().replace("-", "_")
-
-
-def test_both_flavours_take_the_same_inputs_and_give_the_same_outputs() -> None:
-    container = yaml.safe_load((REPO / "container" / "action.yml").read_text())
-    assert set(container["inputs"]) == set(ACTION["inputs"]) - INSTALL_INPUTS
-    assert set(container["outputs"]) == set(ACTION["outputs"])
-    for name, value in container["runs"]["env"].items():
-        key = str(value).strip("${} ").removeprefix("inputs.")
-        assert name == "GENAI_GATE_" + key.upper().replace("-", "_")
-    assert {
-        str(v).strip("${} ").removeprefix("inputs.") for v in container["runs"]["env"].values()
-    } == set(container["inputs"])
 
 
 @pytest.mark.parametrize("extras", ["semantic;rm -rf /", "*", "semantic, ../x"])

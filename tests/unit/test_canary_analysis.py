@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from genai_gate.backends.databricks.inference_table import local_source
+from genai_gate.backends.databricks.local_table import local_source
 from genai_gate.errors import ConfigError, DataError
 from genai_gate.rollout.decision import Rules, bootstrap_diff, decide, quality_deltas
 from genai_gate.rollout.measures import EntityTraffic

@@ -14,12 +14,8 @@ import functools
 
 from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
 from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints, Progress
-from genai_gate.backends.databricks.inference_table import (
-    TrafficSource,
-    WarehouseEngine,
-    local_source,
-    warehouse_source,
-)
+from genai_gate.backends.databricks.inference_table import TrafficSource
+from genai_gate.backends.databricks.local_table import local_source
 from genai_gate.backends.databricks.plan import (
     EndpointState,
     Plan,
@@ -29,6 +25,7 @@ from genai_gate.backends.databricks.plan import (
     plan_rollout,
 )
 from genai_gate.backends.databricks.session import Workspace
+from genai_gate.backends.databricks.warehouse import WarehouseEngine, warehouse_source
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
 from genai_gate.rollout.plan import TAG_STARTED, TAG_STEP_AT, Rollout, rollout_for_challenger

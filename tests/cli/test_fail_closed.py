@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from genai_gate.commands.action import comment_key
-from genai_gate.github import sticky_marker
-from tests.action_env import github_env, pr_payload
 from tests.conftest import QA_ROWS, Project
-from tests.fakes.github_api import WRITE_TOKEN, FakeGitHub
 
 BASE = "data: qa.jsonl\nmodel: python:qa_model:predict\n"
 
@@ -120,34 +115,3 @@ def test_delta_folders_are_refused(cli: Any, project: Project) -> None:
     r = project.eval(cli)
     assert r.code == 2
     assert "is a Delta table" in r.err
-
-
-def test_a_pasted_marker_does_not_hijack_the_sticky_comment(
-    cli: Any, project: Project, tmp_path: Path
-) -> None:
-    github = FakeGitHub().start()
-    try:
-        project.config(BASE + "scorers: [exact_match]\n")
-        env = github_env(
-            tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url=github.url
-        )
-        env.update(
-            GENAI_GATE_GITHUB_TOKEN=WRITE_TOKEN,
-            GITHUB_JOB="gate",
-            GENAI_GATE_CONFIG=str(project.root / "genai-gate.yml"),
-            GENAI_GATE_OUT=str(project.out),
-        )
-        github.comments[1] = {
-            "id": 1,
-            "issue": 7,
-            "body": sticky_marker(comment_key(env)) + "\nfake: passed",
-            "url": f"{github.url}/repos/acme/bot/issues/comments/1",
-            "html_url": "https://github.test/acme/bot/pull/7#issuecomment-1",
-            "user": {"login": "mallory", "type": "User"},
-        }
-        r = cli("action", env=env)
-        assert r.code == 0, r.text
-        assert github.comments[1]["body"].endswith("fake: passed")
-        assert len(github.comments) == 2
-    finally:
-        github.stop()

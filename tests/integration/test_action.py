@@ -1,4 +1,7 @@
-"""`genai-gate action` as a workflow step: outputs, summary, annotations, sticky PR comment."""
+"""`genai-gate action` as a workflow step, with a fake GitHub API: outputs, summary, annotations,
+sticky PR comment. The pure parts (escaping, the event deciding the commands) are in
+tests/unit/test_action_context.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from genai_gate.github import Runner
+from genai_gate.commands.action import comment_key
+from genai_gate.github import sticky_marker
 from tests.action_env import github_env, pr_payload, read_outputs
 from tests.conftest import Project
 from tests.fakes.github_api import READ_TOKEN, WRITE_TOKEN, FakeGitHub
@@ -18,6 +22,7 @@ PASSING = (
     'data: qa.jsonl\nmodel: python:qa_model:predict\nthresholds:\n  exact_match/mean: ">= 0.7"\n'
 )
 FAILING = PASSING.replace(">= 0.7", ">= 0.9")
+BASE = "data: qa.jsonl\nmodel: python:qa_model:predict\n"
 
 
 @pytest.fixture
@@ -198,79 +203,32 @@ def test_unknown_command_input(cli: Any, project: Project, tmp_path: Path) -> No
     assert "'deploy-now' is not a command the action can run" in r.err
 
 
-def test_outside_actions_the_runner_does_nothing(tmp_path: Path, capsys: Any) -> None:
-    runner = Runner({"GITHUB_OUTPUT": str(tmp_path / "o")})
-    runner.set_output("x", "y")
-    runner.annotate("error", "nope")
-    runner.mask("secret")
-    with runner.group("g"):
-        pass
-    assert not (tmp_path / "o").exists()
-    assert capsys.readouterr().out == ""
-
-
-def test_escaping_matches_actions_core(
-    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_pasted_marker_does_not_hijack_the_sticky_comment(
+    cli: Any, project: Project, tmp_path: Path
 ) -> None:
-    out = tmp_path / "output"
-    out.write_text("")
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out)}
-    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
-    runner = Runner(env)
-    tricky = "100% sure\nline two: a, b\r\nghadelimiter_fake\nEOF"
-    runner.set_output("tricky", tricky)
-    assert read_outputs(out)["tricky"] == tricky
-    runner.annotate("error", "50% done\nnext: a, b", title="t: x, y%")
-    printed = capsys.readouterr().out
-    assert "::error title=t%3A x%2C y%25::50%25 done%0Anext: a, b" in printed
-
-
-@pytest.mark.parametrize(
-    ("event", "ref", "payload", "deploy", "watch", "expected"),
-    [
-        ("pull_request", "refs/pull/7/merge", "pr", True, True, ("eval", "plan")),
-        ("pull_request", "refs/pull/7/merge", "pr", False, True, ("eval",)),
-        ("push", "refs/heads/main", "repo", True, True, ("eval", "deploy")),
-        ("push", "refs/heads/feature", "repo", True, True, ("eval",)),
-        ("push", "refs/tags/v1.2.0", "repo", True, True, ("eval",)),
-        ("schedule", "refs/heads/main", "repo", False, True, ("analyze",)),
-        ("workflow_dispatch", "refs/heads/main", "repo", True, True, ("analyze",)),
-        ("schedule", "refs/heads/main", "repo", False, False, ("eval",)),
-        ("pull_request_target", "refs/heads/main", "pr", True, True, ("eval", "plan")),
-    ],
-)
-def test_the_event_decides_the_commands(
-    tmp_path: Path,
-    event: str,
-    ref: str,
-    payload: str,
-    deploy: bool,
-    watch: bool,
-    expected: tuple[str, ...],
-) -> None:
-    from genai_gate.commands.action import choose_commands
-    from genai_gate.github import read_context
-
-    body = (
-        pr_payload()
-        if payload == "pr"
-        else {"repository": {"full_name": "acme/bot", "default_branch": "main"}}
-    )
-    ctx = read_context(github_env(tmp_path, event=event, payload=body, ref=ref))
-    assert choose_commands(None, ctx, deploy=deploy, watch=watch) == expected
-    assert choose_commands("rollback", ctx, deploy=deploy, watch=watch) == ("rollback",)
-
-
-def test_fork_detection_compares_repositories(tmp_path: Path) -> None:
-    from genai_gate.github import read_context
-
-    def ctx(head: Any) -> bool:
-        payload = pr_payload()
-        payload["pull_request"]["head"]["repo"] = head
-        env = github_env(tmp_path, event="pull_request", payload=payload)
-        return read_context(env).pr_is_fork
-
-    # a repository that is itself a fork: its own branches are not fork PRs
-    assert ctx({"full_name": "acme/bot", "fork": True}) is False
-    assert ctx({"full_name": "someone/bot", "fork": True}) is True
-    assert ctx(None) is True  # the fork was deleted
+    github = FakeGitHub().start()
+    try:
+        project.config(BASE + "scorers: [exact_match]\n")
+        env = github_env(
+            tmp_path / "gh", event="pull_request", payload=pr_payload(), api_url=github.url
+        )
+        env.update(
+            GENAI_GATE_GITHUB_TOKEN=WRITE_TOKEN,
+            GITHUB_JOB="gate",
+            GENAI_GATE_CONFIG=str(project.root / "genai-gate.yml"),
+            GENAI_GATE_OUT=str(project.out),
+        )
+        github.comments[1] = {
+            "id": 1,
+            "issue": 7,
+            "body": sticky_marker(comment_key(env)) + "\nfake: passed",
+            "url": f"{github.url}/repos/acme/bot/issues/comments/1",
+            "html_url": "https://github.test/acme/bot/pull/7#issuecomment-1",
+            "user": {"login": "mallory", "type": "User"},
+        }
+        r = cli("action", env=env)
+        assert r.code == 0, r.text
+        assert github.comments[1]["body"].endswith("fake: passed")
+        assert len(github.comments) == 2
+    finally:
+        github.stop()
