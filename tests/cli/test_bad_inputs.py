@@ -21,6 +21,7 @@ leaks out: every problem a user can cause must come back as a GateError with a f
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,22 @@ def test_bad_flag(cli: Any, project: Project, flags: list[str], message: list[st
     assert result.code == 2, f"exit {result.code}:\n{text}"
     missing = [m for m in message if m not in text]
     assert not missing, f"the output lacks {missing}:\n{text}"
+
+
+# ---------------------------------------------------------------- an --out that cannot be written
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only folder anyway")
+def test_a_read_only_out_is_refused_before_any_model_call(cli: Any, project: Project) -> None:
+    project.jsonl("qa.jsonl", [{"inputs": {"q": "x"}, "expectations": {"expected_response": "x"}}])
+    project.write("m_readonly_out.py", "def predict(q):\n    raise SystemExit('called')\n")
+    config = project.config("data: qa.jsonl\nmodel: python:m_readonly_out:predict\n")
+    locked = project.root / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = cli("eval", "-c", str(config), "-q", "--out", str(locked / "out"))
+    finally:
+        locked.chmod(0o700)
+    assert result.code == 2, result.text
+    assert "--out" in result.text and "cannot write the results there" in result.text
