@@ -55,7 +55,9 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
         try:
             out[key.strip()] = strict_yaml.load(value) if value.strip() else value
         except strict_yaml.YamlProblem as exc:
-            raise ConfigError(f"--set {pair!r}: the value {exc}", problems=exc.problems) from None
+            raise ConfigError(
+                f"--set {pair!r}: the value {exc.message}", problems=exc.problems
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(
                 f"--set {pair!r}: the value is not valid YAML ({_yaml_problem(exc)})",

@@ -26,7 +26,12 @@ class YamlProblem(ValueError):
 
     def __init__(self, message: str, problems: list[str]) -> None:
         super().__init__(message)
+        self.message = message
         self.problems = problems
+
+    def __str__(self) -> str:
+        # one line where only one fits (a GENAI_GATE_* value, a --set value)
+        return "; ".join([self.message, *self.problems])
 
 
 class _Loader(yaml.SafeLoader):

@@ -157,3 +157,13 @@ def test_evidence_written_by_a_run_passes_the_chain_check(tmp_path: Path) -> Non
     path.write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(Exception, match="hash chain is broken"):
         evidence.check_trail(path)
+
+
+def test_a_key_given_twice_in_an_environment_value_is_named(project: Project) -> None:
+    config = project.config("data: qa.jsonl\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(config, environ={"GENAI_GATE_MODEL_PARAMS": "{temperature: 0, temperature: 1}"})
+    assert err.value.problems == [
+        "GENAI_GATE_MODEL_PARAMS: has keys given twice; line 1: 'temperature' is given twice "
+        "(first at line 1); YAML would keep only the last one"
+    ]

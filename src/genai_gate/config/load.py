@@ -125,7 +125,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         doc = strict_yaml.load(text)
     except strict_yaml.YamlProblem as exc:
         raise ConfigError(
-            f"{path} {exc}",
+            f"{path} {exc.message}",
             problems=[f"{path.name}, {p}" for p in exc.problems],
             fix="Keep one of each key; a later one would silently replace the first."
             if exc.problems
