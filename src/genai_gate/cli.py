@@ -42,6 +42,8 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
     import yaml
 
+    from genai_gate import strict_yaml
+
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -51,7 +53,11 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
                 fix="For example: --set max-errors=2 --set experiment=nightly",
             )
         try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+            out[key.strip()] = strict_yaml.load(value) if value.strip() else value
+        except strict_yaml.YamlProblem as exc:
+            raise ConfigError(
+                f"--set {pair!r}: the value {exc.message}", problems=exc.problems
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(
                 f"--set {pair!r}: the value is not valid YAML ({_yaml_problem(exc)})",

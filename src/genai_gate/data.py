@@ -8,6 +8,7 @@ naming goes through `columns:`. Every problem names the file, the row or line, a
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import math
@@ -18,7 +19,7 @@ from typing import Any
 from genai_gate.config import Columns
 from genai_gate.errors import DataError
 from genai_gate.results import Dataset, EvalRow
-from genai_gate.scorer import EXPECTED_KEY
+from genai_gate.scorer import EXPECTED_KEY, not_an_answer
 
 FORMATS = {
     ".csv": "csv",
@@ -44,6 +45,37 @@ def _missing(value: Any) -> bool:
 
 class CellError(ValueError):
     pass
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys in silence: a second "expectations" would
+    # replace the reference the author meant
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _strict_json(text: str) -> Any:
+    """json.loads that refuses duplicate keys; raises json.JSONDecodeError, _DuplicateKey,
+    RecursionError (nesting) or ValueError (an integer over Python's 4300-digit limit)."""
+    return json.loads(text, object_pairs_hook=_unique_pairs)
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, _DuplicateKey):
+        return f"the key {str(exc)!r} is given twice in one object; JSON would keep only the last"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to be an eval row"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at column {exc.colno})"
+    return f"not usable JSON ({str(exc).split(';')[0]})"
 
 
 def _maybe_json_object(value: Any) -> Any:
@@ -85,10 +117,20 @@ def _read_records(
         return _read_jsonl(path, text)
     if fmt == "json":
         return _read_json(path, text)
+    import csv
     import io
 
     import pandas as pd
 
+    header = next(csv.reader(io.StringIO(text)), [])
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        # pandas would rename the second to "name.1", and the first would be read in silence
+        raise DataError(
+            f"{path}: the header names column(s) {', '.join(map(repr, twice))} more than once",
+            fix="Give every column its own name, then map the one you mean:\n"
+            "  columns:\n    expectations: answer",
+        )
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=object, keep_default_na=False)
     except pd.errors.EmptyDataError:
@@ -124,10 +166,10 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[tuple[str, dict[str, Any]]]
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
+            obj = _strict_json(line)
+        except (ValueError, RecursionError) as exc:
             raise DataError(
-                f"{path}, line {n}: not valid JSON ({exc.msg} at column {exc.colno})",
+                f"{path}, line {n}: {_json_problem(exc)}",
                 fix="Each line of a JSONL file is one JSON object, for example:\n"
                 '  {"inputs": {"question": "What is MLflow?"}, '
                 '"expectations": {"expected_response": "..."}}',
@@ -139,13 +181,52 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[tuple[str, dict[str, Any]]]
     return records, list(columns)
 
 
+def _key_lines(text: str, key: str) -> str:
+    """The two lines of `key` given twice in one object.
+
+    json reports no position for a valid key, and no well-kept library gives them, so this
+    walks the (already parsed, hence valid) text: strings, and a stack of each open
+    object's keys with their lines.
+    """
+    objects: list[dict[str, int] | None] = []  # None for an array
+    line, i, n = 1, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c in "{[":
+            objects.append({} if c == "{" else None)
+        elif c in "}]":
+            objects.pop()
+        elif c == '"':
+            j = i + 1
+            while text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            k = j + 1
+            while k < n and text[k] in " \t\r\n":
+                k += 1
+            current = objects[-1] if objects else None
+            if k < n and text[k] == ":" and current is not None:
+                name = json.loads(text[i : j + 1])
+                if name in current and name == key:
+                    return f" (lines {current[name]} and {line})"
+                current[name] = line
+            i = j
+        i += 1
+    return ""
+
+
 def _read_json(path: Path, text: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     try:
-        doc = json.loads(text)
+        doc = _strict_json(text)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from exc
+    except _DuplicateKey as exc:
+        raise DataError(f"{path}: {_json_problem(exc)}{_key_lines(text, str(exc))}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{path}: {_json_problem(exc)}") from None
     if isinstance(doc, dict):
         lists = [
             v for k, v in doc.items() if k in ("data", "records", "rows") and isinstance(v, list)
@@ -202,6 +283,7 @@ def _resolve_roles(
     outputs = mapping.outputs or ("outputs" if "outputs" in present else None)
     context = mapping.context or next((c for c in CONTEXT_COLUMNS if c in present), None)
 
+    fixes: list[str] = []
     for role, names in (
         ("inputs", inputs),
         ("expectations", expectations or []),
@@ -210,13 +292,33 @@ def _resolve_roles(
     ):
         for name in names:
             if name not in present:
-                problems.append(f"columns.{role}: {name!r} is not a column of {path.name}")
+                close = difflib.get_close_matches(name, columns, n=1)
+                problems.append(
+                    f"columns.{role}: {name!r} is not a column of {path.name}"
+                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                )
+                fixes.append(f"    {role}: {close[0] if close else '<one of its columns>'}")
     if problems:
         raise DataError(
             f"{path} does not have the configured columns (it has: {', '.join(columns) or 'none'})",
             problems=problems,
-            fix="Map genai-gate's roles to your file's columns:\n"
-            "  columns:\n    inputs: question          # or [question, context]\n"
+            fix="Map genai-gate's roles to your file's columns:\n  columns:\n" + "\n".join(fixes),
+        )
+    # one column in two roles grades each answer against itself, or hands the model the
+    # reference answer: the score would mean nothing
+    roles = {
+        "inputs": set(inputs),
+        "expectations": set(expectations or []),
+        "outputs": {outputs} if outputs else set(),
+    }
+    for a, b in (("inputs", "expectations"), ("outputs", "expectations"), ("inputs", "outputs")):
+        for name in sorted(roles[a] & roles[b]):
+            problems.append(f"column {name!r} is both the {a} and the {b}")
+    if problems:
+        raise DataError(
+            f"{path}: one column cannot play two roles",
+            problems=problems,
+            fix="Give each role its own column:\n  columns:\n    inputs: question\n"
             "    expectations: answer",
         )
     return inputs, expectations, outputs, context
@@ -243,6 +345,19 @@ def _role_value(
         except CellError as exc:
             raise CellError(f"column {n!r} {exc}") from None
     return None if all(_missing(v) for v in merged.values()) else merged
+
+
+def _unusable_expectation(expectations: dict[str, Any] | None) -> str | None:
+    """NaN, an infinity or an empty list is no reference: scored, it would pass or fail
+    every answer the same way in silence."""
+    for key, value in (expectations or {}).items():
+        items = value if isinstance(value, list | tuple) else [value]
+        if isinstance(value, list | tuple) and not value:
+            return f"expectations.{key} is an empty list; give at least one reference"
+        for item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                return f"expectations.{key} is {item!r}, which is no reference answer"
+    return None
 
 
 def _document(item: Any) -> dict[str, Any]:
@@ -352,8 +467,12 @@ def load_dataset(
             problems.append(f"{where}: {exc}")
             continue
         context = _context_value(record.get(ctx_col)) if ctx_col else None
-        if inputs is None:
+        if not inputs:
             problems.append(f"{where}: no inputs (column {', '.join(in_cols)} is empty)")
+            continue
+        bad_reference = _unusable_expectation(expectations)
+        if bad_reference:
+            problems.append(f"{where}: {bad_reference}")
             continue
         if not all(isinstance(k, str) and k.isidentifier() for k in inputs):
             bad = [k for k in inputs if not (isinstance(k, str) and k.isidentifier())]
@@ -364,6 +483,17 @@ def load_dataset(
             problems.append(
                 f"{where}: column {out_col!r} is empty, and no model is called "
                 "for data that carries outputs"
+            )
+            continue
+        if out_col and (why := not_an_answer(outputs)):
+            problems.append(f"{where}: column {out_col!r}: {why.replace('the model', 'it')}")
+            continue
+        if rows and set(inputs) != set(rows[0].inputs):
+            # the model is called the same way for every row; a missing key would be a
+            # TypeError counted against the model, an extra one a silent change of prompt
+            problems.append(
+                f"{where}: input keys {sorted(inputs)} differ from {rows[0].where}'s "
+                f"{sorted(rows[0].inputs)}"
             )
             continue
         rows.append(EvalRow(i, where, inputs, expectations, outputs, context))

@@ -30,6 +30,7 @@ from genai_gate.scorer import (
     LATENCY_METADATA_KEY,
     BoundScorer,
     ScorerInputError,
+    not_an_answer,
     references,
 )
 from genai_gate.scoring.judges import judge_session
@@ -343,6 +344,15 @@ def _predict_cached(
     return out
 
 
+def _answer_or_error(p: Outcome[Any]) -> Outcome[Any]:
+    """A return value that is not text is that row's model error, never scored by its
+    printed form (`None` would pass `response_length/max <= 100`)."""
+    if p.error is not None:
+        return p
+    why = not_an_answer(p.value)
+    return p if why is None else Outcome(None, why, p.elapsed_ms)
+
+
 def scoring_deadline(cfg: Config, scorers: Sequence[BoundScorer]) -> float:
     """A row's scoring may make one judge call per judge and repeat, each with retries."""
     calls = sum(s.repeat for s in scorers if s.judge)
@@ -381,7 +391,7 @@ def evaluate(
     t0 = time.perf_counter()
     predictions: list[Outcome[Any]]
     if target is not None:
-        predictions = _predict(target, rows, cfg, progress, cache)
+        predictions = [_answer_or_error(p) for p in _predict(target, rows, cfg, progress, cache)]
     else:
         predictions = [Outcome(r.outputs, None, math.nan) for r in rows]
     seconds["predict"] = time.perf_counter() - t0

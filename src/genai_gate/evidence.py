@@ -72,3 +72,18 @@ def verify_chain(records: list[dict[str, Any]]) -> list[str]:
         if rec.get("prev_sha256") != expected:
             problems.append(f"record {i + 1} does not follow record {i}")
     return problems
+
+
+def check_trail(path: Path) -> None:
+    """Refuse, before any work, to extend an evidence file that is unreadable or whose
+    chain is already broken: the run would add a record to a trail nobody can trust, and
+    (unreadable) find out only after the whole evaluation."""
+    records = read_records(path)
+    breaks = verify_chain(records)
+    if breaks:
+        raise DataError(
+            f"{path}: the hash chain is broken, and genai-gate will not extend it",
+            problems=breaks,
+            fix="Restore the file from the MLflow run's artifacts or from version control, "
+            "or move it aside to start a new trail.",
+        )

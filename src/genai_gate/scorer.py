@@ -74,26 +74,58 @@ class ScorerInputError(ValueError):
     """The row lacks what the scorer needs; reported as that row's scorer error."""
 
 
-def as_text(value: Any) -> str:
-    if value is None:
-        return ""
+_TEXT_KEYS = ("content", "response", "answer", "text", "output")
+
+
+def readable_text(value: Any) -> str | None:
+    """The text of an answer, or None when it is not one.
+
+    An answer is text, or a mapping we know how to read: an OpenAI-style chat or text
+    completion (choices[0].message.content, choices[0].text), or a dict with one of
+    content/response/answer/text/output holding text (or such a mapping in turn). Anything
+    else (None, bytes, numbers, a generator, a dict of other fields) is not an answer: read
+    by its printed form it would be scored as if it were one.
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        # OpenAI-style chat completion, or a dict answer with an obvious text field
         choices = value.get("choices")
-        if isinstance(choices, list) and choices:
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             first = choices[0]
-            if isinstance(first, dict):
-                msg = first.get("message") or {}
-                if isinstance(msg, dict) and "content" in msg:
-                    return str(msg["content"])
-                if "text" in first:
-                    return str(first["text"])
-        for key in ("content", "response", "answer", "text", "output"):
+            msg = first.get("message")
+            if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+                return str(msg["content"])
+            if isinstance(first.get("text"), str):
+                return str(first["text"])
+        for key in _TEXT_KEYS:
             if key in value:
-                return as_text(value[key])
-    return str(value)
+                return readable_text(value[key])
+    return None
+
+
+def not_an_answer(value: Any) -> str | None:
+    """Why a model's return value is not an answer (a row error), or None when it is."""
+    if readable_text(value) is not None:
+        return None
+    kind = type(value).__name__
+    if isinstance(value, dict):
+        shown = ", ".join(map(repr, list(value)[:8])) or "none"
+        what = f"a dict with no text field (keys: {shown})"
+    elif value is None:
+        what = "None"
+    else:
+        what = f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+    return (
+        f"the model returned {what}, not text (an answer is a str, a chat completion, or a "
+        "dict with content, response, answer, text or output)"
+    )
+
+
+def as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    text = readable_text(value)
+    return text if text is not None else str(value)
 
 
 def references(expectations: dict[str, Any] | None, scorer_name: str) -> list[str]:

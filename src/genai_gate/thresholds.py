@@ -21,10 +21,14 @@ Op = Literal[">=", "<=", ">", "<"]
 ABSOLUTE_OPS: tuple[Op, ...] = (">=", "<=", ">", "<")
 Better = Literal["higher", "lower"]
 
-_OPS: dict[str, Op] = {">=": ">=", "<=": "<=", ">": ">", "<": "<", "=>": ">=", "=<": "<="}
-_EXPR = re.compile(
-    r"^\s*(>=|<=|=>|=<|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%?)\s*$"
-)
+_OPS: dict[str, Op] = {">=": ">=", "<=": "<=", ">": ">", "<": "<"}
+_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+THRESHOLD_PATTERN = r"^\s*(>=|<=|>|<)\s*" + _NUMBER + r"\s*(%?)\s*$"
+_EXPR = re.compile(THRESHOLD_PATTERN)
+# operators people write that are not ours, and what they most likely meant; a guess
+# would silently pick a direction, so these are refused with the suggestion
+_NEAR_OPS = {"=>": ">=", "=<": "<=", "≥": ">=", "≤": "<=", "==": ">=", "=": ">=", "!=": None}
+_NEAR = re.compile(r"^\s*(=>|=<|≥|≤|==|!=|=)\s*" + _NUMBER + r"\s*(%?)\s*$")
 
 # The seed pipeline's names, which MLflow never wrote, mapped to the keys it does write.
 METRIC_ALIASES: dict[str, str] = {
@@ -114,6 +118,18 @@ Against the baseline (see baseline:), next to or instead of the absolute limit:
 def parse_expression(text: str) -> tuple[Op, float]:
     """`">= 0.8"` -> (">=", 0.8); `">= 80%"` -> (">=", 0.8). Raises ValueError with the reason."""
     m = _EXPR.match(text)
+    near = None if m else _NEAR.match(text)
+    if near:
+        meant = _NEAR_OPS[near.group(1)]
+        number = near.group(2) + near.group(3)
+        suggestion = (
+            f'; did you mean "{meant} {number}"?'
+            if meant
+            else f'; write ">= {number}" or "<= {number}"'
+        )
+        raise ValueError(
+            f"{text!r}: {near.group(1)!r} is not a threshold operator (>=, <=, >, <){suggestion}"
+        )
     if not m:
         raise ValueError(
             f'{text!r} is not a threshold; expected an operator and a number, like ">= 0.8"'
@@ -138,7 +154,7 @@ def parse_lines(text: str) -> dict[str, str | dict[str, object]]:
             continue
         if "{" in line:
             metric, _, rest = line.partition("{")
-            out[metric.strip().rstrip(":").strip()] = _flow_mapping(n, "{" + rest)
+            _put(out, metric.strip().rstrip(":").strip(), _flow_mapping(n, "{" + rest), n)
             continue
         if ":" in line and not re.search(r"[<>]", line.split(":", 1)[0]):
             # also accept YAML-ish `metric: ">= 0.8"` lines
@@ -148,16 +164,25 @@ def parse_lines(text: str) -> dict[str, str | dict[str, object]]:
             if not m:
                 raise ValueError(f"line {n}: {raw.strip()!r} is not `metric op value`")
             metric, expr = m.group(1), m.group(2)
-        out[metric.strip()] = expr.strip().strip("\"'")
+        _put(out, metric.strip(), expr.strip().strip("\"'"), n)
     return out
+
+
+def _put(out: dict[str, str | dict[str, object]], metric: str, spec: object, n: int) -> None:
+    # two lines for one metric would keep the last in silence, like a YAML duplicate key
+    if metric in out:
+        raise ValueError(f"line {n}: {metric!r} is given twice")
+    out[metric] = spec  # type: ignore[assignment]
 
 
 def _flow_mapping(n: int, text: str) -> dict[str, object]:
     import yaml
 
+    from genai_gate import strict_yaml
+
     try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError:
+        loaded = strict_yaml.load(text)
+    except (yaml.YAMLError, ValueError):
         loaded = None
     if not isinstance(loaded, dict):
         raise ValueError(f"line {n}: {text!r} is not a mapping like {{max-drop: 0.02}}")

@@ -7,6 +7,12 @@ Each folder holds a `genai-gate.yml`, its data and python modules, and an `expec
       - "qa.jsonl, line 3"
     env:                         # optional environment for the run
       GENAI_GATE_TRESHOLDS: "..."
+    shared: [qa.jsonl, known_model.py]   # optional: files the case takes from _shared/
+    args: [--data, qa.csv]       # optional: more flags; {case} is the case's (copied) folder
+
+A case runs on a copy of its folder, with the files that `shared:` names copied in from
+`_shared/`: the three-question eval set and the model that knows their answers, which most
+cases need unchanged. What a case owns is what it is about.
 
 A case fails when the exit code differs, a substring is missing, or a Python traceback
 leaks out: every problem a user can cause must come back as a GateError with a fix.
@@ -15,6 +21,8 @@ leaks out: every problem a user can cause must come back as a GateError with a f
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ import yaml
 from tests.conftest import CliResult, Project
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "bad"
+SHARED = CORPUS / "_shared"
 CASES = sorted(p for p in CORPUS.iterdir() if (p / "expect.yml").is_file())
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -31,7 +40,12 @@ TRACEBACK = "Traceback (most recent call last)"
 def _expect(case: Path) -> dict[str, Any]:
     doc = yaml.safe_load((case / "expect.yml").read_text(encoding="utf-8"))
     assert isinstance(doc, dict), f"{case.name}/expect.yml is not a mapping"
-    assert set(doc) <= {"exit_code", "message", "env"}, f"{case.name}/expect.yml: {sorted(doc)}"
+    assert set(doc) <= {"exit_code", "message", "env", "shared", "args"}, (
+        f"{case.name}/expect.yml: {sorted(doc)}"
+    )
+    for name in doc.get("shared") or []:
+        assert (SHARED / name).is_file(), f"{case.name}: _shared/{name} does not exist"
+        assert not (case / name).exists(), f"{case.name}: {name} both owned and shared"
     assert isinstance(doc["exit_code"], int)
     assert isinstance(doc["message"], list)
     assert doc["message"], f"{case.name}/expect.yml names no message"
@@ -51,8 +65,26 @@ def _call(cli: Any, *argv: str, env: dict[str, str] | None = None) -> CliResult:
     return result
 
 
-def _run(cli: Any, case: Path, out: Path, env: dict[str, str] | None = None) -> CliResult:
-    return _call(cli, "eval", "-c", str(case / "genai-gate.yml"), "-q", "--out", str(out), env=env)
+def _copy(case: Path, where: Path) -> Path:
+    """The case's folder with its shared files, in a folder of the test's own."""
+    folder = where / case.name
+    shutil.copytree(case, folder)
+    for name in _expect(case).get("shared") or []:
+        shutil.copy2(SHARED / name, folder / name)
+    return folder
+
+
+def _run(
+    cli: Any,
+    case: Path,
+    out: Path,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+) -> CliResult:
+    folder = _copy(case, out.parent / "cases")
+    extra = [a.replace("{case}", str(folder)) for a in args or []]
+    config = str(folder / "genai-gate.yml")
+    return _call(cli, "eval", "-c", config, "-q", "--out", str(out), *extra, env=env)
 
 
 def test_corpus_is_big_enough() -> None:
@@ -69,7 +101,8 @@ def test_corpus_python_modules_have_unique_names() -> None:
 def test_bad_input(case: Path, cli: Any, tmp_path: Path) -> None:
     expect = _expect(case)
     env = {str(k): str(v) for k, v in (expect.get("env") or {}).items()}
-    result = _run(cli, case, tmp_path / "out", env=env or None)
+    args = [str(a) for a in expect.get("args") or []]
+    result = _run(cli, case, tmp_path / "out", env=env or None, args=args)
     text = result.text
     assert TRACEBACK not in text, f"{case.name}: a traceback leaked out:\n{text}"
     assert result.code == expect["exit_code"], (
@@ -81,7 +114,8 @@ def test_bad_input(case: Path, cli: Any, tmp_path: Path) -> None:
 
 def test_model_error_on_one_row_loses_no_row(cli: Any, tmp_path: Path) -> None:
     case = CORPUS / "model-raises-on-one-row"
-    data_lines = (case / "qa.jsonl").read_text(encoding="utf-8").splitlines()
+    data = case / "qa.jsonl" if (case / "qa.jsonl").is_file() else SHARED / "qa.jsonl"
+    data_lines = data.read_text(encoding="utf-8").splitlines()
     out = tmp_path / "out"
     result = _run(cli, case, out)
     assert result.code == 1, result.text
@@ -155,3 +189,22 @@ def test_bad_flag(cli: Any, project: Project, flags: list[str], message: list[st
     assert result.code == 2, f"exit {result.code}:\n{text}"
     missing = [m for m in message if m not in text]
     assert not missing, f"the output lacks {missing}:\n{text}"
+
+
+# ---------------------------------------------------------------- an --out that cannot be written
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only folder anyway")
+def test_a_read_only_out_is_refused_before_any_model_call(cli: Any, project: Project) -> None:
+    project.jsonl("qa.jsonl", [{"inputs": {"q": "x"}, "expectations": {"expected_response": "x"}}])
+    project.write("m_readonly_out.py", "def predict(q):\n    raise SystemExit('called')\n")
+    config = project.config("data: qa.jsonl\nmodel: python:m_readonly_out:predict\n")
+    locked = project.root / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = cli("eval", "-c", str(config), "-q", "--out", str(locked / "out"))
+    finally:
+        locked.chmod(0o700)
+    assert result.code == 2, result.text
+    assert "--out" in result.text and "cannot write the results there" in result.text

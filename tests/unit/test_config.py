@@ -283,3 +283,15 @@ def test_bad_inconclusive_and_blank_baseline(tmp_path: Path) -> None:
     rendered = err.value.render()
     assert "genai-gate.yml: inconclusive: Input should be 'estimate', 'pass' or 'fail'" in rendered
     assert "genai-gate.yml: baseline: must name a model" in rendered
+
+
+def test_the_schema_refuses_what_the_cli_refuses() -> None:
+    # issue #12: a bare number has no direction; the schema must not offer it
+    import re
+
+    values = json_schema()["properties"]["thresholds"]["additionalProperties"]["anyOf"]
+    assert all(v.get("type") != "number" for v in values)
+    (text,) = [v for v in values if v.get("type") == "string"]
+    assert re.match(text["pattern"], ">= 0.8")
+    for bad in ("0.8", "=> 0.8", ">= nan"):
+        assert not re.match(text["pattern"], bad), bad

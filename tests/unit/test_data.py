@@ -204,13 +204,14 @@ def test_csv_cells_carry_json_objects(tmp_path: Path) -> None:
         "inputs,expectations\n"
         '"{""question"": ""What is 2+2?"", ""context"": ""maths, basic""}",'
         '"{""expected_response"": ""4"", ""facts"": [""2+2=4""]}"\n'
-        '"{""question"": ""Capital of France?""}","{""expected_response"": ""Paris""}"\n',
+        '"{""question"": ""Capital of France?"", ""context"": """"}",'
+        '"{""expected_response"": ""Paris""}"\n',
         encoding="utf-8",
     )
     ds = load(path)
     assert ds.rows[0].inputs == {"question": "What is 2+2?", "context": "maths, basic"}
     assert ds.rows[0].expectations == {"expected_response": "4", "facts": ["2+2=4"]}
-    assert ds.rows[1].inputs == {"question": "Capital of France?"}
+    assert ds.rows[1].inputs == {"question": "Capital of France?", "context": ""}
     assert ds.rows[1].expectations == {"expected_response": "Paris"}
 
 

@@ -82,11 +82,21 @@ def test_operators(op: str, value: float, observed: float, holds: bool) -> None:
 def test_expression_parsing() -> None:
     assert parse_expression(">= 0.8") == (">=", 0.8)
     assert parse_expression("<=800") == ("<=", 800.0)
-    assert parse_expression("=> 1e-3") == (">=", 0.001)
+    assert parse_expression(">= 1e-3") == (">=", 0.001)
+    # issue #12: a near-miss operator is refused with what it most likely meant, not guessed
+    with pytest.raises(ValueError, match='did you mean ">= 1e-3"'):
+        parse_expression("=> 1e-3")
+    with pytest.raises(ValueError, match='did you mean "<= 5"'):
+        parse_expression("=< 5")
     assert parse_expression("> 75%") == (">", 0.75)
     for bad in ("0.8", ">= ", "== 1", ">= nan", "at least 3"):
         with pytest.raises(ValueError):
             parse_expression(bad)
+
+
+def test_action_lines_refuse_a_metric_given_twice() -> None:
+    with pytest.raises(ValueError, match="line 2: 'exact_match/mean' is given twice"):
+        parse_lines("exact_match/mean >= 0.9\nexact_match/mean >= 0.1\n")
 
 
 def test_action_lines() -> None:

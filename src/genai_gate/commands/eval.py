@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from genai_gate.compare import (
 )
 from genai_gate.config import LoadedConfig
 from genai_gate.data import load_dataset
-from genai_gate.errors import TrackingError
+from genai_gate.errors import ConfigError, TrackingError
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.github import run_links
@@ -149,11 +150,30 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
     for key, value in tracking_env().items():
         os.environ.setdefault(key, value)
     started_at = _now()
+    _check_out(run.out_dir)
+    evidence.check_trail(run.out_dir / "evidence.json")
     tracking_uri = default_tracking_uri(run.out_dir, run.loaded.config.tracking_uri, run.environ)
     with use_tracking_uri(tracking_uri):
         prepared = _prepare(run, tracking_uri)
         evaluated = _evaluate(run, prepared, progress)
         return _report(run, prepared, evaluated, tracking_uri, started_at)
+
+
+def _check_out(out_dir: Path) -> None:
+    """The output folder can be written: found now, not after every model call."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            reason = "a file is in the way: it, or a folder above it, is a file"
+        raise ConfigError(
+            f"--out {out_dir}: cannot write the results there ({reason})",
+            fix="Point --out at a folder genai-gate may create and write, e.g.\n"
+            "  genai-gate eval --out genai-gate-out",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -171,7 +191,7 @@ def _prepare(run: Run, tracking_uri: str) -> _Prepared:
     notices = list(loaded.notices)
     scorers = configured_scorers(loaded, notices)
     dataset = load_dataset(
-        loaded.resolve(loaded.data), cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+        loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
     )
     preflight(loaded, dataset, scorers)
     if cfg.model and (cfg.columns.outputs or "outputs" in dataset.columns):

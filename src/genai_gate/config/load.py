@@ -13,7 +13,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from genai_gate.config.model import Config, ThresholdRule
+from genai_gate import strict_yaml
+from genai_gate.config.model import Config, ScoringSettings, ThresholdRule
 from genai_gate.errors import ConfigError
 from genai_gate.thresholds import (
     METRIC_ALIASES,
     THRESHOLD_HELP,
+    THRESHOLD_PATTERN,
     Better,
     RelativeThreshold,
     Threshold,
@@ -66,6 +68,14 @@ class LoadedConfig:
             raise _no_data(self.source)
         return self.config.data
 
+    @property
+    def data_path(self) -> Path:
+        """`data:` in the file is relative to the file's folder; `--data` on the command line
+        to the current directory, as every CLI's path arguments are."""
+        if self.label("data").startswith("--"):
+            return Path(self.data).expanduser().absolute()
+        return self.resolve(self.data)
+
     def resolve(self, relative: str) -> Path:
         p = Path(relative).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
@@ -78,21 +88,62 @@ def _fields_by_alias() -> dict[str, str]:
     return {(f.alias or name): name for name, f in Config.model_fields.items()}
 
 
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _decode_config(path: Path, raw: bytes) -> str:
+    """UTF-8 (with or without Notepad's byte-order mark), or an error naming the line."""
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            raise ConfigError(
+                f"{path} is {name} text; genai-gate reads YAML as UTF-8",
+                fix=f"Save it as UTF-8, for example:\n  iconv -f {name} -t UTF-8 {path.name} "
+                f"> {path.stem}.utf8{path.suffix} && mv {path.stem}.utf8{path.suffix} {path.name}",
+            )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+            fix="Save the file as UTF-8.",
+        ) from None
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    text = _decode_config(path, raw)
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        doc = strict_yaml.load(text)
+    except strict_yaml.YamlProblem as exc:
         raise ConfigError(
-            f"{path} is not valid YAML{where}",
-            fix="Check the indentation and quote values that start with > or <:\n"
-            '  thresholds:\n    exact_match/mean: ">= 0.6"',
-        ) from exc
+            f"{path} {exc.message}",
+            problems=[f"{path.name}, {p}" for p in exc.problems],
+            fix="Keep one of each key; a later one would silently replace the first."
+            if exc.problems
+            else "Write the values out instead of nesting anchors (&name) and aliases (*name).",
+        ) from None
+    except yaml.YAMLError as exc:
+        problem = strict_yaml.describe_syntax_error(exc)
+        if "tab" in problem:
+            fix = "Indent with spaces; replace every tab, for example:\n  sed -i 's/\\t/  /g' "
+            fix += path.name
+        elif isinstance(exc, yaml.constructor.ConstructorError):
+            fix = "Correct the value at that line, or quote it to keep it as text."
+        else:
+            fix = (
+                "Check the indentation and quote values that start with > or <:\n"
+                '  thresholds:\n    exact_match/mean: ">= 0.6"'
+            )
+        raise ConfigError(f"{path} is not valid YAML: {problem}", fix=fix) from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -106,7 +157,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 def _split_list(text: str) -> list[str]:
     stripped = text.strip()
     if stripped.startswith("["):
-        loaded = yaml.safe_load(stripped)
+        loaded = strict_yaml.load(stripped)
         if isinstance(loaded, list):
             return [str(x) for x in loaded]
     return [p.strip() for p in re.split(r"[,\n]", text) if p.strip()]
@@ -119,7 +170,7 @@ def coerce_text(key: str, text: str) -> Any:
     if key == "thresholds":
         stripped = text.strip()
         if stripped.startswith("{"):
-            return yaml.safe_load(stripped)
+            return strict_yaml.load(stripped)
         return parse_lines(text)
     if key == "guidelines":
         # guidelines are sentences with commas in them: one per line, or a YAML list
@@ -127,7 +178,7 @@ def coerce_text(key: str, text: str) -> Any:
             return _split_list(text)
         return [ln.strip().removeprefix("- ").strip() for ln in text.splitlines() if ln.strip()]
     if key in _MAPPING_EXAMPLES:
-        loaded = yaml.safe_load(text)
+        loaded = strict_yaml.load(text)
         if not isinstance(loaded, dict):
             raise ValueError(f"expected a mapping such as {_MAPPING_EXAMPLES[key]}")
         return loaded
@@ -143,6 +194,16 @@ _MAPPING_EXAMPLES = {
 
 def env_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """GENAI_GATE_<KEY> values, with empty ones dropped (the runner sets unset inputs to "")."""
+    values, origins, problems = _env_settings(environ)
+    if problems:
+        raise ConfigError("the environment has settings that cannot be used", problems=problems)
+    return values, origins
+
+
+def _env_settings(
+    environ: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The usable values, their origins, and the problems of the rest."""
     aliases = _fields_by_alias()
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
@@ -162,9 +223,7 @@ def env_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, 
         except (ValueError, yaml.YAMLError) as exc:
             problems.append(f"{name}: {exc}")
         origins[key] = name
-    if problems:
-        raise ConfigError("the environment has settings that cannot be used", problems=problems)
-    return values, origins
+    return values, origins, problems
 
 
 def _did_you_mean(key: str, known: Mapping[str, str] | list[str]) -> str:
@@ -211,6 +270,10 @@ def _explain(err: Any) -> str:
         return "is not a known setting"
     if kind == "missing":
         return "is required"
+    if kind in ("tuple_type", "list_type") and isinstance(err.get("input"), str):
+        # `scorers: a, b` is one string in YAML
+        items = [x.strip() for x in re.split(r"[,\s]+", err["input"]) if x.strip()]
+        return f"is a list; write it in brackets: [{', '.join(items)}]"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
 
@@ -377,7 +440,8 @@ def load_config(
         source = "(no config file)"
     file_origins = {k: f"{cfg_path.name}: {k}" for k in file_values}
 
-    env_values, env_origins = env_settings(environ)
+    # the environment's problems are reported with the file's and the flags', in one run
+    env_values, env_origins, env_problems = _env_settings(environ)
     flag_values = dict(overrides or {})
     flag_origins = {k: (override_origins or {}).get(k, f"--{k}") for k in flag_values}
     merged, origins = _merge(
@@ -386,31 +450,95 @@ def load_config(
     known = list(_fields_by_alias())
     if require_data and "data" not in merged:
         raise _no_data(source)
+    role_notices = _legacy_roles(merged, origins)
+    problems: list[str] = list(env_problems)
     try:
         config = Config.model_validate(merged)
     except ValidationError as exc:
-        problems = _validation_problems(exc, origins, known)
+        problems += _validation_problems(exc, origins, known)
+        about_thresholds = any(e["loc"][:1] == ("thresholds",) for e in exc.errors())
+        raw = merged.get("thresholds")
+        if isinstance(raw, dict) and not about_thresholds:
+            # checked too, so that one run names every mistake
+            more = _threshold_problems_of_raw(raw, origins)
+            problems += more
+            about_thresholds = bool(more)
+        fix = "Run `genai-gate schema` for every key and its type."
+        if about_thresholds:  # the tutorial only where a threshold is wrong
+            fix += "\n" + THRESHOLD_HELP
         raise ConfigError(
-            f"{source} has {len(problems)} problem(s)",
-            problems=problems,
-            fix=f"Run `genai-gate schema` for every key and its type.\n{THRESHOLD_HELP}",
+            _heading(problems, cfg_path.name, "problem(s)"), problems=problems, fix=fix
         ) from None
-    thresholds, relative, problems, notices = _parse_thresholds(config.thresholds, origins)
-    if problems:
+    thresholds, relative, wrong, notices = _parse_thresholds(config.thresholds, origins)
+    if problems or wrong:
+        problems += wrong
         raise ConfigError(
-            f"{source} has {len(problems)} threshold problem(s)",
+            _heading(
+                problems,
+                cfg_path.name,
+                "threshold problem(s)" if not env_problems else "problem(s)",
+            ),
             problems=problems,
-            fix=THRESHOLD_HELP,
+            fix=THRESHOLD_HELP if wrong else "Run `genai-gate schema` for every key and its type.",
         )
     return LoadedConfig(
         config=config,
         thresholds=thresholds,
         base_dir=base_dir,
         source=source,
-        notices=tuple(notices),
+        notices=(*role_notices, *notices),
         origins=origins,
         relative=relative,
     )
+
+
+# the seed pipeline's and MLflow 2's names for the reference column's role
+_LEGACY_ROLES = ("ground_truth", "targets")
+
+
+def _legacy_roles(merged: dict[str, Any], origins: Mapping[str, str]) -> list[str]:
+    """`columns: {ground_truth: answer}` means expectations: renamed, with a notice. Given
+    next to `expectations:`, the key is left for validation to refuse."""
+    columns = merged.get("columns")
+    if not isinstance(columns, dict):
+        return []
+    notices = []
+    for old in _LEGACY_ROLES:
+        if old in columns and "expectations" not in columns:
+            where = origins.get("columns", "columns")
+            columns = {("expectations" if k == old else k): v for k, v in columns.items()}
+            notices.append(
+                f"columns: {old} is the seed's and MLflow 2's name for the reference "
+                f"answer; reading it as expectations. Rename it ({where}) to silence this."
+            )
+    merged["columns"] = columns
+    return notices
+
+
+def _threshold_problems_of_raw(raw: dict[str, Any], origins: Mapping[str, str]) -> list[str]:
+    """The threshold problems of a config that failed validation elsewhere."""
+    try:
+        field = ScoringSettings.model_validate({"thresholds": raw})
+    except ValidationError:
+        return []  # the validation problems already name them
+    return _parse_thresholds(field.thresholds, origins)[2]
+
+
+def _heading(problems: Sequence[str], file_name: str, what: str) -> str:
+    """Name where the problems are: the file, the flags, the environment, or several."""
+    places = [
+        label
+        for label, prefix in (
+            (file_name, file_name),
+            ("the command line", "--"),
+            ("the environment", "GENAI_GATE_"),
+        )
+        if any(p.startswith(prefix) for p in problems)
+    ]
+    where = (
+        ", ".join(places[:-1]) + " and " + places[-1] if len(places) > 1 else "".join(places)
+    ) or "the settings"
+    return f"{where} {'has' if len(places) <= 1 else 'have'} {len(problems)} {what}"
 
 
 def _no_data(source: str) -> ConfigError:
@@ -425,6 +553,16 @@ def _no_data(source: str) -> ConfigError:
 
 def json_schema() -> dict[str, Any]:
     schema = Config.model_json_schema(by_alias=True)
+    # The model takes a bare number only to refuse it with a fix (it has no direction);
+    # the schema must not offer editors what the CLI refuses.
+    values = schema["properties"]["thresholds"]["additionalProperties"]
+    values["anyOf"] = [
+        {"type": "string", "pattern": THRESHOLD_PATTERN}
+        if branch.get("type") == "string"
+        else branch
+        for branch in values["anyOf"]
+        if branch.get("type") != "number"
+    ]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "genai-gate.yml"
     return schema

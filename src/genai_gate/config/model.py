@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,14 +23,23 @@ def _kebab(name: str) -> str:
 
 
 class _Model(BaseModel):
+    # allow_inf_nan=False: `timeout: .inf` would turn every deadline off, and a NaN limit
+    # compares false both ways
     model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True
+        frozen=True,
+        extra="forbid",
+        alias_generator=_kebab,
+        populate_by_name=True,
+        allow_inf_nan=False,
     )
 
 
 class ThresholdRule(_Model):
     """The mapping form of a threshold: at most one of `at-least` / `at-most`, and at most
     one rule against the baseline (`max-drop`, `max-drop-pct`, `must-improve`)."""
+
+    # load.py refuses a non-finite limit with the rule's own wording
+    model_config = ConfigDict(**{**_Model.model_config, "allow_inf_nan": True})
 
     at_least: float | None = Field(default=None, description="The metric must be >= this.")
     at_most: float | None = Field(default=None, description="The metric must be <= this.")
@@ -135,6 +145,7 @@ class DeploySettings(_Model):
     wait_timeout: float = Field(
         default=1200.0,
         gt=0,
+        le=6 * 3600,  # GitHub ends a job at 6 hours; a longer wait is a mistake
         description='How long to wait for the endpoint to finish updating: seconds, or "20m".',
     )
     endpoint_config: str | None = Field(
@@ -284,6 +295,66 @@ class ModelSettings(_Model):
         description="openai:/ models: extra request fields, e.g. {temperature: 0}.",
     )
 
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_scheme(cls, v: str | None) -> str | None:
+        return _http_url(v)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_template(cls, v: str | None) -> str | None:
+        if v is not None:
+            problem = prompt_template_problem(v)
+            if problem:
+                raise ValueError(problem)
+        return v
+
+    @field_validator("model_params")
+    @classmethod
+    def _params_keep_the_request(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # extra fields are merged over the request: these would replace what is evaluated
+        why = {
+            "messages": "would replace every row's prompt with the same messages",
+            "model": "would replace the model named in model:",
+            "stream": "asks for a stream of chunks, which genai-gate does not read",
+        }
+        bad = [f"{k} {why[k]}" for k in v if k in why and (k != "stream" or v[k])]
+        if bad:
+            raise ValueError("; ".join(bad) + ". Remove it from model-params")
+        return v
+
+
+def _http_url(v: str | None) -> str | None:
+    if v is not None and not re.match(r"^https?://[^\s/]+", v.strip()):
+        raise ValueError(
+            f"{v!r} is not an http(s) URL; write the scheme too, e.g. http://localhost:8000/v1"
+        )
+    return v
+
+
+def prompt_template_problem(template: str) -> str | None:
+    """What is wrong with a `{name}` prompt template's syntax, or None.
+
+    string.Formatter is what renders it (str.format_map), so it parses it here too.
+    """
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"is not a valid template ({exc}); write a literal brace twice: {{{{ or }}}}"
+    positional = [f for f in fields if f == "" or f.split(".")[0].split("[")[0].isdigit()]
+    if positional:
+        return (
+            f"uses the positional placeholder {{{positional[0]}}}; name an input key instead, "
+            "e.g. {question}"
+        )
+    return None
+
+
+def template_fields(template: str) -> list[str]:
+    """The input keys a valid prompt template names, in order."""
+    names = [f for _, f, _, _ in string.Formatter().parse(template) if f]
+    return list(dict.fromkeys(re.split(r"[.\[]", f, maxsplit=1)[0] for f in names))
+
 
 class ScoringSettings(_Model):
     """The scorers, the thresholds and the comparison with a baseline: the gate itself."""
@@ -355,6 +426,35 @@ class ScoringSettings(_Model):
         return math.floor(rows * float(self.max_errors.rstrip("%")) / 100.0)
 
 
+# MLflow's make_judge fills {{ inputs }}, {{ outputs }}, {{ expectations }} and {{ trace }}
+# per row ({{ conversation }} is for sessions, which genai-gate does not judge); the
+# pattern is MLflow's PROMPT_TEMPLATE_VARIABLE_PATTERN, written out to keep mlflow out of
+# the config's import
+_JUDGE_VARIABLE = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
+JUDGE_VARIABLES = ("inputs", "outputs", "expectations", "trace")
+
+
+def _judge_template(text: str) -> str | None:
+    import difflib
+
+    used = list(dict.fromkeys(_JUDGE_VARIABLE.findall(text)))
+    unknown = [u for u in used if u not in JUDGE_VARIABLES]
+    if unknown:
+        hints = []
+        for u in unknown:
+            close = difflib.get_close_matches(u, JUDGE_VARIABLES, n=1, cutoff=0.5)
+            hint = {"answer": "outputs", "question": "inputs", "expected": "expectations"}.get(
+                u, close[0] if close else None
+            )
+            hints.append(f"{{{{ {u} }}}}" + (f" (did you mean {{{{ {hint} }}}}?)" if hint else ""))
+        return f"uses {', '.join(hints)}; a judge's instructions can use " + ", ".join(
+            f"{{{{ {v} }}}}" for v in JUDGE_VARIABLES
+        )
+    if not used:
+        return "names no {{ inputs }} or {{ outputs }}, so the judge would see nothing to grade"
+    return None
+
+
 class JudgeSettings(_Model):
     """The LLM judges: which model grades, with what instructions, how many times."""
 
@@ -403,7 +503,15 @@ class JudgeSettings(_Model):
         empty = [name for name, text in v.items() if not text.strip()]
         if empty:
             raise ValueError(f"{empty} have no instructions")
+        problems = [f"{name}: {p}" for name, text in v.items() if (p := _judge_template(text))]
+        if problems:
+            raise ValueError("; ".join(problems))
         return v
+
+    @field_validator("judge_base_url")
+    @classmethod
+    def _judge_url_scheme(cls, v: str | None) -> str | None:
+        return _http_url(v)
 
     @model_validator(mode="after")
     def _min_pass_fits(self) -> JudgeSettings:
@@ -422,7 +530,12 @@ class RemoteSettings(_Model):
     requests_per_minute: float | None = Field(
         default=None, gt=0, description="Cap on remote calls per minute, across all workers."
     )
-    timeout: float = Field(default=120.0, gt=0, description="Seconds one model call may take.")
+    timeout: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,  # one call; longer is a typo (ms for s) or an attempt to switch deadlines off
+        description="Seconds one model call may take (at most 3600).",
+    )
     cache: bool = Field(
         default=True, description="Reuse remote answers from earlier runs (see cache-dir)."
     )
@@ -443,6 +556,45 @@ class TrackingSettings(_Model):
     )
     experiment: str = Field(default="genai-gate", description="MLflow experiment name.")
     run_name: str | None = Field(default=None, description="MLflow run name.")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError('must name an experiment, e.g. "genai-gate"')
+        return v
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking_scheme(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", v.strip())
+        # a bare path (no scheme) is a local store; a Windows drive letter is one letter
+        if m and len(m.group(1)) > 1:
+            scheme = m.group(1).lower().split("+", 1)[0]
+            if scheme not in TRACKING_SCHEMES:
+                raise ValueError(
+                    f"{v!r}: MLflow has no {scheme!r} store; use one of "
+                    + ", ".join(f"{s}:" for s in TRACKING_SCHEMES)
+                    + " or a folder"
+                )
+        return v
+
+
+# the stores MLflow's tracking client opens; anything else fails only when the run is logged
+TRACKING_SCHEMES = (
+    "http",
+    "https",
+    "file",
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
 
 
 class Config(

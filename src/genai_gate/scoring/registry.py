@@ -169,10 +169,16 @@ def build_scorers(
         scorer_name, agg = t.metric.split("/", 1)
         if scorer_name not in by_name:
             producible = sorted(m for b in bound for m in b.metrics)
-            close = difflib.get_close_matches(t.metric, producible, n=1)
+            if scorer_name in BUILTINS or scorer_name in JUDGES:
+                # a real scorer left out of scorers:, not a typo of a configured one
+                listed = ", ".join([*by_name, scorer_name])
+                hint = f" (add it: scorers: [{listed}])"
+            else:
+                close = difflib.get_close_matches(t.metric, producible, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(
                 f"thresholds: {t.metric!r} names the scorer {scorer_name!r}, which is not "
-                f"configured" + (f" (did you mean {close[0]!r}?)" if close else "")
+                f"configured" + hint
             )
         elif agg not in AGGREGATIONS and agg not in by_name[scorer_name].aggregations:
             problems.append(

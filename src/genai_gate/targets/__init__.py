@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genai_gate.config import LoadedConfig
+from genai_gate.config.model import template_fields
 from genai_gate.errors import ConfigError
 from genai_gate.pyimport import PREFIX
 from genai_gate.results import TargetIdentity
@@ -42,10 +43,39 @@ def remote_settings(loaded: LoadedConfig) -> dict[str, Any]:
     }
 
 
+def check_prompt(loaded: LoadedConfig, input_keys: Sequence[str]) -> None:
+    """Every `{name}` of the prompt is an input key: known before the first call, not
+    found as a KeyError on every row."""
+    import difflib
+
+    template = loaded.config.prompt
+    if template is None:
+        return
+    missing = [f for f in template_fields(template) if f not in input_keys]
+    if missing:
+        hints = [
+            f"{{{m}}}"
+            + (
+                f" (did you mean {{{c[0]}}}?)"
+                if (c := difflib.get_close_matches(m, input_keys, n=1))
+                else ""
+            )
+            for m in missing
+        ]
+        raise ConfigError(
+            f"{loaded.label('prompt')}: the template names {', '.join(hints)}, and the rows' "
+            f"inputs are {', '.join(input_keys)}",
+            fix='Name input keys in the template, e.g.\n  prompt: "Answer briefly: '
+            f'{{{input_keys[0] if input_keys else "question"}}}"',
+        )
+
+
 def resolve_target(
     ref: str, loaded: LoadedConfig, *, input_keys: Sequence[str], workspace: ServingWorkspace
 ) -> Target:
     base_dir, cfg = loaded.base_dir, loaded.config
+    if ref.startswith((OPENAI_PREFIX, ENDPOINTS_PREFIX)):
+        check_prompt(loaded, input_keys)
     if ref.startswith(OPENAI_PREFIX):
         import os
 

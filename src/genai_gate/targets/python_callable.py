@@ -19,7 +19,9 @@ from genai_gate.errors import ModelLoadError
 from genai_gate.pyimport import load_object
 from genai_gate.results import EvalRow, TargetIdentity
 
-Style = Literal["kwargs", "dataframe"]
+# "value": one input key and a one-parameter function, which gets the value whatever the
+# names (`columns: {inputs: question}` with `def predict(inputs)`); chosen by auto only
+Style = Literal["kwargs", "dataframe", "value"]
 
 # parameter names that say "a batch of rows" when the function has no DataFrame annotation
 _FRAME_NAMES = frozenset(
@@ -75,6 +77,8 @@ def detect_style(fn: Callable[..., Any], input_keys: Sequence[str], ref: str) ->
         text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
         if "DataFrame" in str(text) or param.name in _FRAME_NAMES:
             return "dataframe"
+        if len(keys) == 1 and len(named) == 1:
+            return "value"
     raise ModelLoadError(
         f"cannot tell how to call {ref}{sig}: the rows' inputs are {sorted(keys)}",
         fix="Either name the function's parameters after the input keys (per-row style):\n"
@@ -136,6 +140,9 @@ class PythonCallableTarget:
     def predict(self, row: EvalRow) -> Any:
         if self.style == "kwargs":
             return _settle(self.fn(**row.inputs))
+        if self.style == "value":
+            (value,) = row.inputs.values()
+            return _settle(self.fn(value))
         return self.predict_batch([row])[0]
 
     def predict_batch(self, rows: Sequence[EvalRow]) -> list[Any]:

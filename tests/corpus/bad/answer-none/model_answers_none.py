@@ -1,0 +1,2 @@
+def predict(question: str) -> None:
+    return None

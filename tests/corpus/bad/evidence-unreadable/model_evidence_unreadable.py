@@ -1,0 +1,1 @@
+raise RuntimeError("the evidence check must come first")
