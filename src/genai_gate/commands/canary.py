@@ -21,7 +21,15 @@ from genai_gate.provenance import collect
 from genai_gate.report.analysis import render_analysis
 from genai_gate.rollout.decision import Action, Decision, Rules, decide, quality_deltas
 from genai_gate.rollout.measures import EntityTraffic
-from genai_gate.rollout.plan import TAG_STARTED, TAG_STEP_AT, Entity, Rollout
+from genai_gate.rollout.plan import (
+    TAG_CHALLENGER,
+    TAG_CHAMPION,
+    TAG_STARTED,
+    TAG_STEP,
+    TAG_STEP_AT,
+    Entity,
+    Rollout,
+)
 from genai_gate.rollout.quality import directions, reference_free, score_traffic
 
 Mode = Literal["analyze", "promote", "rollback"]
@@ -99,7 +107,7 @@ def rules_of(loaded: LoadedConfig) -> Rules:
 
 
 def _rollout_moved(before: ServingState, now: ServingState) -> bool:
-    tags = ("genai-gate.champion", "genai-gate.challenger", "genai-gate.step")
+    tags = (TAG_CHAMPION, TAG_CHALLENGER, TAG_STEP)
     return before.config_version != now.config_version or any(
         before.tags.get(t) != now.tags.get(t) for t in tags
     )

@@ -1,10 +1,10 @@
 """`endpoints:/<name>`: a Databricks Model Serving endpoint, queried through databricks-sdk.
 
-Authentication is the SDK's unified auth (a profile or token on a laptop; `github-oidc` in
-Actions), so no credential is handled here. The query uses the OpenAI-compatible chat format,
+It queries through the run's one workspace client (session.py: one sign-in per run), so no
+credential is handled here. The query uses the OpenAI-compatible chat format,
 and the `served-model-name` of each answer is counted, so the record says which served entity
 answered. 429 and 503 are retried by the SDK itself, which honours `Retry-After`; its retry
-budget is bounded by `timeout` x (`retries` + 1). Other transient failures (5xx, timeouts)
+budget for one call is `timeout` (auth.make_client). Other transient failures (5xx, timeouts)
 go through genai-gate's retry policy.
 
 Pinned to one served entity (a baseline, issue #5), the target calls
@@ -88,7 +88,7 @@ class DatabricksEndpointTarget:
             )
         self.policy, self.limiter = policy, limiter
         try:
-            # the client's own retries end within `timeout` (session.py), so they and
+            # the client's own retries end within `timeout` (auth.make_client), so they and
             # genai-gate's policy never multiply into hours
             self.client = client()
             endpoint = self.client.serving_endpoints.get(self.name)
