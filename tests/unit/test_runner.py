@@ -77,13 +77,14 @@ def test_a_pool_runs_follow_up_jobs_without_a_barrier_at_its_concurrency() -> No
         return i
 
     pool = Pool(3)
-    for i in range(12):
-        pool.submit(("model", i), functools.partial(call, "model", i), timeout=None)
+    for n in range(12):
+        pool.submit(("model", n), functools.partial(call, "model", n), timeout=None)
     seen: list[tuple[str, int]] = []
     try:
         for key, outcome in pool.completed():
+            assert isinstance(key, tuple)
             stage, i = key
-            seen.append(key)
+            seen.append((stage, i))
             assert outcome.error is None and outcome.value == i
             if stage == "model":
                 pool.submit(
