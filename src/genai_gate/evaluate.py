@@ -34,6 +34,7 @@ from genai_gate.scorer import (
 )
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.traces import row_trace
+from genai_gate.scoring.verdicts import VerdictCache
 from genai_gate.targets import Target
 from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.cache import ResponseCache
@@ -159,21 +160,50 @@ def _make_trace(row: EvalRow, latency_ms: float | None, outputs: Any) -> Any:
     )
 
 
-def _repeated(s: BoundScorer, row: EvalRow, outputs: Any, trace: Any) -> Any:
+def _ask(
+    s: BoundScorer,
+    row: EvalRow,
+    outputs: Any,
+    trace: Any,
+    verdicts: VerdictCache | None,
+    ask: int = 0,
+) -> Any:
+    """One run of a scorer; a judge's verdict comes from the verdict cache when it has it."""
+    key = None
+    if verdicts is not None and s.judge:
+        question = {
+            "inputs": row.inputs,
+            "outputs": outputs,
+            "expectations": row.expectations,
+            "context": row.context,
+        }
+        key = verdicts.key(s.scorer, question, ask)
+        hit = verdicts.get(key)
+        if hit is not None:
+            return hit
+    result = s.scorer.run(
+        inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
+    )
+    if key is not None and verdicts is not None:
+        verdicts.put(key, result)
+    return result
+
+
+def _repeated(
+    s: BoundScorer, row: EvalRow, outputs: Any, trace: Any, verdicts: VerdictCache | None
+) -> Any:
     """Ask a flaky judge `repeat` times; the row passes when `min_pass` verdicts say yes."""
     from mlflow.entities import Feedback
 
-    verdicts = []
-    for _ in range(s.repeat):
-        fb = s.scorer.run(
-            inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
-        )
+    verdicts_said = []
+    for ask in range(s.repeat):
+        fb = _ask(s, row, outputs, trace, verdicts, ask)
         if isinstance(fb, list) and len(fb) == 1:
             fb = fb[0]  # RetrievalGroundedness answers one Feedback per RETRIEVER span
         if isinstance(fb, Feedback) and fb.error is not None:
             return fb
-        verdicts.append(_to_float(fb.value if isinstance(fb, Feedback) else fb) or 0.0)
-    yes = sum(1 for v in verdicts if v >= 1.0)
+        verdicts_said.append(_to_float(fb.value if isinstance(fb, Feedback) else fb) or 0.0)
+    yes = sum(1 for v in verdicts_said if v >= 1.0)
     return Feedback(
         name=s.name,
         value=yes >= s.min_pass,
@@ -182,7 +212,11 @@ def _repeated(s: BoundScorer, row: EvalRow, outputs: Any, trace: Any) -> Any:
 
 
 def _score_row(
-    row: EvalRow, outputs: Any, latency_ms: float | None, scorers: Sequence[BoundScorer]
+    row: EvalRow,
+    outputs: Any,
+    latency_ms: float | None,
+    scorers: Sequence[BoundScorer],
+    verdicts: VerdictCache | None = None,
 ) -> ScoredRow:
     from mlflow.entities import Feedback
 
@@ -193,14 +227,9 @@ def _score_row(
     for s in scorers:
         try:
             if s.repeat > 1:
-                result = _repeated(s, row, outputs, trace)
+                result = _repeated(s, row, outputs, trace, verdicts)
             else:
-                result = s.scorer.run(
-                    inputs=row.inputs,
-                    outputs=outputs,
-                    expectations=row.expectations,
-                    trace=trace,
-                )
+                result = _ask(s, row, outputs, trace, verdicts)
         except Exception as exc:
             errors[s.name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -369,6 +398,7 @@ def _pipelined(
     scorers: Sequence[BoundScorer],
     progress: PhaseProgress | None,
     cache: ResponseCache | None,
+    verdicts: VerdictCache | None,
 ) -> tuple[list[Outcome[Any]], dict[int, Outcome[ScoredRow]], dict[str, float]]:
     """Model calls and scoring in one pool: a row is scored as soon as its answer arrives.
 
@@ -392,7 +422,7 @@ def _pipelined(
         # priority 0: a row's judge calls go before the next row's model call
         pool.submit(
             ("score", i),
-            functools.partial(_score_row, rows[i], p.value, _latency(p), scorers),
+            functools.partial(_score_row, rows[i], p.value, _latency(p), scorers, verdicts),
             timeout=score_deadline,
             priority=0,
         )
@@ -467,6 +497,7 @@ def evaluate(
     progress: PhaseProgress | None = None,
     cache: ResponseCache | None = None,
     scoring_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+    verdicts: VerdictCache | None = None,
 ) -> EvalResult:
     """Call the model and score the rows. `scoring_context` wraps the scoring (the judges'
     gateway must not be what the model under test sees: see `_pipelines`)."""
@@ -477,7 +508,9 @@ def evaluate(
     by_index: dict[int, Outcome[ScoredRow]]
     if target is not None and _pipelines(target, scorers, cfg, cache):
         with scoring_context() if scoring_context is not None else contextlib.nullcontext():
-            predictions, by_index, seconds = _pipelined(target, rows, cfg, scorers, progress, cache)
+            predictions, by_index, seconds = _pipelined(
+                target, rows, cfg, scorers, progress, cache, verdicts
+            )
     else:
         t0 = time.perf_counter()
         if target is not None:
@@ -498,7 +531,7 @@ def evaluate(
         with scoring_context() if scoring_context is not None else contextlib.nullcontext():
             scored = run_all(
                 [
-                    functools.partial(_score_row, r, p.value, _latency(p), scorers)
+                    functools.partial(_score_row, r, p.value, _latency(p), scorers, verdicts)
                     for r, p in scorable
                 ],
                 concurrency=cfg.concurrency,
@@ -559,7 +592,14 @@ def evaluate_judged(
             yield
 
     result = evaluate(
-        loaded, dataset, scorers, target, progress=progress, cache=cache, scoring_context=judging
+        loaded,
+        dataset,
+        scorers,
+        target,
+        progress=progress,
+        cache=cache,
+        scoring_context=judging,
+        verdicts=VerdictCache.for_config(cfg, judge_cache, environ),
     )
     stats = {
         "model": cfg.judge,

@@ -62,6 +62,7 @@ from genai_gate.results import (
 from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
+from genai_gate.scoring.verdicts import VerdictCache
 from genai_gate.targets import Target, resolve_target
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.tracking import (
@@ -209,8 +210,10 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     judge_cache = None
     gateways: list[Any] = []
     scoring_context = None
+    verdicts = None
     if any(s.judge for s in scorers):
         judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
+        verdicts = VerdictCache.for_config(cfg, judge_cache, run.environ)
 
         @contextlib.contextmanager
         def judging() -> Iterator[None]:
@@ -230,6 +233,7 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
             progress=phases,
             cache=cache,
             scoring_context=scoring_context,
+            verdicts=verdicts,
         )
 
     result = run_target(prep.target, progress)
