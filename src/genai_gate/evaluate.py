@@ -427,6 +427,11 @@ def _pipelined(
             priority=0,
         )
 
+    def score_answer(i: int, outcome: Outcome[Any]) -> None:
+        # a call that came back after its deadline was already recorded as the row's error
+        if outcome.error is None and predictions[i] is None:
+            score(i, outcome)
+
     for i, row in enumerate(rows):
         entry = cache.get(keys[i]) if cache is not None else None
         if entry is not None:
@@ -435,8 +440,15 @@ def _pipelined(
             predictions[i] = Outcome(entry.output, None, entry.latency_ms)
             score(i, predictions[i])  # type: ignore[arg-type]
         else:
-            # a remote call may retry: its deadline covers every attempt and the backoff
-            pool.submit(("model", i), functools.partial(target.predict, row), timeout=deadline)
+            # a remote call may retry: its deadline covers every attempt and the backoff.
+            # The row's scoring is queued by the worker itself as the answer arrives, so it
+            # goes ahead of the next model call without waiting for this thread to wake
+            pool.submit(
+                ("model", i),
+                functools.partial(target.predict, row),
+                timeout=deadline,
+                then=functools.partial(score_answer, i),
+            )
     answered = sum(p is not None for p in predictions)
     model_total = n - answered
     model_done = 0
@@ -459,7 +471,6 @@ def _pipelined(
                 # only a real answer is kept: an empty one would be replayed as if it were
                 if cache is not None and isinstance(outcome.value, str) and outcome.value.strip():
                     cache.put(keys[i], outcome.value, outcome.elapsed_ms)
-                score(i, outcome)
             else:
                 scored[rows[i].index] = outcome
                 if on_score is not None:

@@ -47,6 +47,7 @@ class _Job:
     key: Hashable
     fn: Callable[[], Any]
     timeout: float | None
+    then: Callable[[Outcome[Any]], None] | None = None
 
 
 class Pool:
@@ -61,26 +62,43 @@ class Pool:
         self._concurrency = max(1, concurrency)
         self._todo: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._done: queue.SimpleQueue[tuple[int, Outcome[Any]]] = queue.SimpleQueue()
-        self._pending: dict[int, _Job] = {}  # read and written by the consuming thread only
-        self._started: dict[int, float] = {}  # written by workers, under the lock
+        self._pending: dict[int, _Job] = {}  # under the lock: `then` submits from workers
+        self._started: dict[int, float] = {}  # under the lock
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._spawned = 0
         self._idle_slots = self._concurrency  # workers not yet spawned
 
     def submit(
-        self, key: Hashable, fn: Callable[[], Any], *, timeout: float | None, priority: int = 1
+        self,
+        key: Hashable,
+        fn: Callable[[], Any],
+        *,
+        timeout: float | None,
+        priority: int = 1,
+        then: Callable[[Outcome[Any]], None] | None = None,
     ) -> None:
-        job_id = next(self._ids)
-        job = _Job(key, fn, timeout)
-        self._pending[job_id] = job
+        """Queue a job. `then` runs on the worker with the job's outcome, before the worker
+        takes its next job and before `completed()` yields it: a follow-up it submits goes
+        ahead of the queued jobs of a higher priority number and is never missed."""
+        job = _Job(key, fn, timeout, then)
+        with self._lock:
+            job_id = next(self._ids)
+            self._pending[job_id] = job
+            spawn = self._idle_slots > 0 and len(self._pending) > self._spawned
+            if spawn:
+                self._idle_slots -= 1
+                self._spawned += 1
         self._todo.put((priority, job_id, job))
-        if self._idle_slots > 0 and len(self._pending) > self._spawned:
-            self._idle_slots -= 1
-            self._spawn()
+        if spawn:
+            self._start_worker()
 
     def _spawn(self) -> None:
-        self._spawned += 1
+        with self._lock:
+            self._spawned += 1
+        self._start_worker()
+
+    def _start_worker(self) -> None:
         threading.Thread(target=self._work, name="genai-gate-worker", daemon=True).start()
 
     def _work(self) -> None:
@@ -96,6 +114,11 @@ class Pool:
                 outcome: Outcome[Any] = Outcome(value, None, (time.perf_counter() - t0) * 1000)
             except BaseException as exc:  # a row's failure (even sys.exit) is data, not a crash
                 outcome = Outcome(None, describe_exception(exc), (time.perf_counter() - t0) * 1000)
+            if job.then is not None:
+                try:
+                    job.then(outcome)
+                except BaseException as exc:  # a follow-up that cannot be queued fails its row
+                    outcome = Outcome(None, describe_exception(exc), outcome.elapsed_ms)
             self._done.put((job_id, outcome))
 
     def _late(self) -> Iterator[tuple[Hashable, Outcome[Any]]]:
@@ -103,11 +126,11 @@ class Pool:
         with self._lock:
             started = list(self._started.items())
         for job_id, t0 in started:
-            job = self._pending.get(job_id)
-            if job is None or job.timeout is None or now - t0 <= job.timeout:
-                continue
-            del self._pending[job_id]
             with self._lock:
+                job = self._pending.get(job_id)
+                if job is None or job.timeout is None or now - t0 <= job.timeout:
+                    continue
+                del self._pending[job_id]
                 self._started.pop(job_id, None)
             self._spawn()  # the stuck worker may never come back; keep the concurrency
             yield job.key, Outcome(None, f"timed out after {job.timeout:g} s", job.timeout * 1000)
@@ -115,7 +138,7 @@ class Pool:
     def completed(self) -> Iterator[tuple[Hashable, Outcome[Any]]]:
         """Every job's outcome as it ends, until no job is left (new ones included)."""
         next_check = time.perf_counter() + _TICK
-        while self._pending:
+        while self._has_pending():
             try:
                 job_id, outcome = self._done.get(timeout=max(0.0, next_check - time.perf_counter()))
             except queue.Empty:
@@ -123,16 +146,22 @@ class Pool:
             if job_id >= 0:
                 with self._lock:
                     self._started.pop(job_id, None)
-                job = self._pending.pop(job_id, None)
+                    job = self._pending.pop(job_id, None)
                 if job is not None:  # None: it came back after its deadline had passed
                     yield job.key, outcome
             if time.perf_counter() >= next_check:
                 yield from self._late()
                 next_check = time.perf_counter() + _TICK
 
+    def _has_pending(self) -> bool:
+        with self._lock:
+            return bool(self._pending)
+
     def close(self) -> None:
         """Let the idle workers end (a stuck one ends when its call does)."""
-        for i in range(self._spawned):
+        with self._lock:
+            spawned = self._spawned
+        for i in range(spawned):
             self._todo.put((1 << 30, -1 - i, None))
 
 
