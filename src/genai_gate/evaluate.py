@@ -17,7 +17,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -35,11 +35,12 @@ from genai_gate.scorer import (
 )
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.traces import row_trace
+from genai_gate.scoring.verdicts import VerdictCache
 from genai_gate.targets import Target
 from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.targets.retry import remote_deadline
-from genai_gate.targets.runner import Outcome, run_all
+from genai_gate.targets.runner import Outcome, Pool, run_all
 
 # one row's scores, rationales and scorer errors, each by metric name
 ScoredRow = tuple[dict[str, float | None], dict[str, str], dict[str, str]]
@@ -160,21 +161,50 @@ def _make_trace(row: EvalRow, latency_ms: float | None, outputs: Any) -> Any:
     )
 
 
-def _repeated(s: BoundScorer, row: EvalRow, outputs: Any, trace: Any) -> Any:
+def _ask(
+    s: BoundScorer,
+    row: EvalRow,
+    outputs: Any,
+    trace: Any,
+    verdicts: VerdictCache | None,
+    ask: int = 0,
+) -> Any:
+    """One run of a scorer; a judge's verdict comes from the verdict cache when it has it."""
+    key = None
+    if verdicts is not None and s.judge:
+        question = {
+            "inputs": row.inputs,
+            "outputs": outputs,
+            "expectations": row.expectations,
+            "context": row.context,
+        }
+        key = verdicts.key(s.scorer, question, ask)
+        hit = verdicts.get(key)
+        if hit is not None:
+            return hit
+    result = s.scorer.run(
+        inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
+    )
+    if key is not None and verdicts is not None:
+        verdicts.put(key, result)
+    return result
+
+
+def _repeated(
+    s: BoundScorer, row: EvalRow, outputs: Any, trace: Any, verdicts: VerdictCache | None
+) -> Any:
     """Ask a flaky judge `repeat` times; the row passes when `min_pass` verdicts say yes."""
     from mlflow.entities import Feedback
 
-    verdicts = []
-    for _ in range(s.repeat):
-        fb = s.scorer.run(
-            inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
-        )
+    verdicts_said = []
+    for ask in range(s.repeat):
+        fb = _ask(s, row, outputs, trace, verdicts, ask)
         if isinstance(fb, list) and len(fb) == 1:
             fb = fb[0]  # RetrievalGroundedness answers one Feedback per RETRIEVER span
         if isinstance(fb, Feedback) and fb.error is not None:
             return fb
-        verdicts.append(_to_float(fb.value if isinstance(fb, Feedback) else fb) or 0.0)
-    yes = sum(1 for v in verdicts if v >= 1.0)
+        verdicts_said.append(_to_float(fb.value if isinstance(fb, Feedback) else fb) or 0.0)
+    yes = sum(1 for v in verdicts_said if v >= 1.0)
     return Feedback(
         name=s.name,
         value=yes >= s.min_pass,
@@ -183,7 +213,11 @@ def _repeated(s: BoundScorer, row: EvalRow, outputs: Any, trace: Any) -> Any:
 
 
 def _score_row(
-    row: EvalRow, outputs: Any, latency_ms: float | None, scorers: Sequence[BoundScorer]
+    row: EvalRow,
+    outputs: Any,
+    latency_ms: float | None,
+    scorers: Sequence[BoundScorer],
+    verdicts: VerdictCache | None = None,
 ) -> ScoredRow:
     from mlflow.entities import Feedback
 
@@ -194,14 +228,9 @@ def _score_row(
     for s in scorers:
         try:
             if s.repeat > 1:
-                result = _repeated(s, row, outputs, trace)
+                result = _repeated(s, row, outputs, trace, verdicts)
             else:
-                result = s.scorer.run(
-                    inputs=row.inputs,
-                    outputs=outputs,
-                    expectations=row.expectations,
-                    trace=trace,
-                )
+                result = _ask(s, row, outputs, trace, verdicts)
         except Exception as exc:
             errors[s.name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -372,6 +401,116 @@ def _row_result(row: EvalRow, p: Outcome[Any], scored: Outcome[ScoredRow] | None
     return dataclasses.replace(base, scores=scores, rationales=rationales, scorer_errors=errors)
 
 
+def _pipelined(
+    target: Target,
+    rows: Sequence[EvalRow],
+    cfg: Config,
+    scorers: Sequence[BoundScorer],
+    progress: PhaseProgress | None,
+    cache: ResponseCache | None,
+    verdicts: VerdictCache | None,
+) -> tuple[list[Outcome[Any]], dict[int, Outcome[ScoredRow]], dict[str, float]]:
+    """Model calls and scoring in one pool: a row is scored as soon as its answer arrives.
+
+    No barrier between the phases, so the pool keeps `concurrency` calls in flight while
+    work remains (issue #14). A row's latency is its model call's alone: the pool times a
+    job from the moment a worker starts it. Cached answers go straight to scoring.
+    """
+    t0 = time.perf_counter()
+    n = len(rows)
+    predictions: list[Outcome[Any] | None] = [None] * n
+    scored: dict[int, Outcome[ScoredRow]] = {}
+    keys: list[str] = []
+    if cache is not None:
+        identity = target.cache_identity()  # type: ignore[attr-defined]
+        keys = [cache.key(identity, r.inputs) for r in rows]
+    pool = Pool(cfg.concurrency)
+    deadline = remote_deadline(cfg)
+    score_deadline = scoring_deadline(cfg, scorers)
+
+    def score(i: int, p: Outcome[Any]) -> None:
+        # priority 0: a row's judge calls go before the next row's model call
+        pool.submit(
+            ("score", i),
+            functools.partial(_score_row, rows[i], p.value, _latency(p), scorers, verdicts),
+            timeout=score_deadline,
+            priority=0,
+        )
+
+    def score_answer(i: int, outcome: Outcome[Any]) -> None:
+        # a call that came back after its deadline was already recorded as the row's error
+        answer = _answer_or_error(outcome)
+        if answer.error is None and predictions[i] is None:
+            score(i, answer)
+
+    for i, row in enumerate(rows):
+        entry = cache.get(keys[i]) if cache is not None else None
+        if entry is not None:
+            # a cached answer keeps the latency it was measured with, so latency gates
+            # stay honest
+            predictions[i] = Outcome(entry.output, None, entry.latency_ms)
+            score(i, predictions[i])  # type: ignore[arg-type]
+        else:
+            # a remote call may retry: its deadline covers every attempt and the backoff.
+            # The row's scoring is queued by the worker itself as the answer arrives, so it
+            # goes ahead of the next model call without waiting for this thread to wake
+            pool.submit(
+                ("model", i),
+                functools.partial(target.predict, row),
+                timeout=deadline,
+                then=functools.partial(score_answer, i),
+            )
+    answered = sum(p is not None for p in predictions)
+    model_total = n - answered
+    model_done = 0
+    failed = 0
+    seconds: dict[str, float] = {"predict": 0.0}
+    on_model = _phase(progress, "model")
+    on_score = _phase(progress, "score")
+    try:
+        for key, outcome in pool.completed():
+            stage, i = cast("tuple[str, int]", key)
+            if stage == "model":
+                outcome = _answer_or_error(outcome)
+                predictions[i] = outcome
+                model_done += 1
+                seconds["predict"] = time.perf_counter() - t0
+                if on_model is not None:
+                    on_model(model_done, model_total)
+                if outcome.error is not None:
+                    failed += 1
+                    continue
+                # only a real answer is kept: an empty one would be replayed as if it were
+                if cache is not None and isinstance(outcome.value, str) and outcome.value.strip():
+                    cache.put(keys[i], outcome.value, outcome.elapsed_ms)
+            else:
+                scored[rows[i].index] = outcome
+                if on_score is not None:
+                    on_score(len(scored), n - failed)
+    finally:
+        pool.close()
+    # "predict": until the last answer; "score": the scoring after it (the pipeline's tail)
+    seconds["score"] = time.perf_counter() - t0 - seconds["predict"]
+    done = [p for p in predictions if p is not None]
+    if len(done) != n:
+        raise RuntimeError(f"the pipeline lost {n - len(done)} of {n} answers")
+    return done, scored, seconds
+
+
+def _pipelines(
+    target: Target, scorers: Sequence[BoundScorer], cfg: Config, cache: ResponseCache | None
+) -> bool:
+    """Whether model calls and scoring may overlap.
+
+    Only for remote targets: their URL and key are fixed when they are resolved, while a
+    python: model may read OPENAI_BASE_URL on each call, and during judging that points at
+    the judges' gateway. Not when `_predict` would send batches (an uncached batched
+    endpoint), and not when a scorer's batch `prepare` needs every answer first.
+    """
+    batches = cache is None and target.batched and cfg.batch_size != 1
+    return target.remote and not batches and not any(s.prepare for s in scorers)
+
+
 def evaluate(
     loaded: LoadedConfig,
     dataset: Dataset,
@@ -381,40 +520,54 @@ def evaluate(
     progress: PhaseProgress | None = None,
     cache: ResponseCache | None = None,
     scoring_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+    verdicts: VerdictCache | None = None,
 ) -> EvalResult:
-    """Predict, then score. `scoring_context` wraps the scoring phase only (the judges'
-    gateway must not be what the model under test sees)."""
+    """Call the model and score the rows. `scoring_context` wraps the scoring (the judges'
+    gateway must not be what the model under test sees: see `_pipelines`)."""
     cfg = loaded.config
     seconds: dict[str, float] = {}
     rows = dataset.rows
 
-    t0 = time.perf_counter()
-    predictions: list[Outcome[Any]]
-    if target is not None:
-        predictions = [_answer_or_error(p) for p in _predict(target, rows, cfg, progress, cache)]
+    by_index: dict[int, Outcome[ScoredRow]]
+    if target is not None and _pipelines(target, scorers, cfg, cache):
+        with scoring_context() if scoring_context is not None else contextlib.nullcontext():
+            predictions, by_index, seconds = _pipelined(
+                target, rows, cfg, scorers, progress, cache, verdicts
+            )
     else:
-        predictions = [Outcome(r.outputs, None, math.nan) for r in rows]
-    seconds["predict"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if target is not None:
+            predictions = [
+                _answer_or_error(p) for p in _predict(target, rows, cfg, progress, cache)
+            ]
+        else:
+            predictions = [Outcome(r.outputs, None, math.nan) for r in rows]
+        seconds["predict"] = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
-    scorable = [(r, p) for r, p in zip(rows, predictions, strict=True) if p.error is None]
-    for s in scorers:
-        if s.prepare is not None:
-            # batch work over the whole run (semantic_similarity embeds every text at once);
-            # a failure here resurfaces as each row's scorer error, so it fails closed anyway
-            with contextlib.suppress(Exception):
-                s.prepare([(p.value, r.expectations) for r, p in scorable])
-    with scoring_context() if scoring_context is not None else contextlib.nullcontext():
-        scored = run_all(
-            [functools.partial(_score_row, r, p.value, _latency(p), scorers) for r, p in scorable],
-            concurrency=cfg.concurrency,
-            # a hung judge or custom scorer must not hold the job until GitHub's 6-hour limit
-            timeout=scoring_deadline(cfg, scorers),
-            on_progress=_phase(progress, "score"),
-        )
-    seconds["score"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        scorable = [(r, p) for r, p in zip(rows, predictions, strict=True) if p.error is None]
+        for s in scorers:
+            if s.prepare is not None:
+                # batch work over the whole run (semantic_similarity embeds every text at
+                # once); a failure here resurfaces as each row's scorer error, so it fails
+                # closed anyway
+                with contextlib.suppress(Exception):
+                    s.prepare([(p.value, r.expectations) for r, p in scorable])
+        with scoring_context() if scoring_context is not None else contextlib.nullcontext():
+            scored = run_all(
+                [
+                    functools.partial(_score_row, r, p.value, _latency(p), scorers, verdicts)
+                    for r, p in scorable
+                ],
+                concurrency=cfg.concurrency,
+                # a hung judge or custom scorer must not hold the job until GitHub's 6-hour
+                # limit
+                timeout=scoring_deadline(cfg, scorers),
+                on_progress=_phase(progress, "score"),
+            )
+        seconds["score"] = time.perf_counter() - t1
+        by_index = {r.index: s for (r, _), s in zip(scorable, scored, strict=True)}
 
-    by_index = {r.index: s for (r, _), s in zip(scorable, scored, strict=True)}
     results = [
         _row_result(r, p, by_index.get(r.index)) for r, p in zip(rows, predictions, strict=True)
     ]
@@ -464,7 +617,14 @@ def evaluate_judged(
             yield
 
     result = evaluate(
-        loaded, dataset, scorers, target, progress=progress, cache=cache, scoring_context=judging
+        loaded,
+        dataset,
+        scorers,
+        target,
+        progress=progress,
+        cache=cache,
+        scoring_context=judging,
+        verdicts=VerdictCache.for_config(cfg, judge_cache, environ),
     )
     stats = {
         "model": cfg.judge,

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,24 @@ def _wrap(action: str, uri: str, exc: Exception) -> TrackingError:
         fix="Check that the tracking server is up and reachable, or unset tracking-uri to use "
         "the local sqlite store in the output folder:\n  tracking-uri: http://mlflow.internal:5000",
     )
+
+
+def open_store_early(tracking_uri: str) -> None:
+    """Open the tracking store on a daemon thread while the model calls run (issue #14).
+
+    Opening a sqlite store imports SQLAlchemy and Alembic and checks the schema: about 2 s
+    that would otherwise come after the verdict. MLflow keeps one store per URI (built under
+    its own lock), so `start_run` picks this one up, or waits for it. A failure here is
+    ignored: `start_run` meets it again and reports it.
+    """
+
+    def open_store() -> None:
+        from mlflow import MlflowClient
+
+        with contextlib.suppress(Exception):
+            MlflowClient(tracking_uri)._tracking_client.store  # noqa: B018  (the lookup opens it)
+
+    threading.Thread(target=open_store, name="genai-gate-tracking-store", daemon=True).start()
 
 
 def start_run(

@@ -85,6 +85,28 @@ def test_429s_are_retried_with_retry_after_and_rerun_is_free(
     assert project.results()["judge"]["cache"]["hits"] == 16
 
 
+def test_a_cached_rerun_does_no_judge_work_and_keeps_every_verdict(
+    cli: Any, project: Project, judge: FakeOpenAI
+) -> None:
+    setup(project, judge, '  correctness/mean: ">= 0.75"\n')
+    assert run(cli, project).code == 0
+    first = project.results()
+    first_rows = (project.out / "rows.jsonl").read_text(encoding="utf-8")
+    assert run(cli, project).code == 0
+    again = project.results()
+    # the verdicts came whole from the cache: MLflow's judges never reached the gateway
+    assert again["judge"]["calls"] == 0
+    assert again["judge"]["cache"]["hits"] == 16
+    assert again["metrics"] == first["metrics"]
+    again_rows = (project.out / "rows.jsonl").read_text(encoding="utf-8")
+    strip = [
+        {k: v for k, v in json.loads(line).items() if k != "latency_ms"}
+        for text in (first_rows, again_rows)
+        for line in text.splitlines()
+    ]
+    assert strip[: len(strip) // 2] == strip[len(strip) // 2 :]  # scores and rationales
+
+
 def test_a_judge_that_keeps_failing_is_a_row_error_not_a_pass(
     cli: Any, project: Project, judge: FakeOpenAI
 ) -> None:

@@ -174,3 +174,29 @@ def test_url_credentials_are_redacted(cli: Any, project: Project, llm: FakeOpenA
     assert "pa55word" not in r.text
     for name in ("results.json", "summary.md", "evidence.json"):
         assert "pa55word" not in (project.out / name).read_text(), name
+
+
+def test_a_rows_judge_call_follows_its_answer_without_a_phase_barrier(
+    cli: Any, project: Project, llm: FakeOpenAI
+) -> None:
+    # one worker: the pool's order is the pipeline's order, a row's judge call going first
+    rows = list(QUESTIONS.items())[:4]
+    project.jsonl(
+        "llm.jsonl",
+        [{"inputs": {"question": q}, "expectations": {"expected_response": a}} for q, a in rows],
+    )
+    project.config(
+        "data: llm.jsonl\nmodel: openai:/gpt-4o-mini\n"
+        f"base-url: {llm.base_url}\napi-key-env: TEST_LLM_KEY\n"
+        f"judge: openai:/gpt-4o-mini\njudge-base-url: {llm.base_url}\n"
+        "judge-api-key-env: TEST_LLM_KEY\n"
+        "scorers: [exact_match, correctness]\nconcurrency: 1\ncache: false\n"
+        'thresholds:\n  exact_match/mean: ">= 1"\n  correctness/mean: ">= 1"\n'
+    )
+    r = run(cli, project)
+    assert r.code == 0, r.text
+    kinds = ["judge" if "response_format" in body else "model" for body in llm.requests]
+    assert kinds == ["model", "judge"] * 4
+    doc = project.results()
+    assert doc["judge"]["calls"] == 4
+    assert doc["metrics"]["correctness/mean"] == 1.0

@@ -2,8 +2,10 @@
 
 Everything that can be checked without calling the model is checked first (config, scorers,
 thresholds, data, expectations, the model import), so a typo costs seconds, not an
-evaluation. The local files are written before the MLflow run is verified, so a tracking
-failure (exit 4) still leaves complete results behind.
+evaluation. The tracking store opens on a background thread while the model calls run, and
+the verdict and the local files are written before the MLflow run starts, so the logging
+cannot delay the answer and a tracking failure (exit 4) still leaves complete results behind;
+results.json and summary.md are then rewritten, atomically, with the run's id.
 
 With a baseline (issue #5) the baseline is resolved in the same preflight, then evaluated
 after the candidate with the same rows, scorers, judges, runner and cache folder (or read
@@ -13,6 +15,7 @@ from an earlier run), paired row by row (compare.py), and the gate gets the comp
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -61,11 +64,13 @@ from genai_gate.results import (
 from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
+from genai_gate.scoring.verdicts import VerdictCache
 from genai_gate.targets import Target, resolve_target
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.tracking import (
     default_tracking_uri,
     finish_run,
+    open_store_early,
     redact,
     start_run,
     tracking_env,
@@ -155,6 +160,7 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
     tracking_uri = default_tracking_uri(run.out_dir, run.loaded.config.tracking_uri, run.environ)
     with use_tracking_uri(tracking_uri):
         prepared = _prepare(run, tracking_uri)
+        open_store_early(tracking_uri)
         evaluated = _evaluate(run, prepared, progress)
         return _report(run, prepared, evaluated, tracking_uri, started_at)
 
@@ -225,8 +231,10 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     judge_cache = None
     gateways: list[Any] = []
     scoring_context = None
+    verdicts = None
     if any(s.judge for s in scorers):
         judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
+        verdicts = VerdictCache.for_config(cfg, judge_cache, run.environ)
 
         @contextlib.contextmanager
         def judging() -> Iterator[None]:
@@ -246,6 +254,7 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
             progress=phases,
             cache=cache,
             scoring_context=scoring_context,
+            verdicts=verdicts,
         )
 
     result = run_target(prep.target, progress)
@@ -309,17 +318,12 @@ def _report(
         **({"mlflow.source.git.branch": prov.branch} if prov.branch else {}),
         **({"mlflow.user": prov.actor} if prov.actor else {}),
     }
-    tracking_error: TrackingError | None = None
-    mlflow_run = None
-    try:
-        mlflow_run = start_run(tracking_uri, cfg.experiment, cfg.run_name, tags)
-    except TrackingError as exc:
-        tracking_error = exc
-
+    # the verdict and the local files come first: the MLflow logging cannot delay the answer
+    # CI waits for (issue #14); results.json gets the run's id once the run exists
     info = RunInfo(
-        run_id=mlflow_run.run_id if mlflow_run else None,
+        run_id=None,
         tracking_uri=redact(tracking_uri),
-        run_url=mlflow_run.url if mlflow_run else None,
+        run_url=None,
         experiment=cfg.experiment,
     )
     doc = results_doc(
@@ -342,27 +346,47 @@ def _report(
     doc["tracking_uri"] = info.tracking_uri
     worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
     # the keys set, not ~60 lines of defaults (most of them deploy and canary keys)
-    effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+    # the evidence keeps the whole effective config; the summary shows the keys that were set
+    effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
     for key in ("tracking-uri", "base-url", "judge-base-url"):
         if key in effective:
             effective[key] = redact(effective[key])
-    summary = render_summary(
-        doc,
-        worst,
-        config_yaml=yaml.safe_dump(effective, sort_keys=False),
-        regressions=compared.regressions[: cfg.worst_rows] if compared else (),
-        links=run_links(run.environ),
-    )
+    defaults = cfg.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+    shown = {k: v for k, v in effective.items() if k in defaults}
+    config_yaml = yaml.safe_dump(shown, sort_keys=False)
+    regressions = compared.regressions[: cfg.worst_rows] if compared else ()
+
+    links = run_links(run.environ)
+
+    def render() -> str:
+        return render_summary(
+            doc, worst, config_yaml=config_yaml, regressions=regressions, links=links
+        )
 
     results_path = out_dir / "results.json"
     summary_path = out_dir / "summary.md"
     rows_path = out_dir / "rows.jsonl"
     evidence_path = out_dir / "evidence.json"
+    summary = render()
     evidence.write_json_atomic(results_path, doc)
     summary_path.write_text(summary, encoding="utf-8")
     rows_path.write_text(rows_jsonl(result.rows), encoding="utf-8")
     if compared is not None:
         (out_dir / "baseline_rows.jsonl").write_text(rows_jsonl(compared.rows), encoding="utf-8")
+
+    tracking_error: TrackingError | None = None
+    mlflow_run = None
+    try:
+        mlflow_run = start_run(tracking_uri, cfg.experiment, cfg.run_name, tags)
+    except TrackingError as exc:
+        tracking_error = exc
+    if mlflow_run is not None:
+        # the same files as before, now naming the run; each replaced atomically
+        info = dataclasses.replace(info, run_id=mlflow_run.run_id, run_url=mlflow_run.url)
+        doc["run_id"], doc["run_url"] = info.run_id, info.run_url
+        summary = render()
+        evidence.write_json_atomic(results_path, doc)
+        evidence.write_text_atomic(summary_path, summary)
     evidence.append(
         evidence_path,
         {

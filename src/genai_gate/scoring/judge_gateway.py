@@ -162,8 +162,12 @@ class JudgeGateway:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self._server = server
+        # a short poll: stop() waits up to one poll interval (0.5 s by default) for the loop
         threading.Thread(
-            target=server.serve_forever, name="genai-gate-judge-gateway", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="genai-gate-judge-gateway",
+            daemon=True,
         ).start()
         return self
 

@@ -76,6 +76,7 @@ def make_judge_scorer(
             name=name, instructions=instructions, model=judge, feedback_value_type=bool
         )
         custom.aggregations = list(aggregations)
+        custom.timeout = 0  # see below
         return custom
     cls = getattr(mlflow_scorers, JUDGES[name][0])
     extra: dict[str, Any] = {}
@@ -86,7 +87,10 @@ def make_judge_scorer(
                 fix="guidelines:\n  - Answer in English.\n  - Cite no URLs.",
             )
         extra["guidelines"] = list(guidelines)
-    return cls(model=judge, aggregations=list(aggregations), **extra)
+    # timeout=0: MLflow's default per-call timeout starts a thread for every judge call
+    # (about a third of the client's work per call, issue #14); the runner's scoring
+    # deadline (evaluate.scoring_deadline) already bounds the call on a daemon thread
+    return cls(model=judge, aggregations=list(aggregations), timeout=0, **extra)
 
 
 def judge_model_name(judge: str) -> str | None:

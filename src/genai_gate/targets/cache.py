@@ -47,7 +47,9 @@ class ResponseCache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> CacheEntry | None:
+    def get(self, key: str, *, count_miss: bool = True) -> CacheEntry | None:
+        """The entry, or None; `count_miss=False` for a look-up whose miss is counted by the
+        layer behind it (the judge gateway, behind the verdict cache)."""
         path = self._path(key)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -56,7 +58,7 @@ class ResponseCache:
             entry = None  # a missing or damaged entry is a miss, never an error
         with self._lock:
             if entry is None:
-                self.misses += 1
+                self.misses += count_miss
             else:
                 self.hits += 1
         return entry

@@ -7,7 +7,7 @@ server's `Retry-After`); other errors are final. Every message is scrubbed of th
 
 from __future__ import annotations
 
-import threading
+import queue
 from collections.abc import Callable
 from typing import Any
 
@@ -56,26 +56,28 @@ class ChatClient:
         self.secret = secret
         self.label = label  # "judge " in the gateway's messages
         self._requests = requests
-        self._local = threading.local()
+        # idle sessions, each used by one thread at a time: not one per thread, because the
+        # judge gateway answers each of MLflow's calls on a new thread (MLflow opens a new
+        # connection per call), and a session per thread would open a new connection to
+        # the judge's server for every verdict
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def scrub(self, text: str) -> str:
         return text.replace(self.secret, "***") if self.secret else text
 
     def _session(self) -> Any:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._requests.Session()
-            self._local.session = session
-        return session
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return self._requests.Session()
 
     def post(self, payload: bytes) -> dict[str, Any]:
         if self.limiter is not None:
             self.limiter.acquire()
         headers = {"Content-Type": "application/json", **self.auth_headers()}
+        session = self._session()
         try:
-            resp = self._session().post(
-                self.url, data=payload, headers=headers, timeout=self.timeout
-            )
+            resp = session.post(self.url, data=payload, headers=headers, timeout=self.timeout)
         except self._requests.Timeout:
             raise Retryable(
                 f"the {self.label}server gave no answer within {self.timeout:g} s"
@@ -89,6 +91,8 @@ class ChatClient:
             raise RuntimeError(
                 f"the request to the {self.label}server failed: {type(exc).__name__}"
             ) from None
+        finally:
+            self._idle.put(session)
         if resp.status_code in RETRY_STATUSES:
             raise Retryable(
                 f"{self.label}HTTP {resp.status_code}: {self.scrub(resp.text)[:300]}",
