@@ -12,9 +12,11 @@ from genai_gate.backends.databricks.plan import (
     EndpointState,
     Plan,
     TableConfig,
+    challenger_named,
     entity_for,
     guard_problems,
     plan_rollout,
+    served_entity,
 )
 from genai_gate.errors import ConfigError
 from genai_gate.report.plan import render_plan
@@ -152,7 +154,7 @@ def test_deploying_the_champion_version_changes_nothing() -> None:
 
 
 def test_the_champion_keeps_every_field_it_was_served_with() -> None:
-    champion = Entity(
+    champion = served_entity(
         "prod",
         {
             "name": "prod",
@@ -288,11 +290,14 @@ def test_a_new_workload_size_resizes_the_challenger_in_place() -> None:
 
 def test_the_same_model_name_in_another_schema_gets_its_own_entity_name() -> None:
     other = entity_for("main.stg.bot", "12", workload_size="Small", scale_to_zero=True)
-    rollout, _ = rollout_for_challenger(served((v("12"), 100)), other, 10, NOW)
+    state = served((v("12"), 100))
+    rollout, _ = rollout_for_challenger(state, challenger_named(state, other), 10, NOW)
     assert rollout.routes() == {"bot-12": 90, "stg-bot-12": 10}
 
 
 def test_a_uc_model_cannot_join_an_external_model_endpoint() -> None:
-    external = Entity("gpt", {"name": "gpt", "external_model": {"provider": "openai", "name": "x"}})
+    external = served_entity(
+        "gpt", {"name": "gpt", "external_model": {"provider": "openai", "name": "x"}}
+    )
     plan = deploy(served((external, 100)))
     assert any("serves an external model (gpt)" in p for p in guard_problems(plan, True))

@@ -121,6 +121,11 @@ class ServingBackend(Protocol):
     @property
     def unavailable_reason(self) -> str: ...
 
+    def configured(self) -> tuple[bool, bool]:
+        """(deploy, watch): an endpoint and a model to put on it; an endpoint to watch. An
+        endpoint alone may only name a baseline or a canary."""
+        ...
+
     def connect(self) -> None:
         """Sign in (no API call yet); raises AuthError when no sign-in can work."""
         ...

@@ -286,15 +286,6 @@ def _analysis_outputs(
     return summary
 
 
-def _configured(cfg: Config) -> tuple[bool, bool]:
-    """(deploy, watch): an endpoint and a model to put on it; an endpoint to watch.
-    An endpoint alone may only name a baseline or a canary."""
-    has_model = (cfg.model_name is not None and cfg.model_version is not None) or bool(
-        cfg.endpoint_config
-    )
-    return cfg.endpoint is not None and has_model, cfg.endpoint is not None
-
-
 def run_action(
     *,
     config_path: str | None,
@@ -335,8 +326,7 @@ def run_action(
             assert refused is not None
             raise refused
         run = Run(loaded, out_dir, environ)
-        cfg = loaded.config
-        deploy, watch = _configured(cfg)
+        deploy, watch = run.backend().configured()
         commands = choose_commands(
             environ.get("GENAI_GATE_COMMAND"), ctx, deploy=deploy, watch=watch
         )

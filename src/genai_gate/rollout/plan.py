@@ -26,29 +26,27 @@ ROLLOUT_TAGS = (TAG_CHAMPION, TAG_CHALLENGER, TAG_STEP, TAG_STARTED, TAG_STEP_AT
 
 @dataclass(frozen=True)
 class Entity:
-    """One served entity, as the `ServedEntityInput` JSON that would serve it again."""
+    """One served entity. The core compares `model` and `version` (what it serves) and reads
+    `name` (where traffic is routed); `spec` is the backend's own description, opaque here
+    (a Databricks `ServedEntityInput`, a KServe predictor), and `detail` a few words of it
+    for reports ("Small", "scale-to-zero")."""
 
     name: str
     spec: Mapping[str, Any]
-
-    @property
-    def model(self) -> str:
-        return str(self.spec.get("entity_name") or "?")
-
-    @property
-    def version(self) -> str:
-        return str(self.spec.get("entity_version") or "?")
+    model: str = "?"
+    version: str = "?"
+    detail: tuple[str, ...] = ()
 
     def same_model(self, other: Entity) -> bool:
         return (self.model, self.version) == (other.model, other.version)
 
+    def renamed(self, name: str) -> Entity:
+        """The same entity served under another name (a spec that names itself follows)."""
+        spec = {**self.spec, "name": name} if "name" in self.spec else self.spec
+        return dataclasses.replace(self, name=name, spec=spec)
+
     def label(self) -> str:
-        size = self.spec.get("workload_size")
-        zero = self.spec.get("scale_to_zero_enabled")
-        extras = [str(size)] if size else []
-        if zero is not None:
-            extras.append("scale-to-zero" if zero else "always-on")
-        tail = f", {', '.join(extras)}" if extras else ""
+        tail = f", {', '.join(self.detail)}" if self.detail else ""
         return f"{self.model} v{self.version}{tail}"
 
 
@@ -172,16 +170,14 @@ def rollout_for_challenger(
         as_is = _as_is(state, champion, current, now)
         if not same_spec(current, challenger):
             # a new workload size or scale-to-zero for the same version: same name and share
-            resized = Entity(
-                current.name, {**current.spec, **challenger.spec, "name": current.name}
-            )
+            resized = dataclasses.replace(
+                challenger, spec={**current.spec, **challenger.spec}
+            ).renamed(current.name)
             as_is = dataclasses.replace(as_is, challenger=resized)
         return as_is, notices
     if challenger.name == champion.name:
-        # main.prod.bot v3 and main.stg.bot v3 would share the name bot-3
-        schema = challenger.model.split(".")[-2]
-        name = f"{schema}-{challenger.name}"
-        challenger = Entity(name, {**challenger.spec, "name": name})
+        # two models that the backend would serve under one name (see its entity_for)
+        challenger = challenger.renamed(f"{challenger.name}-challenger")
     if current is not None:
         notices.append(f"{current.name} is replaced as the challenger by {challenger.name}.")
     return Rollout(champion, challenger, percent, now, now), notices

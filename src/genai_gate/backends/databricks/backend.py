@@ -20,6 +20,7 @@ from genai_gate.backends.databricks.plan import (
     EndpointState,
     Plan,
     TableConfig,
+    challenger_named,
     entity_for,
     guard_problems,
     plan_rollout,
@@ -97,6 +98,7 @@ def build_plan(
             workload_size=cfg.workload_size,
             scale_to_zero=cfg.scale_to_zero,
         )
+        challenger = challenger_named(state, challenger)
         rollout, notices = rollout_for_challenger(state, challenger, cfg.canary_percent, now)
     return plan_rollout(endpoint, state, rollout, table=table, notices=notices), table
 
@@ -168,6 +170,13 @@ class DatabricksBackend:
         # signing in waits until an endpoint call needs it: a PR without credentials plans
         # nothing, and says why, without an error
         return self.workspace.endpoints(self.progress)
+
+    def configured(self) -> tuple[bool, bool]:
+        cfg = self.loaded.config
+        has_model = (cfg.model_name is not None and cfg.model_version is not None) or bool(
+            cfg.endpoint_config
+        )
+        return cfg.endpoint is not None and has_model, cfg.endpoint is not None
 
     def connect(self) -> None:
         self.workspace.client()

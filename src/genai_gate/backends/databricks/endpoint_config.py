@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genai_gate.backends.databricks.plan import TableConfig
+from genai_gate.backends.databricks.plan import TableConfig, served_entity
 from genai_gate.errors import ConfigError
 from genai_gate.rollout.plan import Entity, Rollout
 
@@ -85,7 +85,7 @@ def read_endpoint_config(path: Path, label: str, now: str) -> LiteralConfig:
         name = str(
             raw.get("name") or f"{raw['entity_name'].rsplit('.', 1)[-1]}-{spec['entity_version']}"
         )
-        entities.append(Entity(name, {**spec, "name": name}))
+        entities.append(served_entity(name, {**spec, "name": name}))
     if not 1 <= len(entities) <= 2:
         raise ConfigError(
             f"{label}: {path} serves {len(entities)} entities; a rollout has one champion "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from genai_gate.backends.databricks.plan import EndpointState, Plan, TableConfig
+from genai_gate.backends.databricks.plan import EndpointState, Plan, TableConfig, served_entity
 from genai_gate.errors import AuthError, GateError, ServiceError
 from genai_gate.rollout.plan import Entity
 
@@ -109,7 +109,7 @@ def state_from_sdk(ep: ServingEndpointDetailed, host: str) -> EndpointState:
         version = config.config_version
         for served in config.served_entities or []:
             spec = {k: v for k, v in served.as_dict().items() if k in keep}
-            entities.append(Entity(str(served.name), spec))
+            entities.append(served_entity(str(served.name), spec))
         for route in (config.traffic_config.routes if config.traffic_config else None) or []:
             name = route.served_entity_name or route.served_model_name
             if name:

@@ -181,11 +181,27 @@ def _redacted(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def served_entity(name: str, spec: Mapping[str, Any]) -> Entity:
+    """A `ServedEntityInput` as the rollout core's Entity: what it serves, and its size."""
+    size = spec.get("workload_size")
+    zero = spec.get("scale_to_zero_enabled")
+    detail = [str(size)] if size else []
+    if zero is not None:
+        detail.append("scale-to-zero" if zero else "always-on")
+    return Entity(
+        name,
+        spec,
+        model=str(spec.get("entity_name") or "?"),
+        version=str(spec.get("entity_version") or "?"),
+        detail=tuple(detail),
+    )
+
+
 def entity_for(model_name: str, version: str, *, workload_size: str, scale_to_zero: bool) -> Entity:
     """A Unity Catalog model version as a served entity, named as Databricks names it by
     default (`<model>-<version>`), so a re-run finds the entity it created."""
     name = f"{model_name.rsplit('.', 1)[-1]}-{version}"
-    return Entity(
+    return served_entity(
         name,
         {
             "name": name,
@@ -195,6 +211,15 @@ def entity_for(model_name: str, version: str, *, workload_size: str, scale_to_ze
             "scale_to_zero_enabled": scale_to_zero,
         },
     )
+
+
+def challenger_named(state: EndpointState | None, challenger: Entity) -> Entity:
+    """The challenger under a name the champion does not hold: main.prod.bot v3 and
+    main.stg.bot v3 would both be bot-3, so the challenger takes its schema as a prefix."""
+    champion = state.champion() if state else None
+    if champion is None or champion.name != challenger.name or champion.same_model(challenger):
+        return challenger
+    return challenger.renamed(f"{challenger.model.split('.')[-2]}-{challenger.name}")
 
 
 def desired_gateway(
