@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from genai_gate.secrets import scrub
+
 Level = Literal["error", "warning", "notice"]
 
 
@@ -81,14 +83,14 @@ class Runner:
             return
         from actions_toolkit import core
 
-        core.set_output(name, value)
+        core.set_output(name, scrub(value))
 
     def append_summary(self, markdown: str) -> None:
         target = self.environ.get("GITHUB_STEP_SUMMARY")
         if not self.active or not target:
             return
         with Path(target).open("a", encoding="utf-8") as fh:
-            fh.write(markdown.rstrip("\n") + "\n")
+            fh.write(scrub(markdown).rstrip("\n") + "\n")
 
     def mask(self, secret: str | None) -> None:
         if not self.active or not secret:
@@ -108,8 +110,8 @@ class Runner:
         # (`file=,line=,...`); @actions/core writes only those that are set.
         from actions_toolkit.command import issue_command
 
-        props = {k: v for k, v in (("title", title), ("file", file)) if v}
-        issue_command(level, props, message)
+        props = {k: scrub(v) for k, v in (("title", title), ("file", file)) if v}
+        issue_command(level, props, scrub(message))
 
     @contextlib.contextmanager
     def group(self, name: str) -> Iterator[None]:
@@ -173,7 +175,7 @@ def upsert_sticky_comment(ctx: Context, token: str, key: str, body: str) -> Comm
     if ctx.pr_number is None or not ctx.repository:
         return CommentResult("failed", "this run has no pull request")
     marker = sticky_marker(key)
-    text = f"{marker}\n{body}"
+    text = f"{marker}\n{scrub(body)}"
     if len(text) > COMMENT_LIMIT:
         text = text[: COMMENT_LIMIT - 200] + "\n\n_(truncated; the job summary has it all)_\n"
     gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
@@ -215,6 +217,7 @@ def upsert_issue(ctx: Context, token: str, key: str, title: str, body: str) -> C
     if not ctx.repository:
         return CommentResult("failed", "GITHUB_REPOSITORY is not set")
     marker = issue_marker(key)
+    title, body = scrub(title), scrub(body)
     text = f"{marker}\n{body}"
     if len(text) > COMMENT_LIMIT:
         text = text[: COMMENT_LIMIT - 200] + "\n\n_(truncated; the job summary has it all)_\n"
