@@ -117,8 +117,15 @@ def answers(result: Any, expected: int) -> list[Any]:
 
 
 class PythonCallableTarget:
-    def __init__(self, ref: str, base_dir: Path, style: str, input_keys: Sequence[str]) -> None:
-        fn = load_object(ref, base_dir, what="model")
+    def __init__(
+        self,
+        ref: str,
+        base_dir: Path,
+        style: str,
+        input_keys: Sequence[str],
+        import_deadline: float | None = None,
+    ) -> None:
+        fn = load_object(ref, base_dir, what="model", deadline=import_deadline)
         if not callable(fn):
             raise ModelLoadError(f"{ref!r} is a {type(fn).__name__}, not a function")
         self.fn: Callable[..., Any] = fn

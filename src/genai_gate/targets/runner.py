@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from genai_gate.targets import limits
+
 T = TypeVar("T")
 
 ProgressFn = Callable[[int, int], None]
@@ -78,6 +80,21 @@ def run_all(
 
     finished = 0
     while finished < total:
+        if limits.expired():
+            # max-duration: every unfinished task is an error, so the partial results are
+            # written; the command turns the expiry into exit 4
+            for j in range(total):
+                if results[j] is None:
+                    results[j] = Outcome(None, limits.deadline_reason(), 0.0)
+            while True:  # workers pick no more tasks
+                try:
+                    todo.get_nowait()
+                except queue.Empty:
+                    break
+            finished = total
+            if on_progress:
+                on_progress(finished, total)
+            break
         wait = 0.5 if timeout is None else min(0.5, timeout)
         try:
             i, outcome = done.get(timeout=wait)
