@@ -22,9 +22,10 @@ def _kebab(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _variable_name(v: str) -> str:
-    # the value is never echoed: it is likely a real key, and errors reach the job log
-    if looks_like_token(v):
+def _variable_name(v: object) -> object:
+    # before the name pattern, so a key gets this message; the value is never echoed: it is
+    # likely a real key, and errors reach the job log
+    if isinstance(v, str) and looks_like_token(v):
         raise ValueError(
             "holds what looks like an API key, not the name of the variable that holds it "
             "(the value is not shown). Put the key in a secret and name its variable: "
@@ -296,9 +297,9 @@ class ModelSettings(_Model):
         description="openai:/ models: extra request fields, e.g. {temperature: 0}.",
     )
 
-    @field_validator("api_key_env")
+    @field_validator("api_key_env", mode="before")
     @classmethod
-    def _api_key_env_is_a_name(cls, v: str) -> str:
+    def _api_key_env_is_a_name(cls, v: object) -> object:
         return _variable_name(v)
 
 
@@ -428,9 +429,9 @@ class JudgeSettings(_Model):
             raise ValueError(f"min-pass ({self.min_pass}) cannot exceed repeat ({self.repeat})")
         return self
 
-    @field_validator("judge_api_key_env")
+    @field_validator("judge_api_key_env", mode="before")
     @classmethod
-    def _judge_api_key_env_is_a_name(cls, v: str) -> str:
+    def _judge_api_key_env_is_a_name(cls, v: object) -> object:
         return _variable_name(v)
 
 
