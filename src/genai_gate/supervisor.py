@@ -133,7 +133,15 @@ def run_child(main: Callable[[], int]) -> None:
         os._exit(code)
 
 
+# the commands that run the user's code or decide a verdict; --version, --help and schema
+# run no user code and keep their one-interpreter start-up
+SUPERVISED = frozenset({"eval", "action", "plan", "deploy", "analyze", "promote", "rollback"})
+
+
 def entry(main: Callable[[], int]) -> None:
     if os.environ.get(VERDICT_ENV):
         run_child(main)
-    sys.exit(supervise(sys.argv[1:]))
+    argv = sys.argv[1:]
+    if SUPERVISED.isdisjoint(argv):
+        sys.exit(main())
+    sys.exit(supervise(argv))
