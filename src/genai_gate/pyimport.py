@@ -71,7 +71,13 @@ def _import_within(module_name: str, deadline: float | None, ref: str, what: str
     return found
 
 
-def load_object(ref: str, base_dir: Path, *, what: str, deadline: float | None = None) -> Any:
+# a custom scorer's import, which has no timeout of its own; the model's import takes `timeout`
+IMPORT_DEADLINE = 600.0
+
+
+def load_object(
+    ref: str, base_dir: Path, *, what: str, deadline: float | None = IMPORT_DEADLINE
+) -> Any:
     module_name, attr = split_ref(ref)
     root = str(base_dir)
     # The config's folder wins over site-packages, as `python -m` from that folder would.

@@ -113,24 +113,36 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="genai-gate-parent-watch", daemon=True).start()
 
 
+def _leave(marker: str, code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    # the marker is written atomically: a half-written one must not read as a verdict
+    tmp = Path(f"{marker}.tmp")
+    tmp.write_text(json.dumps({"exit": code}), encoding="utf-8")
+    tmp.replace(marker)
+    # os._exit: a non-daemon thread left by the model must not hold the job open after
+    # the verdict (threading's shutdown would join it forever)
+    os._exit(code)
+
+
 def run_child(main: Callable[[], int]) -> None:
     """The work process: run the command, record its code, and leave at once."""
+    from genai_gate.targets import limits
+
     marker = os.environ.pop(VERDICT_ENV)
     _watch_parent()
-    code = 4
+
+    def overrun(message: str) -> None:
+        sys.stderr.write(message + "\n")
+        _leave(marker, SERVICE)
+
+    limits.on_overrun(overrun)
+    code = SERVICE
     try:
         code = main()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        # the marker is written atomically: a half-written one must not read as a verdict
-        tmp = Path(f"{marker}.tmp")
-        tmp.write_text(json.dumps({"exit": code}), encoding="utf-8")
-        tmp.replace(marker)
-        # os._exit: a non-daemon thread left by the model must not hold the job open after
-        # the verdict (threading's shutdown would join it forever)
-        os._exit(code)
+        _leave(marker, code)
 
 
 # the commands that run the user's code or decide a verdict; --version, --help and schema

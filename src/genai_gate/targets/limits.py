@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 # consecutive timeouts or refused connections, counted over every attempt of every worker:
@@ -42,6 +42,18 @@ class _Limits:
 
 
 _current = _Limits()
+# after max-duration, this long for the partial results and the MLflow run to be written
+# before the hard stop
+GRACE = 120.0
+_hard_stop: list[Callable[[str], None]] = []
+
+
+def on_overrun(stop: Callable[[str], None]) -> None:
+    """What to do when a run outlives max-duration + GRACE: a phase that no deadline covers
+    (a hung MLflow call, user code that ignores its thread being abandoned). The work
+    process (supervisor.py) registers one that ends the process with exit 4; a library
+    caller registers none, so its process is never ended under it."""
+    _hard_stop[:] = [stop]
 
 
 @contextlib.contextmanager
@@ -50,9 +62,22 @@ def run_limits(max_duration: float | None, trip_after: int = TRIP_AFTER) -> Iter
     before = _current
     deadline = time.monotonic() + max_duration if max_duration else None
     _current = _Limits(max_duration, deadline, trip_after)
+    timer = None
+    if max_duration and _hard_stop:
+        stop = _hard_stop[0]
+        message = (
+            f"genai-gate: the run went {GRACE:g} s past max-duration ({max_duration:g} s) "
+            "and was stopped (exit 4). Allow more time (max-duration: 3h) or evaluate fewer "
+            "rows (limit: 200)."
+        )
+        timer = threading.Timer(max_duration + GRACE, stop, args=(message,))
+        timer.daemon = True
+        timer.start()
     try:
         yield
     finally:
+        if timer is not None:
+            timer.cancel()
         _current = before
 
 

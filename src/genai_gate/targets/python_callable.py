@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genai_gate.errors import ModelLoadError
-from genai_gate.pyimport import load_object
+from genai_gate.pyimport import IMPORT_DEADLINE, load_object
 from genai_gate.results import EvalRow, TargetIdentity
 
 Style = Literal["kwargs", "dataframe"]
@@ -123,7 +123,7 @@ class PythonCallableTarget:
         base_dir: Path,
         style: str,
         input_keys: Sequence[str],
-        import_deadline: float | None = None,
+        import_deadline: float | None = IMPORT_DEADLINE,
     ) -> None:
         fn = load_object(ref, base_dir, what="model", deadline=import_deadline)
         if not callable(fn):
