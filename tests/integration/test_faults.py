@@ -234,3 +234,53 @@ def test_a_cancel_at_any_phase_leaves_a_folder_that_works(
     out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 or "PASSED" in out, out + err
     _rerun_passes(root)
+
+
+def test_answers_are_cached_as_they_arrive_and_survive_a_kill(tmp_path: Path) -> None:
+    """kill -9 in the middle of the model calls: the answers received so far are in the
+    cache (each written whole), and the re-run asks only for the others."""
+    questions = [f"q{i}" for i in range(20)]
+    fake = FakeOpenAI(api_key="sk-test-cache-0123456789", answers={q: q for q in questions})
+    fake.start().configure(latency=0.5)
+    try:
+        root = _project(tmp_path / "p", "unused", GOOD)
+        (root / "qa.jsonl").write_text(
+            "".join(
+                json.dumps({"inputs": {"question": q}, "expectations": {"expected_response": q}})
+                + "\n"
+                for q in questions
+            )
+        )
+        (root / "genai-gate.yml").write_text(
+            CONFIG.format(module="unused")
+            .replace("python:unused:predict", "openai:/gpt-fake")
+            .replace("cache: false", "cache: true")
+            + f"base-url: {fake.base_url}\napi-key-env: FAKE_KEY\nconcurrency: 2\n"
+        )
+        env = _env(FAKE_KEY="sk-test-cache-0123456789")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "genai_gate", "eval", "-q", "--out", str(root / "out")],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while fake.answered < 6 and proc.poll() is None:
+            time.sleep(0.1)
+        for pid in [*_children(proc.pid), proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        answered = fake.answered
+        assert answered < len(questions)
+        cached = list((root / ".genai-gate-cache").rglob("*.json"))
+        assert len(cached) >= answered - 2  # at most the calls in flight were lost
+        for path in cached:  # every entry is whole: written aside, then renamed
+            assert "output" in json.loads(path.read_text())
+        fake.configure(latency=0.0)
+        before = fake.calls
+        done = _gate(root, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert fake.calls - before == len(questions) - len(cached)
+    finally:
+        fake.stop()
