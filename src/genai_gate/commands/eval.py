@@ -171,7 +171,7 @@ def _check_limits(run: Run, report: EvalReport) -> None:
     """A run cut short (max-duration, or a service that stopped answering) is exit 4, after
     its partial results were written: a verdict on some rows is not a verdict."""
     reasons = limits.tripped()
-    if limits.expired():
+    if limits.cut_short():
         reasons.insert(0, f"the run reached max-duration ({run.loaded.config.max_duration:g} s)")
     if not reasons:
         return

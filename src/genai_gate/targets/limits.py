@@ -38,6 +38,7 @@ class _Limits:
     trip_after: int = TRIP_AFTER
     failures: dict[str, int] = field(default_factory=dict)
     open: dict[str, str] = field(default_factory=dict)
+    cut_short: bool = False  # some task was not run, or given up on, at the deadline
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -91,6 +92,15 @@ def remaining() -> float | None:
 def expired() -> bool:
     left = remaining()
     return left is not None and left <= 0
+
+
+def cut_short() -> bool:
+    """Whether the deadline left some task unfinished (not merely passed after the work)."""
+    return _current.cut_short
+
+
+def mark_cut_short() -> None:
+    _current.cut_short = True
 
 
 def deadline_reason() -> str:

@@ -83,6 +83,7 @@ def run_all(
         if limits.expired():
             # max-duration: every unfinished task is an error, so the partial results are
             # written; the command turns the expiry into exit 4
+            limits.mark_cut_short()
             for j in range(total):
                 if results[j] is None:
                     results[j] = Outcome(None, limits.deadline_reason(), 0.0)
