@@ -6,7 +6,7 @@ Prints, for a small python: project (`--rows` rows):
 - the supervisor's cost: `genai-gate eval` (supervisor + work process) against the work
   process alone (`python -m genai_gate` with the verdict variable set), median of 3;
 - a tracking server on a refused port, and one that accepts and never answers;
-- an openai:/ model server that hangs on every request (timeout 120 s, the default retries
+- an openai:/ model server that hangs on every request (`--timeout`, the default retries
   and concurrency: the circuit breaker's trip time).
 Asserts nothing; exit 0 when every measurement ran.
 """
@@ -70,12 +70,14 @@ def main() -> int:
         _project(root, args.rows)
         sup, alone = [], []
         for i in range(3):
-            out = ["--out", str(root / f"out{i}")]
-            sup.append(_timed([str(EXE), "eval", "-q", *out], root, _env())[0])
+            # each in a fresh --out: the first run in a folder also creates its MLflow store
+            sup.append(
+                _timed([str(EXE), "eval", "-q", "--out", str(root / f"sup{i}")], root, _env())[0]
+            )
             marker = str(Path(tmp) / f"verdict{i}.json")
             alone.append(
                 _timed(
-                    [sys.executable, "-m", "genai_gate", "eval", "-q", *out],
+                    [sys.executable, "-m", "genai_gate", "eval", "-q", "--out", f"{root}/w{i}"],
                     root,
                     _env(GENAI_GATE_VERDICT_FILE=marker),
                 )[0]
@@ -122,7 +124,8 @@ def main() -> int:
         )
         fake.stop()
         print(
-            f"model server that hangs (timeout 120 s, defaults): exit {code} after {seconds:.1f} s"
+            f"model server that hangs (timeout {args.timeout:g} s, default retries and "
+            f"concurrency): exit {code} after {seconds:.1f} s"
         )
     return 0
 
