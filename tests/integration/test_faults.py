@@ -210,7 +210,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("after", [1.0, 4.0, 8.0])
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_a_cancel_at_any_phase_leaves_a_folder_that_works(
     tmp_path: Path, after: float, how: signal.Signals
 ) -> None:
@@ -284,3 +284,16 @@ def test_answers_are_cached_as_they_arrive_and_survive_a_kill(tmp_path: Path) ->
         assert fake.calls - before == len(questions) - len(cached)
     finally:
         fake.stop()
+
+
+def test_a_store_whose_build_was_cut_short_is_never_used(tmp_path: Path) -> None:
+    """The sqlite store is built under a temporary name and renamed: a build killed half-way
+    leaves only that file, which the next run removes (its process is gone) and rebuilds."""
+    root = _project(tmp_path / "p", "good", GOOD)
+    out = root / "out"
+    out.mkdir()
+    stale = out / ".mlflow.db.999999999.building"  # no such process
+    stale.write_bytes(b"SQLite format 3\x00 half a migration")
+    _rerun_passes(root)
+    assert not stale.exists()
+    assert (out / "mlflow.db").exists()
