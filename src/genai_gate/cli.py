@@ -225,7 +225,25 @@ def eval_command(
     raise click.exceptions.Exit(int(report.result.exit_code))
 
 
+def _verdict_on_disk(report: EvalReport) -> None:
+    """A pass is read back from results.json: exit 0 needs a written, complete verdict."""
+    from genai_gate.errors import ServiceError
+
+    try:
+        written = json.loads(report.results_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        written = {"error": str(exc)}
+    if not isinstance(written, dict) or written.get("result") != report.doc["result"]:
+        raise ServiceError(
+            f"{report.results_path} does not hold the verdict that was decided "
+            f"({report.doc['result']}), so the run cannot pass",
+            fix="Check that nothing else writes to the --out folder while genai-gate runs "
+            "(another step, a second gate with the same out), and re-run.",
+        )
+
+
 def _finish(report: EvalReport, out: Path) -> None:
+    _verdict_on_disk(report)
     for notice in report.doc["notices"]:
         click.echo(f"notice: {notice}", err=True)
     _print_verdict(report.doc, out)
@@ -424,7 +442,38 @@ def schema_command() -> None:
     click.echo(json.dumps(json_schema(), indent=2))
 
 
+class _Scrubbed:
+    """stdout or stderr, scrubbed of the run's secrets (secrets.py) on every write: the
+    job log is masked by the runner, but a local terminal, a log file or a tee is not."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        from genai_gate.secrets import scrub
+
+        # the runner's own mask command must reach it as it is: it hides the value in the log
+        kept = text if text.startswith("::add-mask::") else scrub(text)
+        self._inner.write(kept)
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from genai_gate import secrets
+
+    secrets.remember_environ(os.environ)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Scrubbed(sys.stdout), _Scrubbed(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         # standalone_mode=False hands back click.exceptions.Exit's code as the return value
         code = cli.main(
@@ -464,7 +513,10 @@ def _safe(text: str) -> str:
 
 
 def run() -> None:
-    sys.exit(main())
+    # the console script: a supervisor whose exit code only a recorded verdict decides
+    from genai_gate.supervisor import entry
+
+    entry(main)
 
 
 if __name__ == "__main__":

@@ -65,5 +65,12 @@ class ServiceError(GateError):
     title = "Service error"
 
 
+class DeadlineError(ServiceError):
+    """User code or a dependency did not finish in time: a hung import, max-duration, a
+    remote model or judge that stopped answering (the circuit breaker)."""
+
+    title = "Out of time"
+
+
 class TrackingError(ServiceError):
     title = "MLflow tracking error"

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from genai_gate.artefacts import dump_json, plain, write_json, write_raw, write_text
 from genai_gate.errors import DataError
 
 SCHEMA = "genai-gate.evidence/v1"
@@ -25,28 +24,13 @@ def _digest(record: dict[str, Any]) -> str:
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=False, default=str, allow_nan=False)
-            fh.write("\n")
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Scrubbed of secrets, atomic and 0644 (artefacts.py)."""
+    write_json(path, doc)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Replace a file whole, so a reader never sees it half written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Scrubbed of secrets, atomic and 0644 (artefacts.py)."""
+    write_text(path, text)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -71,8 +55,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 def append(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     records = read_records(path)
-    chained = {**record, "prev_sha256": _digest(records[-1]) if records else None}
-    write_json_atomic(path, {"schema": SCHEMA, "records": [*records, chained]})
+    # the new record is scrubbed before it is chained; the earlier ones are kept byte for
+    # byte, since rewriting them would break the chain they are part of
+    chained = {**plain(record), "prev_sha256": _digest(records[-1]) if records else None}
+    write_raw(path, dump_json({"schema": SCHEMA, "records": [*records, chained]}))
     return chained
 
 

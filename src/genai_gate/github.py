@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from genai_gate.secrets import scrub
+
 Level = Literal["error", "warning", "notice"]
 
 
@@ -116,7 +118,7 @@ class Runner:
             return
         from actions_toolkit import core
 
-        core.set_output(name, value)
+        core.set_output(name, scrub(value))
 
     def append_summary(self, markdown: str) -> None:
         target = self.environ.get("GITHUB_STEP_SUMMARY")
@@ -125,7 +127,7 @@ class Runner:
         with Path(target).open("a", encoding="utf-8") as fh:
             # a blank line after each report: a heading straight after `</details>` would
             # be read as part of that HTML block and show as raw text
-            fh.write(markdown.rstrip("\n") + "\n\n")
+            fh.write(scrub(markdown).rstrip("\n") + "\n\n")
 
     def mask(self, secret: str | None) -> None:
         if not self.active or not secret:
@@ -145,8 +147,8 @@ class Runner:
         # (`file=,line=,...`); @actions/core writes only those that are set.
         from actions_toolkit.command import issue_command
 
-        props = {k: v for k, v in (("title", title), ("file", file)) if v}
-        issue_command(level, props, message)
+        props = {k: scrub(v) for k, v in (("title", title), ("file", file)) if v}
+        issue_command(level, props, scrub(message))
 
     @contextlib.contextmanager
     def group(self, name: str) -> Iterator[None]:
@@ -210,7 +212,7 @@ def upsert_sticky_comment(ctx: Context, token: str, key: str, body: str) -> Comm
     if ctx.pr_number is None or not ctx.repository:
         return CommentResult("failed", "this run has no pull request")
     marker = sticky_marker(key)
-    text = f"{marker}\n{body}"
+    text = f"{marker}\n{scrub(body)}"
     gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
     try:
         issue = gh.get_repo(ctx.repository, lazy=True).get_issue(ctx.pr_number)
@@ -250,6 +252,7 @@ def upsert_issue(ctx: Context, token: str, key: str, title: str, body: str) -> C
     if not ctx.repository:
         return CommentResult("failed", "GITHUB_REPOSITORY is not set")
     marker = issue_marker(key)
+    title, body = scrub(title), scrub(body)
     text = f"{marker}\n{body}"
     gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
     try:

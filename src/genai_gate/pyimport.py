@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from genai_gate.errors import ModelLoadError
+from genai_gate.errors import DeadlineError, ModelLoadError
 
 PREFIX = "python:"
 
@@ -43,7 +45,39 @@ def _evict_foreign(module_name: str, base_dir: Path) -> None:
         del sys.modules[name]
 
 
-def load_object(ref: str, base_dir: Path, *, what: str) -> Any:
+def _import_within(module_name: str, deadline: float | None, ref: str, what: str) -> ModuleType:
+    """Import in a daemon thread, so that a module that blocks at import (a network call,
+    input(), a lock) costs `deadline` seconds and an error, not the whole job."""
+    box: list[ModuleType | BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(importlib.import_module(module_name))
+        except BaseException as exc:  # handed to the caller's thread below
+            box.append(exc)
+
+    worker = threading.Thread(target=target, name="genai-gate-import", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if not box:
+        raise DeadlineError(
+            f"importing {module_name!r} for the {what} {ref!r} did not finish in {deadline:g} s",
+            fix="The module blocks at import (a network call, input(), a lock, a long model "
+            "load). Move slow work into the function, or allow more time:\n  timeout: 600",
+        )
+    found = box[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found
+
+
+# a custom scorer's import, which has no timeout of its own; the model's import takes `timeout`
+IMPORT_DEADLINE = 600.0
+
+
+def load_object(
+    ref: str, base_dir: Path, *, what: str, deadline: float | None = IMPORT_DEADLINE
+) -> Any:
     module_name, attr = split_ref(ref)
     root = str(base_dir)
     # The config's folder wins over site-packages, as `python -m` from that folder would.
@@ -56,7 +90,9 @@ def load_object(ref: str, base_dir: Path, *, what: str) -> Any:
         _evict_foreign(module_name, base_dir)
     importlib.invalidate_caches()
     try:
-        module = importlib.import_module(module_name)
+        module = _import_within(module_name, deadline, ref, what)
+    except DeadlineError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise ModelLoadError(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from genai_gate.errors import TrackingError
+from genai_gate.secrets import scrub, scrub_credentials, scrub_doc, tracking_password
+
+__all__ = ["scrub_credentials", "tracking_password"]
 
 TABLE_FILE = "eval_results.json"
 BASELINE_TABLE_FILE = "baseline_results.json"
@@ -47,18 +49,6 @@ def redact(uri: str) -> str:
             host += f":{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return uri
-
-
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
-
-
-def scrub_credentials(text: str) -> str:
-    """Blank `user:password@` out of every URL in a message (MLflow quotes the full URI)."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
-
-
-def tracking_password(uri: str | None) -> str | None:
-    return urlsplit(uri).password if uri else None
 
 
 def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
@@ -97,8 +87,7 @@ class StartedRun:
 
 def _wrap(action: str, uri: str, exc: Exception) -> TrackingError:
     return TrackingError(
-        f"{action} at {redact(uri)} failed: {type(exc).__name__}: "
-        f"{scrub_credentials(str(exc))[:500]}",
+        f"{action} at {redact(uri)} failed: {type(exc).__name__}: {scrub(str(exc))[:500]}",
         fix="Check that the tracking server is up and reachable, or unset tracking-uri to use "
         "the local sqlite store in the output folder:\n  tracking-uri: http://mlflow.internal:5000",
     )
@@ -122,6 +111,79 @@ def open_store_early(tracking_uri: str) -> None:
     threading.Thread(target=open_store, name="genai-gate-tracking-store", daemon=True).start()
 
 
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ensure_local_store(tracking_uri: str) -> None:
+    """Create the sqlite store aside, then rename it into place.
+
+    MLflow builds a new sqlite store with a few dozen alembic migrations; a cancel in the
+    middle (kill -9, Ctrl-C, a cancelled job) used to leave a half-migrated database that
+    every later run on that --out refused ("table _alembic_tmp_... already exists"). Built
+    under a temporary name, an interrupted build leaves only that file, which no run reads.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    if db.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for stale in db.parent.glob(f".{db.name}.*.building"):
+        if not _alive(stale.suffixes[-2].lstrip(".")):
+            stale.unlink(missing_ok=True)  # an earlier build that was cut short
+    building = db.with_name(f".{db.name}.{os.getpid()}.building")
+    try:
+        store = SqlAlchemyStore(  # type: ignore[no-untyped-call]
+            f"sqlite:///{building}", (db.parent / "mlartifacts").resolve().as_uri()
+        )
+        store.engine.dispose()
+        building.replace(db)
+    except Exception as exc:
+        building.unlink(missing_ok=True)
+        raise _wrap("creating the local MLflow store", tracking_uri, exc) from exc
+
+
+PROBE_SECONDS = 10.0
+
+
+def probe(tracking_uri: str, *, seconds: float = PROBE_SECONDS) -> None:
+    """Find out in seconds, before any model call, that a tracking server does not answer.
+
+    MLflow's own client retries a refused port for minutes and waits on a silent one for
+    far longer. Any HTTP answer counts as up (auth and paths are MLflow's to check); a
+    refused connection or no answer within `seconds` is a TrackingError (exit 4), which
+    the eval records and then makes no MLflow call at all: the evaluation still runs and
+    writes its files, so a failed gate still says so (exit 1), and a passed one exits 4.
+    It does not log to a local store instead: the run's record would land where nobody looks.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        requests.get(url, timeout=(seconds, seconds), allow_redirects=False)
+    except requests.RequestException as exc:
+        what = "did not answer" if isinstance(exc, requests.Timeout) else "refused or dropped"
+        raise TrackingError(
+            f"the MLflow tracking server at {redact(tracking_uri)} {what} within "
+            f"{seconds:g} s ({type(exc).__name__}), so the run was not logged to MLflow; "
+            "the results are in the output folder only",
+            fix="Start the server or fix its address, or leave tracking-uri (and "
+            "MLFLOW_TRACKING_URI) unset to log to the sqlite store in the output folder:\n"
+            "  tracking-uri: http://mlflow.internal:5000",
+        ) from None
+
+
 def start_run(
     tracking_uri: str, experiment: str, run_name: str | None, tags: Mapping[str, str]
 ) -> StartedRun:
@@ -139,7 +201,7 @@ def start_run(
             exp_id = client.create_experiment(experiment, artifact_location=location)
         else:
             exp_id = exp.experiment_id
-        run = client.create_run(exp_id, run_name=run_name, tags=dict(tags))
+        run = client.create_run(exp_id, run_name=run_name, tags=scrub_doc(dict(tags)))
     except Exception as exc:
         raise _wrap("starting an MLflow run", tracking_uri, exc) from exc
     run_id = run.info.run_id
@@ -148,7 +210,7 @@ def start_run(
 
 def _param_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    return text[:6000]  # MLflow's param length limit
+    return scrub(text)[:6000]  # MLflow's param length limit
 
 
 def finish_run(
@@ -186,7 +248,7 @@ def finish_run(
                         name=dataset["name"],
                         digest=dataset["digest"][-64:][:36],
                         source_type="local",
-                        source=json.dumps({"uri": dataset["source"]}),
+                        source=scrub(json.dumps({"uri": dataset["source"]})),
                     ),
                     tags=[InputTag("mlflow.data.context", "eval")],
                 )
@@ -196,7 +258,7 @@ def finish_run(
         if baseline_table is not None:
             tables[BASELINE_TABLE_FILE] = baseline_table
         for name, rows in tables.items():
-            frame = pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in rows])
+            frame = pd.DataFrame([{k: scrub_doc(_cell(v)) for k, v in row.items()} for row in rows])
             client.log_table(run.run_id, data=frame, artifact_file=name)
         for path in artifacts:
             client.log_artifact(run.run_id, str(path))

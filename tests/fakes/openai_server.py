@@ -15,7 +15,8 @@ MLflow 3.17's judges (`openai:/<model>` with `OPENAI_API_BASE=<url>/v1`) post wi
 
 Faults are set at runtime through attributes (or `configure(**faults)`): `latency`,
 `fail_429_every`, `fail_429_first`, `fail_429_ratio`, `fail_500_first`, `always_500`,
-`hang_first`. The `*_first` faults are budgets that count down: `fake.fail_429_first = 2`
+`hang_first`, `echo_key` (a 500's message quotes the Authorization header). The `*_first`
+faults are budgets that count down: `fake.fail_429_first = 2`
 means "the next two calls answer 429", whenever it is set. Counters: `calls`, `answered`,
 `status_counts`, `requests`, `headers`, `paths`, `max_in_flight`, `auth_headers_seen`,
 `connections`. `reset()` clears both.
@@ -49,6 +50,7 @@ _FAULTS = (
     "always_500",
     "hang_first",
     "hang_seconds",
+    "echo_key",
 )
 _RATIONALE_NAMES = ("rationale", "justification", "explanation", "reasoning", "reason")
 _AFFIRMATIVE = ("yes", "true", "pass", "correct", "safe", "relevant")
@@ -211,6 +213,7 @@ class FakeOpenAI:
     always_500: bool = False
     hang_first: int = 0
     hang_seconds: float = 30.0
+    echo_key: bool = False
     max_requests_kept: int = 10_000
     # counters
     calls: int = field(default=0, init=False)
@@ -273,6 +276,7 @@ class FakeOpenAI:
             self.always_500 = False
             self.hang_first = 0
             self.hang_seconds = 30.0
+            self.echo_key = False
             self._rng = random.Random(self.seed)
             self.calls = self.answered = 0
             self.status_counts.clear()
@@ -498,9 +502,13 @@ class FakeOpenAI:
                         "invalid_request_error",
                     )
                 if fault == 500:
+                    # echo_key: a careless gateway that quotes the caller's key in its error
+                    auth = self.headers.get("Authorization")
+                    echoed = f" (auth: {auth})" if fake.echo_key else ""
                     return _error(
                         500,
-                        "The server had an error while processing your request. Sorry about that!",
+                        "The server had an error while processing your request. Sorry about "
+                        f"that!{echoed}",
                         "server_error",
                     )
                 if fault == 429:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from genai_gate import secrets
 from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
 from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
 from genai_gate.commands.eval import EvalReport, run_eval
@@ -33,21 +34,10 @@ from genai_gate.github import (
 from genai_gate.report.markdown import brief, fit_comment, join
 from genai_gate.report.summary import render_error
 from genai_gate.results import PhaseProgress
-from genai_gate.tracking import scrub_credentials, tracking_password
 
 _WATCH: tuple[Mode, ...] = ("analyze", "promote", "rollback")
 COMMANDS = ("eval", "plan", "deploy", *_WATCH)
 _TRUE = ("true", "1", "yes", "on")
-# Variables whose values must never show in a log, whatever prints them
-_SECRET_ENV = (
-    "GENAI_GATE_GITHUB_TOKEN",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CLIENT_SECRET",
-    "OPENAI_API_KEY",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-)
 
 
 @dataclass(frozen=True)
@@ -112,20 +102,15 @@ def comment_key(environ: Mapping[str, str]) -> str:
 
 
 def _secrets(environ: Mapping[str, str], cfg: Config | None) -> list[str]:
-    """Every secret value this run can see: masked in the log, scrubbed from the report,
-    including the variables the config names as holding API keys."""
+    """Every secret value this run can see (secrets.py): masked in the log, scrubbed from
+    every artefact, including the variables the config names as holding API keys."""
     named = [cfg.api_key_env, cfg.judge_api_key_env] if cfg is not None else []
-    values = [environ.get(name) for name in dict.fromkeys([*_SECRET_ENV, *named])]
-    for name in ("GENAI_GATE_TRACKING_URI", "MLFLOW_TRACKING_URI"):
-        values.append(tracking_password(environ.get(name)))
-    return [v for v in values if v and len(v) >= 4]
+    secrets.remember_environ(environ, named)
+    return secrets.known()
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    # the runner's masking covers the log only, not a PR comment or an uploaded artifact
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return scrub_credentials(text)
+def _scrub(text: str, _secrets: list[str]) -> str:
+    return secrets.scrub(text)
 
 
 # the files the composite flavour uploads as the run's artifact

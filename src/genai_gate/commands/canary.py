@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from genai_gate import __version__, evidence
+from genai_gate import __version__, artefacts, evidence
 from genai_gate.backends.base import Applied, ServingState
 from genai_gate.commands.run import Result, Run, refuse_on_pull_request
 from genai_gate.config import LoadedConfig
@@ -241,7 +241,7 @@ def run_analyze(
     doc = _record(loaded, endpoint, state, decision, traffic, since, applied, environ, mode)
     out_dir.mkdir(parents=True, exist_ok=True)
     evidence.write_json_atomic(out_dir / "analysis.json", doc)
-    (out_dir / "analysis.md").write_text(summary, encoding="utf-8")
+    artefacts.write_text(out_dir / "analysis.md", summary)
     evidence.append(out_dir / "evidence.json", doc)
     return AnalyzeReport(
         mode,

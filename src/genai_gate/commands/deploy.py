@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genai_gate import __version__, evidence
+from genai_gate import __version__, artefacts, evidence
 from genai_gate.backends.base import Applied, RolloutPlan
 from genai_gate.commands.run import Result, Run, refuse_on_pull_request
 from genai_gate.config import LoadedConfig
@@ -68,7 +68,7 @@ def preflight(run: Run) -> None:
 def _write(out_dir: Path, name: str, doc: dict[str, Any], summary: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     evidence.write_json_atomic(out_dir / f"{name}.json", doc)
-    (out_dir / f"{name}.md").write_text(summary, encoding="utf-8")
+    artefacts.write_text(out_dir / f"{name}.md", summary)
 
 
 def run_deploy(

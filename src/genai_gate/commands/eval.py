@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from genai_gate import __version__, evidence
+from genai_gate import __version__, artefacts, evidence
 from genai_gate.baseline import Baseline, Resolution, resolve_baseline
 from genai_gate.commands.run import Result, Run
 from genai_gate.compare import (
@@ -39,7 +39,7 @@ from genai_gate.compare import (
 )
 from genai_gate.config import LoadedConfig
 from genai_gate.data import load_dataset
-from genai_gate.errors import ConfigError, TrackingError
+from genai_gate.errors import ConfigError, DeadlineError, TrackingError
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.github import run_links
@@ -65,12 +65,15 @@ from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
 from genai_gate.scoring.verdicts import VerdictCache
-from genai_gate.targets import Target, resolve_target
+from genai_gate.targets import Target, limits, resolve_target
 from genai_gate.targets.cache import ResponseCache
+from genai_gate.targets.limits import run_limits
 from genai_gate.tracking import (
     default_tracking_uri,
+    ensure_local_store,
     finish_run,
     open_store_early,
+    probe,
     redact,
     start_run,
     tracking_env,
@@ -158,11 +161,37 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
     _check_out(run.out_dir)
     evidence.check_trail(run.out_dir / "evidence.json")
     tracking_uri = default_tracking_uri(run.out_dir, run.loaded.config.tracking_uri, run.environ)
-    with use_tracking_uri(tracking_uri):
+    # a dead tracking server is found in seconds, and then not called again (tracking.probe)
+    unreachable: TrackingError | None = None
+    try:
+        probe(tracking_uri)
+    except TrackingError as exc:
+        unreachable = exc
+    ensure_local_store(tracking_uri)
+    with use_tracking_uri(tracking_uri), run_limits(run.loaded.config.max_duration):
         prepared = _prepare(run, tracking_uri)
-        open_store_early(tracking_uri)
+        if unreachable is None:
+            open_store_early(tracking_uri)
         evaluated = _evaluate(run, prepared, progress)
-        return _report(run, prepared, evaluated, tracking_uri, started_at)
+        report = _report(run, prepared, evaluated, tracking_uri, started_at, unreachable)
+        _check_limits(run, report)
+        return report
+
+
+def _check_limits(run: Run, report: EvalReport) -> None:
+    """A run cut short (max-duration, or a service that stopped answering) is exit 4, after
+    its partial results were written: a verdict on some rows is not a verdict."""
+    reasons = limits.tripped()
+    if limits.cut_short():
+        reasons.insert(0, f"the run reached max-duration ({run.loaded.config.max_duration:g} s)")
+    if not reasons:
+        return
+    raise DeadlineError(
+        "; ".join(reasons) + f". The partial results are in {report.results_path}",
+        fix="If the service is down, fix it and re-run (answers already received are "
+        "cached). If the run is just long, allow it more time or evaluate fewer rows:\n"
+        "  max-duration: 3h\n  limit: 200",
+    )
 
 
 def _check_out(out_dir: Path) -> None:
@@ -285,7 +314,12 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
 
 
 def _report(
-    run: Run, prep: _Prepared, done: _Evaluated, tracking_uri: str, started_at: str
+    run: Run,
+    prep: _Prepared,
+    done: _Evaluated,
+    tracking_uri: str,
+    started_at: str,
+    unreachable: TrackingError | None = None,
 ) -> EvalReport:
     """The verdict, the files (results, summary, rows, evidence), then the MLflow run."""
     loaded, out_dir = run.loaded, run.out_dir
@@ -369,17 +403,18 @@ def _report(
     evidence_path = out_dir / "evidence.json"
     summary = render()
     evidence.write_json_atomic(results_path, doc)
-    summary_path.write_text(summary, encoding="utf-8")
-    rows_path.write_text(rows_jsonl(result.rows), encoding="utf-8")
+    artefacts.write_text(summary_path, summary)
+    artefacts.write_text(rows_path, rows_jsonl(result.rows))
     if compared is not None:
-        (out_dir / "baseline_rows.jsonl").write_text(rows_jsonl(compared.rows), encoding="utf-8")
+        artefacts.write_text(out_dir / "baseline_rows.jsonl", rows_jsonl(compared.rows))
 
-    tracking_error: TrackingError | None = None
+    tracking_error: TrackingError | None = unreachable
     mlflow_run = None
-    try:
-        mlflow_run = start_run(tracking_uri, cfg.experiment, cfg.run_name, tags)
-    except TrackingError as exc:
-        tracking_error = exc
+    if unreachable is None:
+        try:
+            mlflow_run = start_run(tracking_uri, cfg.experiment, cfg.run_name, tags)
+        except TrackingError as exc:
+            tracking_error = exc
     if mlflow_run is not None:
         # the same files as before, now naming the run; each replaced atomically
         info = dataclasses.replace(info, run_id=mlflow_run.run_id, run_url=mlflow_run.url)

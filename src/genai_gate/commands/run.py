@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from genai_gate import secrets
 from genai_gate.backends.base import ServingBackend
 from genai_gate.backends.databricks.backend import DatabricksBackend
 from genai_gate.backends.databricks.session import Workspace
@@ -63,6 +64,14 @@ class Run:
     def __post_init__(self) -> None:
         self.ctx = read_context(self.environ)
         self.runner = Runner(self.environ)
+        cfg = self.loaded.config
+        # every artefact of this run is scrubbed of these (secrets.py)
+        secrets.remember_environ(self.environ, (cfg.api_key_env, cfg.judge_api_key_env))
+
+    def _mask(self, secret: str) -> None:
+        # a token exchanged at run time (GitHub OIDC for Databricks) is a secret too
+        secrets.remember(secret)
+        self.runner.mask(secret)
 
     def backend(self, progress: Callable[[str], None] = lambda _line: None) -> ServingBackend:
         """The serving platform the config names (Databricks Model Serving), signed in
@@ -74,7 +83,7 @@ class Run:
         """The run's Databricks workspace: one sign-in and one client for every command."""
         if self._workspace is None:
             cfg = self.loaded.config
-            self._workspace = Workspace(self.environ, cfg, cfg, self.ctx, mask=self.runner.mask)
+            self._workspace = Workspace(self.environ, cfg, cfg, self.ctx, mask=self._mask)
         return self._workspace
 
 

@@ -15,11 +15,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from genai_gate.secrets import looks_like_token
 from genai_gate.thresholds import Better
 
 
 def _kebab(name: str) -> str:
     return name.replace("_", "-")
+
+
+def _variable_name(v: object) -> object:
+    # before the name pattern, so a key gets this message; the value is never echoed: it is
+    # likely a real key, and errors reach the job log
+    if isinstance(v, str) and looks_like_token(v):
+        raise ValueError(
+            "holds what looks like an API key, not the name of the variable that holds it "
+            "(the value is not shown). Put the key in a secret and name its variable: "
+            "api-key-env: OPENAI_API_KEY, with env: OPENAI_API_KEY: ${{ secrets.OPENAI_API_KEY }}"
+        )
+    return v
 
 
 class _Model(BaseModel):
@@ -323,6 +336,11 @@ class ModelSettings(_Model):
             raise ValueError("; ".join(bad) + ". Remove it from model-params")
         return v
 
+    @field_validator("api_key_env", mode="before")
+    @classmethod
+    def _api_key_env_is_a_name(cls, v: object) -> object:
+        return _variable_name(v)
+
 
 def _http_url(v: str | None) -> str | None:
     if v is not None and not re.match(r"^https?://[^\s/]+", v.strip()):
@@ -519,6 +537,11 @@ class JudgeSettings(_Model):
             raise ValueError(f"min-pass ({self.min_pass}) cannot exceed repeat ({self.repeat})")
         return self
 
+    @field_validator("judge_api_key_env", mode="before")
+    @classmethod
+    def _judge_api_key_env_is_a_name(cls, v: object) -> object:
+        return _variable_name(v)
+
 
 class RemoteSettings(_Model):
     """Calls to remote models and judges: concurrency, retries, limits, the response cache."""
@@ -534,7 +557,18 @@ class RemoteSettings(_Model):
         default=120.0,
         gt=0,
         le=3600,  # one call; longer is a typo (ms for s) or an attempt to switch deadlines off
-        description="Seconds one model call may take (at most 3600).",
+        allow_inf_nan=False,
+        description="Seconds one model call (and a python: model's import) may take; at most 3600. "
+        "Also the Databricks client's retry budget for one call.",
+    )
+    max_duration: float = Field(
+        default=7200.0,
+        gt=0,
+        le=5 * 3600,
+        allow_inf_nan=False,
+        description='The whole run\'s time limit: seconds, or "90m", "2h" (at most 5h, under '
+        "GitHub's 6-hour job limit). Past it the rows not yet answered are errors, the "
+        "partial results are written, and the run fails with exit 4.",
     )
     cache: bool = Field(
         default=True, description="Reuse remote answers from earlier runs (see cache-dir)."
@@ -544,6 +578,16 @@ class RemoteSettings(_Model):
         description="Response cache folder, relative to the config file; keep it between "
         "runs with actions/cache.",
     )
+
+    @field_validator("max_duration", mode="before")
+    @classmethod
+    def _max_duration(cls, v: object) -> object:
+        if isinstance(v, str):
+            m = _DURATION.match(v)
+            if not m:
+                raise ValueError(f'{v!r} is not a duration; write seconds (7200) or "2h"')
+            return float(m.group(1)) * _UNITS[m.group(2)]
+        return v
 
 
 class TrackingSettings(_Model):

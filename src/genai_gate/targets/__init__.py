@@ -91,7 +91,9 @@ def resolve_target(
             raise ConfigError(f"model: {ref!r} names no endpoint", fix="model: endpoints:/my-genai")
         return workspace.endpoint_target(name, pin=None, settings=remote_settings(loaded))
     if ref.startswith(PREFIX):
-        return PythonCallableTarget(ref, base_dir, cfg.call_style, input_keys)
+        return PythonCallableTarget(
+            ref, base_dir, cfg.call_style, input_keys, import_deadline=cfg.timeout
+        )
 
     if ref.startswith(PREFIXES):
         return MlflowModelTarget(ref)

@@ -71,6 +71,9 @@ class ResponseCache:
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump({"output": output, "latency_ms": latency_ms}, fh, default=str)
+            # mkstemp's 0600 would keep a root-written cache (the container) from the
+            # runner's user; the same mode as every output (artefacts.MODE)
+            Path(tmp).chmod(0o644)
             Path(tmp).replace(path)
         except OSError:
             with self._lock:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from genai_gate.errors import ConfigError
+from genai_gate.targets import limits
 from genai_gate.targets.retry import RETRY_STATUSES, RateLimiter, Retryable, parse_retry_after
 
 
@@ -74,15 +75,19 @@ class ChatClient:
     def post(self, payload: bytes) -> dict[str, Any]:
         if self.limiter is not None:
             self.limiter.acquire()
+        service = f"{self.label or 'model '}server"
+        limits.check(service)
         headers = {"Content-Type": "application/json", **self.auth_headers()}
         session = self._session()
         try:
             resp = session.post(self.url, data=payload, headers=headers, timeout=self.timeout)
         except self._requests.Timeout:
+            limits.unreachable(service, f"no answer within {self.timeout:g} s")
             raise Retryable(
                 f"the {self.label}server gave no answer within {self.timeout:g} s"
             ) from None
         except self._requests.ConnectionError as exc:
+            limits.unreachable(service, "cannot connect")
             raise Retryable(
                 f"cannot reach the {self.label}server: {self.scrub(str(exc))[:300]}"
             ) from None
@@ -93,6 +98,7 @@ class ChatClient:
             ) from None
         finally:
             self._idle.put(session)
+        limits.reachable(service)
         if resp.status_code in RETRY_STATUSES:
             raise Retryable(
                 f"{self.label}HTTP {resp.status_code}: {self.scrub(resp.text)[:300]}",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genai_gate.errors import ModelLoadError
-from genai_gate.pyimport import load_object
+from genai_gate.pyimport import IMPORT_DEADLINE, load_object
 from genai_gate.results import EvalRow, TargetIdentity
 
 # "value": one input key and a one-parameter function, which gets the value whatever the
@@ -121,8 +121,15 @@ def answers(result: Any, expected: int) -> list[Any]:
 
 
 class PythonCallableTarget:
-    def __init__(self, ref: str, base_dir: Path, style: str, input_keys: Sequence[str]) -> None:
-        fn = load_object(ref, base_dir, what="model")
+    def __init__(
+        self,
+        ref: str,
+        base_dir: Path,
+        style: str,
+        input_keys: Sequence[str],
+        import_deadline: float | None = IMPORT_DEADLINE,
+    ) -> None:
+        fn = load_object(ref, base_dir, what="model", deadline=import_deadline)
         if not callable(fn):
             raise ModelLoadError(f"{ref!r} is a {type(fn).__name__}, not a function")
         self.fn: Callable[..., Any] = fn

@@ -21,6 +21,8 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from genai_gate.targets import limits
+
 T = TypeVar("T")
 
 ProgressFn = Callable[[int, int], None]
@@ -135,10 +137,29 @@ class Pool:
             self._spawn()  # the stuck worker may never come back; keep the concurrency
             yield job.key, Outcome(None, f"timed out after {job.timeout:g} s", job.timeout * 1000)
 
+    def _expire(self) -> Iterator[tuple[Hashable, Outcome[Any]]]:
+        """max-duration has passed: every job not yet done is an error, so the partial results
+        are written, and no worker starts another; the command turns this into exit 4."""
+        limits.mark_cut_short()
+        with self._lock:
+            jobs = list(self._pending.values())
+            self._pending.clear()
+            self._started.clear()
+        while True:  # workers pick no more jobs
+            try:
+                self._todo.get_nowait()
+            except queue.Empty:
+                break
+        for job in jobs:
+            yield job.key, Outcome(None, limits.deadline_reason(), 0.0)
+
     def completed(self) -> Iterator[tuple[Hashable, Outcome[Any]]]:
         """Every job's outcome as it ends, until no job is left (new ones included)."""
         next_check = time.perf_counter() + _TICK
         while self._has_pending():
+            if limits.expired():
+                yield from self._expire()
+                return
             try:
                 job_id, outcome = self._done.get(timeout=max(0.0, next_check - time.perf_counter()))
             except queue.Empty:

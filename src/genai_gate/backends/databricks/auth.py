@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from genai_gate import secrets
 from genai_gate.errors import AuthError
 from genai_gate.github import Context
 
@@ -174,6 +175,8 @@ def _cached_github_oidc(environ: Mapping[str, str]) -> Any:
             token = _github_id_token(environ, self.audience)
             if not token:
                 raise ValueError("no GitHub OIDC token (is `id-token: write` granted?)")
+            # not masked (see above), but scrubbed from every artefact (secrets.py)
+            secrets.remember(token)
             return oidc.IdToken(jwt=token)
 
     def github_oidc(cfg: Any) -> Any:

@@ -27,6 +27,7 @@ from genai_gate.backends.databricks.endpoints import state_from_sdk
 from genai_gate.errors import AuthError, ConfigError, ServiceError
 from genai_gate.results import EvalRow, TargetIdentity
 from genai_gate.rollout.plan import Entity
+from genai_gate.targets import limits
 from genai_gate.targets.base import CHAMPION
 from genai_gate.targets.openai_chat import render_prompt
 from genai_gate.targets.retry import RateLimiter, Retryable, RetryPolicy, call_with_retries
@@ -202,15 +203,15 @@ class DatabricksEndpointTarget:
 
         if self.limiter is not None:
             self.limiter.acquire()
+        service = "serving endpoint"
+        limits.check(service)
         try:
             resp = self._query(messages)
-        except (
-            InternalError,
-            DeadlineExceeded,
-            TemporarilyUnavailable,
-            TooManyRequests,
-            TimeoutError,
-        ) as exc:
+        except (DeadlineExceeded, TimeoutError, ConnectionError) as exc:
+            limits.unreachable(service, type(exc).__name__)
+            raise Retryable(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+        except (InternalError, TemporarilyUnavailable, TooManyRequests) as exc:
+            limits.reachable(service)
             raise Retryable(f"{type(exc).__name__}: {str(exc)[:300]}") from None
         except DatabricksError as exc:
             raise RuntimeError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
