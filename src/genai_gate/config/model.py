@@ -106,6 +106,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+def _seconds(v: object, seconds: int, text: str) -> object:
+    """A duration as seconds: a number, or text such as "90s", "10m", "2h"."""
+    if isinstance(v, str):
+        m = _DURATION.match(v)
+        if not m:
+            raise ValueError(f'{v!r} is not a duration; write seconds ({seconds}) or "{text}"')
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    return v
+
+
 class DeploySettings(_Model):
     """The keys `plan` and `deploy` read (issue #6). A mixin, so that the file and the
     action's inputs stay flat (`endpoint:`, `with: endpoint:`) while the code stays grouped."""
@@ -175,12 +185,7 @@ class DeploySettings(_Model):
     @field_validator("wait_timeout", mode="before")
     @classmethod
     def _duration(cls, v: object) -> object:
-        if isinstance(v, str):
-            m = _DURATION.match(v)
-            if not m:
-                raise ValueError(f'{v!r} is not a duration; write seconds (600) or "10m"')
-            return float(m.group(1)) * _UNITS[m.group(2)]
-        return v
+        return _seconds(v, 600, "10m")
 
 
 class CanarySettings(_Model):
@@ -582,12 +587,7 @@ class RemoteSettings(_Model):
     @field_validator("max_duration", mode="before")
     @classmethod
     def _max_duration(cls, v: object) -> object:
-        if isinstance(v, str):
-            m = _DURATION.match(v)
-            if not m:
-                raise ValueError(f'{v!r} is not a duration; write seconds (7200) or "2h"')
-            return float(m.group(1)) * _UNITS[m.group(2)]
-        return v
+        return _seconds(v, 7200, "2h")
 
 
 class TrackingSettings(_Model):
