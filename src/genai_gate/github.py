@@ -106,6 +106,32 @@ def read_context(environ: Mapping[str, str]) -> Context:
     )
 
 
+def oidc_possible(environ: Mapping[str, str]) -> bool:
+    """Whether this job can ask GitHub for an OIDC ID token (`id-token: write`, not a fork)."""
+    return bool(
+        environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+        and environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    )
+
+
+def request_id_token(environ: Mapping[str, str], audience: str | None) -> str:
+    """The job's GitHub OIDC ID token for `audience`; "" when the job cannot have one.
+
+    Every platform that trusts GitHub's issuer (a Databricks federation policy, a
+    Kubernetes JWT authenticator) is handed a token from here."""
+    import requests
+
+    url = environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    bearer = environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if not url or not bearer:
+        return ""
+    # GitHub's URL already has `?api-version=...`
+    full = f"{url}&audience={audience}" if audience else url
+    resp = requests.get(full, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
+    resp.raise_for_status()
+    return str(resp.json().get("value") or "")
+
+
 class Runner:
     """Actions runtime calls; inactive (no-ops) unless GITHUB_ACTIONS is "true"."""
 

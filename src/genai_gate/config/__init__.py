@@ -11,12 +11,16 @@ from genai_gate.config.load import (
     load_config,
 )
 from genai_gate.config.model import (
+    DATABRICKS_ONLY,
+    KSERVE_ONLY,
+    Backend,
     CanarySettings,
     Columns,
     Config,
     DataSettings,
     DeploySettings,
     JudgeSettings,
+    KServeSettings,
     ModelSettings,
     RemoteSettings,
     ScoringSettings,
@@ -25,15 +29,19 @@ from genai_gate.config.model import (
 )
 
 __all__ = [
+    "DATABRICKS_ONLY",
     "DEFAULT_CONFIG",
     "ENV_PREFIX",
+    "KSERVE_ONLY",
     "RESERVED_ENV",
+    "Backend",
     "CanarySettings",
     "Columns",
     "Config",
     "DataSettings",
     "DeploySettings",
     "JudgeSettings",
+    "KServeSettings",
     "LoadedConfig",
     "ModelSettings",
     "RemoteSettings",

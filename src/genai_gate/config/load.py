@@ -22,7 +22,13 @@ import yaml
 from pydantic import ValidationError
 
 from genai_gate import strict_yaml
-from genai_gate.config.model import Config, ScoringSettings, ThresholdRule
+from genai_gate.config.model import (
+    DATABRICKS_ONLY,
+    KSERVE_ONLY,
+    Config,
+    ScoringSettings,
+    ThresholdRule,
+)
 from genai_gate.errors import ConfigError
 from genai_gate.thresholds import (
     METRIC_ALIASES,
@@ -189,6 +195,7 @@ _MAPPING_EXAMPLES = {
     "columns": "{inputs: question, expectations: answer}",
     "model-params": "{temperature: 0}",
     "custom-judges": "{tone: 'Is the answer polite?'}",
+    "predictor": "{model: {storageUri: 's3://models/bot/v4'}}",
 }
 
 
@@ -470,13 +477,21 @@ def load_config(
             _heading(problems, cfg_path.name, "problem(s)"), problems=problems, fix=fix
         ) from None
     thresholds, relative, wrong, notices = _parse_thresholds(config.thresholds, origins)
+    backend_problems = _backend_problems(config, origins)
+    if backend_problems and not wrong:
+        raise ConfigError(
+            _heading(backend_problems, cfg_path.name, "problem(s)"),
+            problems=backend_problems,
+            fix=_BACKEND_FIX[config.backend],
+        )
+    problems += backend_problems
     if problems or wrong:
         problems += wrong
         raise ConfigError(
             _heading(
                 problems,
                 cfg_path.name,
-                "threshold problem(s)" if not env_problems else "problem(s)",
+                "threshold problem(s)" if not (env_problems or backend_problems) else "problem(s)",
             ),
             problems=problems,
             fix=THRESHOLD_HELP if wrong else "Run `genai-gate schema` for every key and its type.",
@@ -490,6 +505,45 @@ def load_config(
         origins=origins,
         relative=relative,
     )
+
+
+_BACKEND_FIX = {
+    "databricks": "These keys configure an InferenceService. For KServe, say so:\n"
+    "  backend: kserve\nOtherwise remove them.",
+    "kserve": "backend: kserve takes the challenger from storage-uri, predictor-image or "
+    "predictor, and reads the logged events from inference-log:\n"
+    "  backend: kserve\n  endpoint: support-bot\n  namespace: models\n"
+    "  storage-uri: s3://models/support-bot/v4\n"
+    "  logger-url: http://message-dumper.models.svc.cluster.local\n"
+    "Remove the Databricks keys, or set backend: databricks.",
+}
+# an InferenceService's name is a DNS-1035 label; KServe's own webhook refuses the rest
+_ISVC_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _backend_problems(config: Config, origins: Mapping[str, str]) -> list[str]:
+    """Keys given for the other backend, named where the user typed them: a key that is
+    silently ignored would leave the user believing it took effect."""
+    given = {_kebab_name(name) for name in config.model_fields_set}
+    if config.backend == "kserve":
+        wrong = [k for k in DATABRICKS_ONLY if k in given]
+        other = "Databricks"
+    else:
+        wrong = [k for k in KSERVE_ONLY if k in given]
+        other = "KServe"
+    problems = [
+        f"{origins.get(k, k)}: is a {other} setting, and backend is {config.backend}" for k in wrong
+    ]
+    if config.backend == "kserve" and config.endpoint and not _ISVC_NAME.match(config.endpoint):
+        problems.append(
+            f"{origins.get('endpoint', 'endpoint')}: {config.endpoint!r} is not an "
+            "InferenceService name (lower-case letters, digits and '-', starting with a letter)"
+        )
+    return problems
+
+
+def _kebab_name(name: str) -> str:
+    return name.replace("_", "-")
 
 
 # the seed pipeline's and MLflow 2's names for the reference column's role

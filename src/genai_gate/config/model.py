@@ -116,10 +116,18 @@ def _seconds(v: object, seconds: int, text: str) -> object:
     return v
 
 
+Backend = Literal["databricks", "kserve"]
+
+
 class DeploySettings(_Model):
     """The keys `plan` and `deploy` read (issue #6). A mixin, so that the file and the
     action's inputs stay flat (`endpoint:`, `with: endpoint:`) while the code stays grouped."""
 
+    backend: Backend = Field(
+        default="databricks",
+        description="The serving platform: databricks (Model Serving) or kserve (an "
+        "InferenceService on Kubernetes, serverless mode).",
+    )
     databricks_host: str | None = Field(
         default=None,
         description="Databricks workspace URL. Default: DATABRICKS_HOST, else the profile.",
@@ -132,7 +140,8 @@ class DeploySettings(_Model):
     endpoint: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$",
-        description="The Model Serving endpoint to deploy to (created if missing).",
+        description="The Model Serving endpoint to deploy to (created if missing); with "
+        "backend: kserve, the InferenceService's name.",
     )
     model_name: str | None = Field(
         default=None,
@@ -249,6 +258,105 @@ class CanarySettings(_Model):
         if v[-1] != 100:
             raise ValueError(f"the last step must be 100 (the promotion), not {v[-1]}")
         return v
+
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class KServeSettings(_Model):
+    """The keys only `backend: kserve` reads (issue #15): where the InferenceService is, what
+    its predictor should serve, how to reach the cluster, and where the logger's events are."""
+
+    namespace: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=_DNS_LABEL,
+        description="KServe: the InferenceService's namespace. Default: the kubeconfig "
+        "context's namespace, else default.",
+    )
+    storage_uri: str | None = Field(
+        default=None,
+        min_length=1,
+        description="KServe: the challenger's model location (predictor.model.storageUri), "
+        "e.g. s3://models/support-bot/v4.",
+    )
+    predictor_image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="KServe: the challenger's serving image (predictor.model.image, or the "
+        "first container's image for a custom predictor).",
+    )
+    predictor: dict[str, Any] = Field(
+        default_factory=dict,
+        description="KServe: a predictor spec fragment, merged onto the current predictor "
+        "(JSON merge patch: null removes a field), for changes storage-uri and "
+        "predictor-image do not cover.",
+    )
+    logger_url: str | None = Field(
+        default=None,
+        description="KServe: where the predictor's inference logger sends its CloudEvents "
+        "(spec.predictor.logger.url, mode all). Required unless the predictor logs already.",
+    )
+    inference_log: str | None = Field(
+        default=None,
+        description="KServe: the logged CloudEvents that analyze reads (JSON lines or Parquet): "
+        "a file, a folder, a glob, or an s3:// gs:// https:// path DuckDB can read.",
+    )
+    kube_server: str | None = Field(
+        default=None,
+        description="KServe: the Kubernetes API server URL, for GitHub OIDC sign-in. "
+        "Default: the kubeconfig's (or the in-cluster) server.",
+    )
+    kube_audience: str | None = Field(
+        default=None,
+        min_length=1,
+        description="KServe: sign in with the job's GitHub OIDC token for this audience (the "
+        "cluster's JWT authenticator must trust GitHub's issuer with it); needs "
+        "kube-server and `id-token: write`.",
+    )
+    kube_ca: str | None = Field(
+        default=None,
+        description="KServe: the API server's CA certificate (a PEM file, relative to this "
+        "file), with kube-server.",
+    )
+    kube_context: str | None = Field(
+        default=None,
+        min_length=1,
+        description="KServe: the kubeconfig context to use. Default: its current context.",
+    )
+
+    @field_validator("kube_server", "logger_url")
+    @classmethod
+    def _kube_urls(cls, v: str | None) -> str | None:
+        return _http_url(v)
+
+    @field_validator("predictor")
+    @classmethod
+    def _predictor_fragment(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # the canary's split belongs to genai-gate (canary-percent, steps): a fragment that
+        # set it would fight every step
+        if "canaryTrafficPercent" in v:
+            raise ValueError(
+                "sets canaryTrafficPercent, which genai-gate moves itself; use canary-percent "
+                "and steps instead"
+            )
+        return v
+
+
+# keys that only one backend reads; given for the other, they are refused (config/load.py)
+DATABRICKS_ONLY = (
+    "databricks-host",
+    "databricks-client-id",
+    "model-name",
+    "model-version",
+    "workload-size",
+    "scale-to-zero",
+    "inference-table",
+    "endpoint-config",
+    "warehouse-id",
+    "inference-data",
+)
+KSERVE_ONLY = tuple(_kebab(name) for name in KServeSettings.model_fields)
 
 
 class DataSettings(_Model):
@@ -643,6 +751,7 @@ TRACKING_SCHEMES = (
 
 class Config(
     # pydantic orders fields from the last base to the first: this reads data first
+    KServeSettings,
     CanarySettings,
     DeploySettings,
     TrackingSettings,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from genai_gate import secrets
 from genai_gate.errors import AuthError
-from genai_gate.github import Context
+from genai_gate.github import Context, oidc_possible, request_id_token
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -46,13 +46,6 @@ class AuthPlan:
         return self.auth_type or "the SDK's default chain (profile, token, ...)"
 
 
-def _oidc_possible(environ: Mapping[str, str]) -> bool:
-    return bool(
-        environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
-        and environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    )
-
-
 def auth_plan(
     environ: Mapping[str, str], ctx: Context, host: str | None, client_id: str | None
 ) -> AuthPlan:
@@ -73,7 +66,7 @@ def auth_plan(
             n for n, v in (("DATABRICKS_HOST", host), ("DATABRICKS_CLIENT_ID", client_id)) if not v
         ]
         return AuthPlan(host, client_id, None, False, f"{' and '.join(missing)} not set")
-    if not _oidc_possible(environ):
+    if not oidc_possible(environ):
         if ctx.is_pull_request and ctx.pr_is_fork:
             why = "a pull request from a fork gets no OIDC token"
         else:
@@ -141,21 +134,6 @@ def make_client(
         ) from None
 
 
-def _github_id_token(environ: Mapping[str, str], audience: str | None) -> str:
-    """The job's GitHub OIDC token for `audience`; "" when the job cannot have one."""
-    import requests
-
-    url = environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
-    bearer = environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    if not url or not bearer:
-        return ""
-    # GitHub's URL already has `?api-version=...`
-    full = f"{url}&audience={audience}" if audience else url
-    resp = requests.get(full, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
-    resp.raise_for_status()
-    return str(resp.json().get("value") or "")
-
-
 def _cached_github_oidc(environ: Mapping[str, str]) -> Any:
     """The `github-oidc` sign-in, with the exchanged token cached until it expires (see
     session.py for why the SDK's own strategy is not used). The ID token is held in memory
@@ -172,7 +150,7 @@ def _cached_github_oidc(environ: Mapping[str, str]) -> Any:
             self.audience = audience
 
         def id_token(self) -> oidc.IdToken:
-            token = _github_id_token(environ, self.audience)
+            token = request_id_token(environ, self.audience)
             if not token:
                 raise ValueError("no GitHub OIDC token (is `id-token: write` granted?)")
             # not masked (see above), but scrubbed from every artefact (secrets.py)
@@ -200,7 +178,7 @@ def debug_claims(
     import requests
 
     try:
-        token = _github_id_token(environ, audience)
+        token = request_id_token(environ, audience)
     except (requests.RequestException, ValueError, AttributeError):
         return {}
     if not token:
