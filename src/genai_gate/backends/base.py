@@ -1,7 +1,8 @@
 """The serving-backend seam: what `plan`, `deploy`, `analyze`, `promote` and `rollback` ask
-of a serving platform. Databricks Model Serving is one adapter (backends/databricks); a
-second platform implements the same protocol, and the commands, the rollout core and the
-reports stay as they are.
+of a serving platform. Databricks Model Serving (backends/databricks) and KServe
+(backends/kserve) implement the same protocol, and the commands, the rollout core and the
+reports stay as they are. `config_version` is the platform's own counter of the serving
+config (a Databricks config version, an InferenceService's metadata.generation).
 """
 
 from __future__ import annotations
@@ -132,6 +133,11 @@ class ServingBackend(Protocol):
 
     def check_settings(self) -> str:
         """The endpoint name, once the settings that name what to serve are complete."""
+        ...
+
+    def preflight(self, endpoint: str) -> None:
+        """Before the eval of a run that deploys: sign in for real and check what deploy
+        needs, so a refusal costs seconds, not an eval."""
         ...
 
     def read(self, endpoint: str) -> ServingState | None: ...

@@ -58,11 +58,11 @@ def _now() -> str:
 def preflight(run: Run) -> None:
     """What `deploy` would refuse, found before the eval spends a minute: the settings, a
     pull request, credentials that cannot exist (no `id-token: write`, a fork), and a token
-    the federation policy refuses (one read of the endpoint signs in for real)."""
+    the platform refuses (the backend signs in for real and checks its permissions)."""
     backend = run.backend()
     endpoint = backend.check_settings()
     refuse_on_pull_request(run.ctx)
-    backend.read(endpoint)
+    backend.preflight(endpoint)
 
 
 def _write(out_dir: Path, name: str, doc: dict[str, Any], summary: str) -> None:

@@ -1,9 +1,9 @@
 """What one invocation shares across its commands, and how its outcome is reported.
 
 `cli.main` (or the action's router) loads the config once and builds one `Run`; every
-command takes it. The serving workspace is built on first use, so an offline eval never
-signs in, and a push run's preflight, baseline, judge and deploy share one client and one
-token.
+command takes it. The serving workspace (or the cluster) is built on first use, so an offline
+eval never signs in, and a push run's preflight, baseline, judge and deploy share one client
+and one token.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from genai_gate import secrets
 from genai_gate.backends.base import ServingBackend
 from genai_gate.backends.databricks.backend import DatabricksBackend
 from genai_gate.backends.databricks.session import Workspace
+from genai_gate.backends.kserve.backend import KServeBackend
+from genai_gate.backends.kserve.session import ClusterSession
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ExitCode
 from genai_gate.github import Context, Runner, read_context
@@ -60,6 +62,7 @@ class Run:
     ctx: Context = field(init=False)
     runner: Runner = field(init=False)
     _workspace: Workspace | None = field(default=None, init=False, repr=False)
+    _cluster: ClusterSession | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.ctx = read_context(self.environ)
@@ -74,9 +77,21 @@ class Run:
         self.runner.mask(secret)
 
     def backend(self, progress: Callable[[str], None] = lambda _line: None) -> ServingBackend:
-        """The serving platform the config names (Databricks Model Serving), signed in
-        through the run's one workspace."""
+        """The serving platform the config names (`backend:`), signed in once per run: the
+        Databricks workspace, or the cluster that serves the InferenceService."""
+        if self.loaded.config.backend == "kserve":
+            return KServeBackend(self.loaded, self.cluster, progress)
         return DatabricksBackend(self.loaded, self.workspace, progress)
+
+    @property
+    def cluster(self) -> ClusterSession:
+        """The run's Kubernetes cluster (backend: kserve): one sign-in, one client."""
+        if self._cluster is None:
+            cfg = self.loaded.config
+            self._cluster = ClusterSession(
+                self.environ, cfg, self.ctx, self.loaded.base_dir, mask=self._mask
+            )
+        return self._cluster
 
     @property
     def workspace(self) -> Workspace:

@@ -32,7 +32,8 @@ def _value(text: str) -> str:
 def _change(plan: RolloutPlan, c: Change) -> tuple[str, str, str]:
     item = code(c.item)
     before, after = _value(c.before), _value(c.after)
-    if c.section == "tag" and c.item in _TAG_WORDS:
+    # Databricks keeps the rollout state in endpoint tags, KServe in a ConfigMap
+    if c.section in ("tag", "rollout state") and c.item in _TAG_WORDS:
         item = f"{_TAG_WORDS[c.item]} ({item})"
         if c.item == TAG_STEP:
             before = f"{inert(c.before)}%" if c.before not in ("-", "") else NONE

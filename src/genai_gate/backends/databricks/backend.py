@@ -184,6 +184,10 @@ class DatabricksBackend:
     def check_settings(self) -> str:
         return check_settings(self.loaded)
 
+    def preflight(self, endpoint: str) -> None:
+        """One read signs in for real: a token the federation policy refuses fails here."""
+        self.endpoints.read(endpoint)
+
     def read(self, endpoint: str) -> EndpointState | None:
         return self.endpoints.read(endpoint)
 

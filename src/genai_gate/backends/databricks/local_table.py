@@ -4,7 +4,6 @@ offline analysis, and for teams that export their tables."""
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from genai_gate.backends.databricks.inference_table import (
     SERVED_ENTITIES,
     TrafficSource,
 )
+from genai_gate.backends.files import connect, expand, files_in, sql_list
 from genai_gate.errors import ConfigError, DataError
 
 _MACROS = (
@@ -23,33 +23,20 @@ _MACROS = (
 )
 
 
-def _expand(spec: str, base: Path) -> list[Path]:
-    path = Path(spec).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    if any(ch in spec for ch in "*?["):
-        # Path.glob takes no absolute pattern
-        return sorted(Path(p) for p in glob.glob(str(path), recursive=True))  # noqa: PTH207
-    return [path] if path.exists() else []
-
-
 def _reader(files: Sequence[Path]) -> str:
     """DuckDB's table function for these files."""
     folder = files[0] if len(files) == 1 and files[0].is_dir() else None
     if folder is not None and (folder / "_delta_log").is_dir():
-        return f"read_parquet({_sql_list(_delta_files(folder))})"
+        return f"read_parquet({sql_list(_delta_files(folder))})"
     if folder is not None:
-        inner = sorted(
-            p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
-        )
-        files = inner
+        files = files_in(folder)
     kinds = {p.suffix.lower() for p in files}
     if not files:
         raise DataError("no files")
     if kinds <= {".parquet"}:
-        return f"read_parquet({_sql_list(files)}, union_by_name = true)"
+        return f"read_parquet({sql_list(files)}, union_by_name = true)"
     if kinds <= {".jsonl", ".json", ".ndjson"}:
-        listed = _sql_list(files)
+        listed = sql_list(files)
         return f"read_json_auto({listed}, format = 'newline_delimited', union_by_name = true)"
     raise DataError(
         f"cannot read {sorted(kinds)} files as an inference table (Parquet, Delta or JSON lines)"
@@ -67,23 +54,11 @@ def _delta_files(folder: Path) -> list[Path]:
     return [Path(uri.removeprefix("file://")) for uri in DeltaTable(str(folder)).file_uris()]
 
 
-def _sql_list(files: Sequence[Path]) -> str:
-    # DuckDB strings have no backslash escapes: only the quote is doubled
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
-
-
 class DuckEngine:
     """DuckDB in this process, reading the files in place (streamed, never loaded whole)."""
 
     def __init__(self, payload_reader: str, entities_reader: str | None) -> None:
-        import duckdb
-
-        # 2 threads: the runner's cores; more threads hold more row groups at once (see
-        # benchmarks/README.md: the peak RSS grows with row-group size x threads)
-        self.con = duckdb.connect(config={"threads": 2})
-        # Parquet stores request_time with a zone, and a cast would use the machine's local
-        # one: rows in the hours after `since` vanished on a laptop outside UTC
-        self.con.execute("SET TimeZone = 'UTC'")
+        self.con = connect()
         for macro in _MACROS:
             self.con.execute(macro)
         self.con.execute(f"CREATE VIEW payload AS SELECT * FROM {payload_reader}")
@@ -123,7 +98,7 @@ def _duck_type(kind: str) -> str:
 
 
 def local_source(spec: str, base: Path, models: Mapping[tuple[str, str], str]) -> TrafficSource:
-    files = _expand(spec, base)
+    files = expand(spec, base)
     if not files:
         raise ConfigError(
             f"inference-data: {spec!r} matches no file",

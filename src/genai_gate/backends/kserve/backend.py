@@ -1,0 +1,188 @@
+"""The KServe serving backend: what `plan`, `deploy` and the canary commands ask of a
+serving platform, done on an InferenceService in serverless (Knative) mode.
+
+The settings name what the predictor should serve (storage-uri, predictor-image, or a
+predictor: fragment merged onto the current predictor); the rest is the same rollout core
+as Databricks, behind `backends.base.ServingBackend`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from genai_gate.backends.kserve.apply import ApplyResult, Rollouts
+from genai_gate.backends.kserve.cluster import Cluster
+from genai_gate.backends.kserve.logs import EXAMPLE as LOG_EXAMPLE
+from genai_gate.backends.kserve.logs import LoggedEvents
+from genai_gate.backends.kserve.plan import (
+    NEW_REVISION,
+    Plan,
+    ServiceState,
+    desired_predictor,
+    logger_url,
+    plan_rollout,
+    predictor_entity,
+)
+from genai_gate.backends.kserve.session import ClusterSession
+from genai_gate.config import LoadedConfig
+from genai_gate.errors import ConfigError
+from genai_gate.rollout.plan import Rollout, rollout_for_challenger
+
+SETTINGS_EXAMPLE = """backend: kserve
+endpoint: support-bot            # the InferenceService
+namespace: models
+storage-uri: s3://models/support-bot/v4
+canary-percent: 10
+logger-url: http://event-sink.models.svc.cluster.local
+inference-log: captures/models/support-bot"""
+
+
+def check_settings(loaded: LoadedConfig) -> str:
+    """Deploy's keys, checked together; returns the InferenceService's name."""
+    cfg = loaded.config
+    problems = []
+    if cfg.endpoint is None:
+        problems.append("endpoint: is required to plan or deploy (the InferenceService's name)")
+    if not (cfg.storage_uri or cfg.predictor_image or cfg.predictor):
+        problems.append(
+            "storage-uri, predictor-image or predictor: is required to plan or deploy (what "
+            "the challenger serves)"
+        )
+    if problems:
+        raise ConfigError(
+            f"{loaded.source}: the deploy settings are incomplete",
+            problems=problems,
+            fix=SETTINGS_EXAMPLE,
+        )
+    assert cfg.endpoint is not None
+    return cfg.endpoint
+
+
+def refuse_mode(state: ServiceState) -> None:
+    """KServe's canary needs revisions: a RawDeployment (Standard) or ModelMesh service
+    ignores canaryTrafficPercent silently, so it is refused here, before any write."""
+    mode = state.service.mode_refusal()
+    if mode is None:
+        return
+    raise ConfigError(
+        f"InferenceService {state.name} runs in {mode} mode, where KServe has no revisions "
+        "and ignores canaryTrafficPercent, so a canary cannot run; nothing was changed",
+        fix="Serve it in serverless (Knative) mode, which KServe's canary needs: create it with\n"
+        "  metadata:\n    annotations:\n      serving.kserve.io/deploymentMode: Serverless\n"
+        "(KServe does not change the mode of an existing InferenceService: create a new one.)",
+    )
+
+
+class KServeBackend:
+    """One run's InferenceService access (one signed-in client; see session.py)."""
+
+    name = "kserve"
+    label = "KServe"
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        session: ClusterSession,
+        progress: Callable[[str], None] = lambda _line: None,
+    ) -> None:
+        self.loaded = loaded
+        self.session = session
+        self.progress = progress
+
+    @property
+    def available(self) -> bool:
+        return self.session.available
+
+    @property
+    def unavailable_reason(self) -> str:
+        return self.session.unavailable_reason
+
+    @functools.cached_property
+    def cluster(self) -> Cluster:
+        # signing in waits until a call needs it: a PR without credentials plans nothing
+        return Cluster(self.session)
+
+    @functools.cached_property
+    def rollouts(self) -> Rollouts:
+        return Rollouts(self.cluster, self.progress)
+
+    def configured(self) -> tuple[bool, bool]:
+        cfg = self.loaded.config
+        has_model = bool(cfg.storage_uri or cfg.predictor_image or cfg.predictor)
+        return cfg.endpoint is not None and has_model, cfg.endpoint is not None
+
+    def connect(self) -> None:
+        self.session.connection()
+
+    def check_settings(self) -> str:
+        return check_settings(self.loaded)
+
+    def preflight(self, endpoint: str) -> None:
+        """Before the eval of a deploy: sign in for real, and check every verb deploy needs."""
+        self.read(endpoint)
+        self.cluster.preflight(endpoint, write=True)
+
+    def read(self, endpoint: str) -> ServiceState | None:
+        return self.rollouts.read(endpoint)
+
+    def wait_for_others(self, endpoint: str, timeout: float) -> None:
+        self.rollouts.wait_for_others(endpoint, timeout)
+
+    def plan_deploy(self, endpoint: str, state: ServiceState | None, now: str) -> Plan:
+        cfg = self.loaded.config
+        if state is None:
+            raise ConfigError(
+                f"InferenceService {endpoint} does not exist in namespace "
+                f"{self.cluster.namespace}; genai-gate rolls changes out to an existing one",
+                fix="Create it first (serverless mode), e.g. `kubectl apply -f isvc.yaml` with\n"
+                "  metadata:\n    annotations:\n"
+                "      serving.kserve.io/deploymentMode: Serverless",
+            )
+        refuse_mode(state)
+        current = state.service.predictor
+        desired, problems = desired_predictor(
+            current, cfg.predictor, cfg.storage_uri, cfg.predictor_image, cfg.logger_url
+        )
+        if logger_url(desired) is None:
+            problems.append(
+                "logger-url: is required: the predictor logs no requests and responses, so "
+                "the canary could not be watched"
+            )
+        if problems:
+            raise ConfigError(
+                f"the plan for InferenceService {endpoint} cannot be applied",
+                problems=problems,
+                fix=SETTINGS_EXAMPLE,
+            )
+        challenger = predictor_entity(NEW_REVISION, desired)
+        rollout, notices = rollout_for_challenger(state, challenger, cfg.canary_percent, now)
+        capture_first = None
+        champion = state.champion()
+        starts = rollout.challenger is not None and rollout.challenger.name == NEW_REVISION
+        if starts and champion is not None and state.capture is None:
+            if state.challenger() is None:
+                # the champion must log too: the canary is judged against its traffic
+                capture_first = {**current, "logger": desired["logger"]}
+            else:
+                notices.append(
+                    f"the champion {champion.name} logs no traffic, so the canary's relative "
+                    "rules cannot be checked until it is promoted or rolled back"
+                )
+        return plan_rollout(state, rollout, notices=notices, capture_first=capture_first)
+
+    def plan_rollout(self, endpoint: str, state: ServiceState, rollout: Rollout) -> Plan:
+        refuse_mode(state)
+        return plan_rollout(state, rollout)
+
+    def apply(self, plan: Plan, timeout: float) -> ApplyResult:
+        return self.rollouts.apply(plan, timeout)
+
+    def traffic(self, state: ServiceState) -> LoggedEvents:
+        cfg = self.loaded.config
+        if not cfg.inference_log:
+            raise ConfigError(
+                "analyze needs inference-log: the files the logger's sink wrote",
+                fix=LOG_EXAMPLE,
+            )
+        return LoggedEvents(cfg.inference_log, self.loaded.base_dir, state.service.namespace)
