@@ -101,11 +101,23 @@ def _events_sql(con: duckdb.DuckDBPyConnection, reader: str) -> str:
             fix="Point inference-log at the files the logger's sink wrote (CloudEvents JSON "
             "lines, or Parquet with the same columns).",
         )
+    # the JSON reader fills absent columns with NULL: look at the first rows for events
+    seen, events = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE type IN ($req, $res)) "
+        "FROM (SELECT type FROM raw_events LIMIT 1000)",
+        {"req": REQUEST, "res": RESPONSE},
+    ).fetchone() or (0, 0)
+    if seen and not events:
+        raise DataError(
+            "the inference log holds no KServe inference events (type "
+            f"{REQUEST} or {RESPONSE}) in its first {seen} rows",
+            fix="Point inference-log at the files the logger's sink wrote.",
+        )
     parts = []
     if "data" in kinds:
         parts.append("CAST(data AS VARCHAR)")
     if "data_base64" in kinds:
-        parts.append("CAST(from_base64(data_base64) AS VARCHAR)")
+        parts.append("decode(from_base64(data_base64))")
     body = f"coalesce({', '.join(parts)})" if parts else "CAST(NULL AS VARCHAR)"
     wanted = []
     if "inferenceservicename" in kinds:
