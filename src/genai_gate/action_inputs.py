@@ -154,9 +154,9 @@ EXCLUDED: dict[str, str] = {}
 TEXT: dict[str, str] = {
     "data": "Eval set: CSV, JSONL, JSON or Parquet, relative to the config file's folder "
     "(working-directory without one). Required by eval.",
-    "endpoint": "The Databricks Model Serving endpoint to deploy to (created if missing). "
-    "Setting it turns on `plan` for pull requests and `deploy` for pushes to the default "
-    "branch.",
+    "endpoint": "The Databricks Model Serving endpoint to deploy to (created if missing), or "
+    "with backend: kserve the InferenceService's name. Setting it turns on `plan` for pull "
+    "requests and `deploy` for pushes to the default branch.",
     "columns": "Which of the data file's columns hold the inputs, the expectations, precomputed "
     "outputs and the retrieved context.",
     "open-issue": "On a rollback, open (or update) one GitHub issue for the endpoint. "
@@ -186,6 +186,9 @@ FORMS: dict[str, Form] = {
         '{polite: "Is {{ outputs }} polite?"}',
     ),
     "steps": Form("comma-separated, e.g. {example}", "25,100"),
+    "predictor": Form(
+        "a YAML mapping, e.g. {example}", "{model: {storageUri: 's3://models/bot/v4'}}"
+    ),
 }
 
 
