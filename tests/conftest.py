@@ -40,6 +40,7 @@ import pytest
 from genai_gate.cli import main
 from tests.fakes.databricks import FakeDatabricks
 from tests.fakes.github_oidc import FakeGitHubOIDC
+from tests.fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart"
@@ -389,3 +390,37 @@ def mlflow_server() -> Iterator[str]:
     else:
         pytest.fail("mlflow server did not come up within 180 s")
     yield uri
+
+
+# ---------------------------------------------------------------- Kubernetes API with KServe (#15)
+
+
+@pytest.fixture
+def kube_cluster(github_oidc: FakeGitHubOIDC, tmp_path: Path) -> Iterator[FakeKubernetes]:
+    """A started Kubernetes API emulator with KServe (tests/fakes/kubernetes.py) that trusts
+    `github_oidc` through a JWT authenticator (audience `kube_cluster.audience`, usernames
+    `github:<sub>`), filing logged CloudEvents under tmp_path/"kserve-capture"."""
+    fake = FakeKubernetes(oidc_issuer=github_oidc, capture_dir=tmp_path / "kserve-capture")
+    with fake:
+        yield fake
+
+
+@pytest.fixture
+def kube_kubeconfig(
+    kube_cluster: FakeKubernetes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A kubeconfig for `kube_cluster` with the admin token, set as KUBECONFIG."""
+    path = kube_cluster.kubeconfig(tmp_path / "kubeconfig", token=ADMIN_TOKEN)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    return path
+
+
+@pytest.fixture
+def kube_oidc_env(kube_cluster: FakeKubernetes, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A GitHub job's OIDC environment for `kube_cluster` (ACTIONS_ID_TOKEN_REQUEST_URL and
+    _TOKEN, plus KUBERNETES_SERVER and KUBERNETES_AUDIENCE), already set; KUBECONFIG unset."""
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    env = kube_cluster.oidc_env()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
