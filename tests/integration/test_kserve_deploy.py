@@ -146,7 +146,7 @@ def test_deploy_starts_a_canary_at_10_percent_on_a_new_revision(cluster: Cluster
     again = cluster.run("deploy")
     assert again.code == 0, again.text
     assert "already up to date" in again.out
-    assert len([r for r in cluster.kube.revisions("bot", NS)]) == 2
+    assert len(cluster.kube.revisions("bot", NS)) == 2
 
 
 def test_a_champion_that_does_not_log_gets_the_logger_first(
