@@ -15,8 +15,8 @@ Parquet with the same columns (`data` the JSON payload, else `data_base64`). Fro
   `-deployment-` (FACTS.md, section 4). Events of other services sharing the sink are left
   out by `inferenceservicename` and `namespace`.
 
-Only aggregates and a small sample come back to Python. The window starts at the request's
-time (the response's, when the request was not logged).
+Only aggregates and a small sample come back to Python. Each event is windowed by its own
+time.
 """
 
 from __future__ import annotations
@@ -130,19 +130,22 @@ def _events_sql(con: duckdb.DuckDBPyConnection, reader: str) -> str:
 
 
 def _pairs(events: str, since_ms: int) -> str:
-    """One row per id: its revision, the request's and the response's time."""
+    """One row per id: its revision, the request's and the response's time. Events are
+    windowed before they are paired, so an id seen again long after (a caller's Ce-Id) is
+    not paired across windows; a request logged just before `since` leaves its response
+    alone, counted as a logging error."""
     return (
         f"WITH ev AS ({events}), "
         "pairs AS (SELECT id, any_value(source) AS source, "
         f"min(t) FILTER (WHERE type = '{REQUEST}') AS req_t, "
         f"max(t) FILTER (WHERE type = '{RESPONSE}') AS res_t "
-        f"FROM ev WHERE type IN ('{REQUEST}', '{RESPONSE}') GROUP BY id), "
+        f"FROM ev WHERE type IN ('{REQUEST}', '{RESPONSE}') "
+        f"AND t >= make_timestamptz({int(since_ms) * 1000}) GROUP BY id), "
         # a handful of pods: the pattern runs once per pod, not once per event
         "sources AS (SELECT DISTINCT source, "
         f"regexp_extract(source, '{REVISION_OF_SOURCE}', 1) AS revision FROM pairs) "
         "SELECT p.*, s.revision FROM pairs p JOIN sources s USING (source) "
-        f"WHERE coalesce(p.req_t, p.res_t) >= make_timestamptz({int(since_ms) * 1000}) "
-        "AND s.revision <> ''"
+        "WHERE s.revision <> ''"
     )
 
 
