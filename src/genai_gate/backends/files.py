@@ -45,8 +45,10 @@ def sql_list(files: Sequence[Path | str]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """DuckDB in this process, set up for reading captures."""
+def connect(spill_to: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """DuckDB in this process, set up for reading captures. With `spill_to`, a query that
+    needs more than SPILL_LIMIT of working memory (an aggregation over millions of keys)
+    spills to that folder instead of growing the process."""
     import duckdb
 
     # 2 threads: the runner's cores; more threads hold more row groups at once (see
@@ -55,4 +57,13 @@ def connect() -> duckdb.DuckDBPyConnection:
     # a stored time with a zone is compared as an instant: a cast would otherwise use the
     # machine's local zone, and rows in the hours after `since` vanished outside UTC
     con.execute("SET TimeZone = 'UTC'")
+    if spill_to is not None:
+        con.execute(f"SET memory_limit = '{SPILL_LIMIT}'")
+        con.execute("SET temp_directory = ?", [str(spill_to)])
+        con.execute("SET preserve_insertion_order = false")
     return con
+
+
+# DuckDB's own limit is 80% of the machine's memory: a runner has 7-16 GiB, and the analysis
+# should leave the judges and the rest of the run room; past this it spills to disk
+SPILL_LIMIT = "512MB"
