@@ -77,6 +77,15 @@ def _deploy_default(loaded: LoadedConfig, workspace: ServingWorkspace) -> Resolu
     endpoint = loaded.config.endpoint
     if endpoint is None:
         return None
+    if loaded.config.backend != "databricks":
+        # the champion as a baseline is read through a Databricks endpoint; an
+        # InferenceService's champion is not (yet) a baseline
+        why = (
+            f"the baseline does not default to what InferenceService {endpoint!r} serves "
+            "with backend: kserve; name one, e.g. baseline: openai:/<model> with base-url: "
+            "the service's OpenAI route, or baseline: run:<mlflow-run-id>"
+        )
+        return Resolution(None, why, (f"no comparison: {why}",))
     if not workspace.available:
         why = (
             f"the baseline defaults to what endpoint {endpoint!r} serves, and there are no "

@@ -262,7 +262,15 @@ def _endpoint_options(*extra: Any, example: str) -> Callable[[F], F]:
             [
                 config_option,
                 out_option,
-                click.option("--endpoint", help="Serving endpoint name."),
+                click.option(
+                    "--backend",
+                    type=click.Choice(["databricks", "kserve"]),
+                    help="The serving platform (default: the config's backend, else databricks).",
+                ),
+                click.option(
+                    "--endpoint",
+                    help="Serving endpoint name (the InferenceService with --backend kserve).",
+                ),
                 *extra,
                 click.option(
                     "--set",
@@ -357,10 +365,11 @@ def _run_rollout_command(
     sets: tuple[str, ...],
     as_json: bool,
     endpoint: str | None,
+    backend: str | None,
 ) -> None:
     from genai_gate.commands.canary import run_analyze
 
-    overrides, origins = _settings(sets, endpoint=endpoint)
+    overrides, origins = _settings(sets, endpoint=endpoint, backend=backend)
     run = _run(config, out, overrides, origins)
     report = run_analyze(run, mode=mode, apply=apply, progress=_stderr)
     _print_report(report, as_json)

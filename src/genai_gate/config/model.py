@@ -509,7 +509,7 @@ class ScoringSettings(_Model):
         "endpoint's champion served entity), endpoints:/<name>/<served-entity>, "
         "models:/name@alias, models:/name/N, run:<mlflow-run-id> (an earlier genai-gate run's "
         "rows, no model calls), any other model: form, or none. Default: endpoints:/<endpoint> "
-        "when deploy is configured.",
+        "when deploy is configured (Databricks only).",
     )
     inconclusive: Literal["estimate", "pass", "fail"] = Field(
         default="estimate",
