@@ -387,6 +387,14 @@ class _Conditions:
             return {"status": "Unknown"}
         return None
 
+    def initialize(self) -> None:
+        """InitializeConditions: Ready and the dependents Unknown where unset."""
+        if self.get("Ready") is None:
+            self._set("Ready", "Unknown")
+        for dep in self.dependents:
+            if self.get(dep) is None:
+                self._set(dep, "Unknown")
+
     def mark_true(self, kind: str, reason: str = "", message: str = "") -> None:
         self._set(kind, "True", reason, message)
         unhappy = self._unhappy_dependent()
@@ -1583,6 +1591,8 @@ class FakeKubernetes:
         mode = self._mode(obj, state)
         status["deploymentMode"] = self._mode_name(mode)
         conditions = _Conditions(status, TERMINAL, self._now())
+        if conditions.get("Ready") is None:  # controller.go: InitializeConditions
+            conditions.initialize()
         if mode == "Standard":
             self._reconcile_standard(obj, state, status, conditions)
         else:
