@@ -753,6 +753,12 @@ class FakeKubernetes:
     annotation_disallowed: tuple[str, ...] = ANNOTATION_DISALLOWED
     label_disallowed: tuple[str, ...] = LABEL_DISALLOWED
     domain: str = "example.com"
+    resource_defaults: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {
+            "requests": {"cpu": "1", "memory": "2Gi"},
+            "limits": {"cpu": "1", "memory": "2Gi"},
+        }
+    )
     # inference and capture
     capture_dir: Path | None = None
     seed: int = 0
@@ -1145,14 +1151,75 @@ class FakeKubernetes:
                 f'error: unknown field "{unknown[0]}"'
             )
         warnings = [] if validation == "Ignore" else [f'unknown field "{u}"' for u in unknown]
+        # decode (prune, default), mutating admission, then validation, as the API server does
         defaulted = crd_schema.apply_defaults(pruned)
+        self._mutate(defaulted)
+        defaulted = crd_schema.apply_defaults(crd_schema.prune(defaulted)[0])
         errors = crd_schema.field_errors(defaulted)
         if errors:
             raise ISVC.invalid(name or str(metadata.get("name", "")), errors)
         return defaulted, warnings
 
+    def _mutate(self, obj: dict[str, Any]) -> None:
+        """KServe's mutating webhook (inference_service_defaults.go DefaultInferenceService)."""
+        meta = obj["metadata"]
+        if not isinstance(meta.get("annotations") or {}, dict):
+            return  # schema validation will say why
+        annotations: dict[str, Any] = dict(meta.get("annotations") or {})
+        mode = annotations.get(DEPLOYMENT_MODE)
+        if mode in ("RawDeployment", "Serverless"):
+            annotations[DEPLOYMENT_MODE] = _normal_mode(mode)
+        elif mode is None and _normal_mode(self.default_deployment_mode) in (
+            "Standard",
+            "ModelMesh",
+        ):
+            annotations[DEPLOYMENT_MODE] = _normal_mode(self.default_deployment_mode)
+        predictor = (obj.get("spec") or {}).get("predictor")
+        if isinstance(predictor, dict) and mode != "ModelMesh":
+            # setPredictorModelDefaults: a framework shorthand becomes `model`
+            for framework in FRAMEWORKS:
+                if isinstance(predictor.get(framework), dict):
+                    spec = predictor.pop(framework)
+                    if framework == "triton" and "protocolVersion" not in spec:
+                        spec["protocolVersion"] = "v2"
+                    predictor["model"] = {"modelFormat": {"name": framework}, **spec}
+                    break
+            model = predictor.get("model")
+            if isinstance(model, dict):
+                fmt = (model.get("modelFormat") or {}).get("name", "")
+                if fmt in ("triton", "vllm") and "protocolVersion" not in model:
+                    model["protocolVersion"] = "v2"
+                if fmt:
+                    annotations.setdefault("modelFormat", fmt)
+            containers = predictor.get("containers")
+            if (
+                _implementations(predictor) == ["custom"]
+                and isinstance(containers, list)
+                and all(isinstance(c, dict) for c in containers)
+            ):
+                # CustomPredictor.Default: the container's name and default resources
+                if len(containers) == 1 or not containers[0].get("name"):
+                    containers[0]["name"] = "kserve-container"
+                resources = containers[0].setdefault("resources", {})
+                for kind, values in self.resource_defaults.items():
+                    bucket = resources.setdefault(kind, {})
+                    if isinstance(bucket, dict):
+                        for key, value in values.items():
+                            bucket.setdefault(key, value)
+        if annotations:
+            meta["annotations"] = annotations
+
     def _webhook(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        """KServe's validating webhook: the deployment mode is fixed once resolved."""
+        """KServe's validating webhook (inference_service_validation.go), two of its rules:
+        exactly one predictor implementation; the deployment mode is fixed once resolved."""
+        predictor = (new.get("spec") or {}).get("predictor") or {}
+        wanted_mode = (new["metadata"].get("annotations") or {}).get(DEPLOYMENT_MODE)
+        if wanted_mode != "ModelMesh" and len(_implementations(predictor)) != 1:
+            message = (
+                f'admission webhook "{WEBHOOK}" denied the request: exactly one of '
+                f"[{', '.join(_IMPLEMENTATION_FIELDS)}] must be specified in PredictorSpec"
+            )
+            raise ApiError(403, "Forbidden", message)
         if old is None:
             return
         mode = (old.get("status") or {}).get("deploymentMode")
@@ -1175,6 +1242,7 @@ class FakeKubernetes:
         name = str((body.get("metadata") or {}).get("name") or "")
         obj, warnings = self._prepare_isvc(namespace, name, body, _validation(query))
         name = obj["metadata"]["name"]
+        self._webhook(None, obj)
         if (PLURAL, namespace, name) in self.objects:
             raise ISVC.exists(name)
         now = self._now()
@@ -1593,7 +1661,9 @@ class FakeKubernetes:
         conditions = _Conditions(status, TERMINAL, self._now())
         if conditions.get("Ready") is None:  # controller.go: InitializeConditions
             conditions.initialize()
-        if mode == "Standard":
+        if mode == "ModelMesh":
+            pass  # controller.go skips ModelMesh services (no transformer): conditions only
+        elif mode == "Standard":
             self._reconcile_standard(obj, state, status, conditions)
         else:
             self._reconcile_knative(obj, state, status, conditions)
@@ -2211,7 +2281,8 @@ class FakeKubernetes:
         )
         probabilities = np.array([float(weights[k]) for k in names])
         probabilities = probabilities / probabilities.sum()
-        rng = np.random.default_rng(abs(hash((self.seed, name, n))) % 2**32)
+        seed = hashlib.sha256(f"{self.seed}/{namespace}/{name}/{n}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(seed[:8], "big"))
         folder = out_dir or self.event_dir(name, namespace)
         folder.mkdir(parents=True, exist_ok=True)
         part = self._next_part(folder)
@@ -2673,6 +2744,46 @@ class FakeKubernetes:
 # ------------------------------------------------------------------------------------- helpers
 
 _MODES = ("Knative", "Serverless", "Standard", "RawDeployment", "ModelMesh")
+FRAMEWORKS = (
+    "sklearn",
+    "xgboost",
+    "tensorflow",
+    "pytorch",
+    "triton",
+    "onnx",
+    "huggingface",
+    "pmml",
+    "lightgbm",
+    "paddle",
+)
+_IMPLEMENTATION_FIELDS = (
+    "SKLearn",
+    "XGBoost",
+    "Tensorflow",
+    "PyTorch",
+    "Triton",
+    "ONNX",
+    "HuggingFace",
+    "PMML",
+    "LightGBM",
+    "Paddle",
+    "Model",
+    "PodSpec",
+)
+
+
+def _implementations(predictor: dict[str, Any]) -> list[str]:
+    """PredictorSpec.GetImplementations: frameworks and model, then a custom container (one
+    per container named kserve-container, else the first container when nothing else)."""
+    found = [k for k in (*FRAMEWORKS, "model") if predictor.get(k)]
+    containers = predictor.get("containers")
+    if not isinstance(containers, list):
+        containers = []
+    named = [c for c in containers if isinstance(c, dict) and c.get("name") == "kserve-container"]
+    found.extend("custom" for _ in named)
+    if containers and not found:
+        found.append("custom")
+    return found
 
 
 def _normal_mode(mode: str) -> str:

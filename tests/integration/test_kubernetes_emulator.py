@@ -621,10 +621,55 @@ def test_raw_deployment_has_no_revisions_and_ignores_the_canary(
     assert _status_body(err.value)["message"] == (
         'admission webhook "inferenceservice.kserve-webhook-server.validator" denied the '
         "request: update rejected: deploymentMode cannot be changed from 'Standard' to "
-        "'Serverless'"
+        "'Knative'"  # the mutating webhook wrote the legacy name's new form first
     )
     kube_cluster.legacy_mode_names = True
     assert kube_cluster.settle("raw")["status"]["deploymentMode"] == "RawDeployment"
+
+
+def test_the_kserve_webhooks_default_and_validate(kube_cluster: FakeKubernetes) -> None:
+    api = _api(kube_cluster)
+    legacy = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": "iris",
+            "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
+        },
+        "spec": {"predictor": {"sklearn": {"storageUri": "gs://models/iris"}}},
+    }
+    stored = _d(api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, legacy))
+    # the framework shorthand became `model`, the mode its new name, and modelFormat an
+    # annotation (which is on the disallowed list, so it makes no revision)
+    assert stored["spec"]["predictor"] == {
+        "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://models/iris"}
+    }
+    assert stored["metadata"]["annotations"] == {
+        "serving.kserve.io/deploymentMode": "Knative",
+        "modelFormat": "sklearn",
+    }
+    custom = _manifest("vllm")
+    custom["spec"]["predictor"] = {"containers": [{"image": "vllm/vllm-openai:v0.11"}]}
+    stored = _d(api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, custom))
+    assert stored["spec"]["predictor"]["containers"] == [
+        {
+            "name": "kserve-container",
+            "image": "vllm/vllm-openai:v0.11",
+            "resources": {
+                "requests": {"cpu": "1", "memory": "2Gi"},
+                "limits": {"cpu": "1", "memory": "2Gi"},
+            },
+        }
+    ]
+    both = _manifest("both")
+    both["spec"]["predictor"]["containers"] = [{"name": "kserve-container", "image": "x"}]
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, both)
+    assert err.value.status == 403
+    assert _status_body(err.value)["message"].startswith(
+        'admission webhook "inferenceservice.kserve-webhook-server.validator" denied the '
+        "request: exactly one of ["
+    )
 
 
 def test_configmaps_keep_owner_references_and_are_collected(kube: FakeKubernetes) -> None:
@@ -875,8 +920,6 @@ def test_the_logger_writes_cloudevents_paired_by_id(kube: FakeKubernetes) -> Non
     for i in range(40):
         status, _ = _chat(kube.inference_url("my-model") + "/openai/v1/chat/completions", f"q{i}")
         statuses[status] += 1
-    host = {"Host": "my-model.default.example.com", "Ce-Id": "fixed-id-1"}
-    _chat(f"{kube.host}/v1/chat/completions", "by host", host)
     events = kube.events("my-model")
     assert statuses[500] > 0 and statuses[200] > 0
     by_id: dict[str, dict[str, dict[str, Any]]] = {}
@@ -896,14 +939,18 @@ def test_the_logger_writes_cloudevents_paired_by_id(kube: FakeKubernetes) -> Non
         for e in answered
     )
     assert len(requests) == kube.served[_rev(2)]
-    if "fixed-id-1" in by_id:  # the Ce-Id header names the pair when that call hit revision 2
-        assert by_id["fixed-id-1"][REQUEST_EVENT]["data"]["messages"][0]["content"] == "by host"
-    # request-only mode
-    _patch(
-        api, {"spec": {"predictor": {"canaryTrafficPercent": None, "logger": {"mode": "request"}}}}
-    )
-    kube.settle("my-model")
+    # promoted, every call hits revision 2: by the Host header of status.url, a Ce-Id header
+    # names the pair
+    _patch(api, {"spec": {"predictor": {"canaryTrafficPercent": None}}})
     kube.register_model("hf://acme/qa-v2", lambda messages: "new answer")
+    host = {"Host": "my-model.default.example.com", "Ce-Id": "fixed-id-1"}
+    assert _chat(f"{kube.host}/v1/chat/completions", "by host", host)[0] == 200
+    pair = [e for e in kube.events("my-model") if e["id"] == "fixed-id-1"]
+    assert [e["type"] for e in pair] == [REQUEST_EVENT, RESPONSE_EVENT]
+    assert pair[0]["data"]["messages"][0]["content"] == "by host"
+    # request-only mode
+    _patch(api, {"spec": {"predictor": {"logger": {"mode": "request"}}}})
+    kube.settle("my-model")
     before = len(kube.events("my-model"))
     _chat(kube.inference_url("my-model") + "/openai/v1/chat/completions", "only the request")
     assert [e["type"] for e in kube.events("my-model")[before:]] == [REQUEST_EVENT]
