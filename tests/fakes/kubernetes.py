@@ -8,11 +8,11 @@ with `api_key={"BearerToken": token}, api_key_prefix={"BearerToken": "Bearer"}`.
 
 Python API at a glance (details below):
   constructor fields  tokens, admins, rbac, oidc_issuer, jwt_authenticators, audience,
-                      ready_polls, fail_next_revisions, fail_reason, fail_message, conflict_next,
+                      ready_polls, fail_next_revisions, fail_message, conflict_next,
                       observed_generation ("knative" | "isvc"), default_deployment_mode,
                       legacy_mode_names, annotation_disallowed, label_disallowed, domain,
-                      capture_dir, seed, default_answer, clock. All may be changed on a running
-                      fake; the fault budgets count down.
+                      resource_defaults, capture_dir, seed, default_answer, clock. All may be
+                      changed on a running fake; the fault budgets count down.
   setup               add_inferenceservice(manifest) (as a user would create it, then settled),
                       register_model(key, answer=, latency=, error_rate=, fails=) (key: a
                       storageUri, an image or a revision name), grant(user, *Rule), settle(name)
@@ -44,9 +44,13 @@ InferenceServices `/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceserv
   Every write goes through the vendored CRD (kserve/schema.py): unknown fields are pruned with a
   `Warning` header (`fieldValidation=Strict`: 400), non-nullable nulls pruned, defaults
   applied, then errors are 422 Invalid naming each field, as the API server words it. `dryRun=All`
-  answers without storing. The KServe validating webhook is emulated for one rule: changing
-  `serving.kserve.io/deploymentMode` after the mode is set is 403 `admission webhook
-  "inferenceservice.kserve-webhook-server.validator" denied the request: ...`. Faults:
+  answers without storing. KServe's webhooks (FACTS.md §1): the mutating one runs before
+  validation (mode annotation normalised or added, framework shorthands moved to `model`,
+  `modelFormat` annotation, triton/vllm `protocolVersion: v2`, the custom container's name and
+  `resource_defaults`); the validating one refuses, with 403 `admission webhook
+  "inferenceservice.kserve-webhook-server.validator" denied the request: ...`, a predictor
+  without exactly one implementation and a change of `serving.kserve.io/deploymentMode` after
+  the mode is set (its other rules are not emulated). Faults:
   `conflict_next` (the next N PUT/PATCH of anything answer 409 even when fresh). Writes to
   `status` through the main resource are ignored (status subresource); watch is not served
   (poll with GET).
@@ -744,7 +748,6 @@ class FakeKubernetes:
     # the controller
     ready_polls: int = 1
     fail_next_revisions: int = 0
-    fail_reason: str = "ExitCode1"
     fail_message: str = "Container failed with: model failed to load"
     conflict_next: int = 0
     observed_generation: Literal["knative", "isvc"] = "knative"

@@ -399,7 +399,9 @@ def validate_inferenceservice(manifest: dict[str, Any], *, strict: bool = True) 
     """Everything the API server would refuse in `manifest` (empty: it would be accepted).
 
     `strict` (the default) also lists the unknown fields the server would silently prune, so a
-    misspelt field (`canaryTraficPercent`) is caught instead of vanishing.
+    misspelt field (`canaryTraficPercent`) is caught instead of vanishing. KServe's mutating
+    webhook is not applied here (the emulator applies it): a lone custom container without a
+    name is an error here, though a cluster would name it `kserve-container` first.
     """
     problems: list[str] = []
     if manifest.get("apiVersion") != API_VERSION:
