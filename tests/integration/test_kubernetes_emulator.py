@@ -8,6 +8,7 @@ trust them.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import urllib.error
 import urllib.request
@@ -18,6 +19,8 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -43,6 +46,7 @@ from tests.fakes.kubernetes import (
     FakeKubernetes,
     Rule,
     revision_of,
+    running,
 )
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fakes" / "kserve" / "samples"
@@ -1028,3 +1032,56 @@ def test_bulk_events_as_json_lines_and_parquet(kube: FakeKubernetes) -> None:
         f"FROM read_parquet('{folder}/*.parquet')"
     ).fetchall()
     assert parquet == [(5000, [NS])]
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("canary"), st.integers(0, 100)),
+        st.tuples(st.just("promote"), st.just(0)),
+        st.tuples(st.just("model"), st.integers(1, 4)),
+        st.tuples(st.just("fail"), st.just(0)),
+        st.tuples(st.just("settle"), st.just(0)),
+        st.tuples(st.just("read"), st.just(0)),
+    ),
+    max_size=12,
+)
+
+
+def test_traffic_invariants_hold_for_any_rollout() -> None:
+    """Whatever is patched, the routed traffic adds up to 100 % over ready revisions, and the
+    rolled-out bookkeeping names ready revisions only (one emulator, an ISVC per example)."""
+    with running(ready_polls=1) as kube:
+        api = _api(kube)
+        names = itertools.count()
+
+        @settings(max_examples=40, deadline=None)
+        @given(ops=_OPS)
+        def check(ops: list[tuple[str, int]]) -> None:
+            name = f"m{next(names)}"
+            kube.add_inferenceservice(_manifest(name))
+            for op, value in ops:
+                if op == "canary":
+                    _patch(api, {"spec": {"predictor": {"canaryTrafficPercent": value}}}, name)
+                elif op == "promote":
+                    _patch(api, {"spec": {"predictor": {"canaryTrafficPercent": None}}}, name)
+                elif op == "model":
+                    model = {"model": {"storageUri": f"hf://m/{value}"}}
+                    _patch(api, {"spec": {"predictor": model}}, name)
+                elif op == "fail":
+                    kube.fail_next_revisions = 1
+                elif op == "settle":
+                    kube.settle(name)
+                obj = _get(api, name)
+                ready = {r.name for r in kube.revisions(name) if r.state == "Ready"}
+                comp = _predictor(obj)
+                traffic = comp.get("traffic", [])
+                assert sum(t["percent"] for t in traffic) == 100
+                assert {t["revisionName"] for t in traffic} <= ready
+                assert comp["latestReadyRevision"] in ready
+                assert comp.get("latestRolledoutRevision", comp["latestReadyRevision"]) in ready
+                if "canaryTrafficPercent" not in obj["spec"]["predictor"]:
+                    assert [(t["percent"], t["latestRevision"]) for t in traffic] == [(100, True)]
+                assert sum(kube.serving(name).values()) == 100
+            kube.fail_next_revisions = 0
+
+        check()
