@@ -8,11 +8,11 @@ with `api_key={"BearerToken": token}, api_key_prefix={"BearerToken": "Bearer"}`.
 
 Python API at a glance (details below):
   constructor fields  tokens, admins, rbac, oidc_issuer, jwt_authenticators, audience,
-                      ready_polls, fail_next_revisions, fail_reason, fail_message, conflict_next,
+                      ready_polls, fail_next_revisions, fail_message, conflict_next,
                       observed_generation ("knative" | "isvc"), default_deployment_mode,
                       legacy_mode_names, annotation_disallowed, label_disallowed, domain,
-                      capture_dir, seed, default_answer, clock. All may be changed on a running
-                      fake; the fault budgets count down.
+                      resource_defaults, capture_dir, seed, default_answer, clock. All may be
+                      changed on a running fake; the fault budgets count down.
   setup               add_inferenceservice(manifest) (as a user would create it, then settled),
                       register_model(key, answer=, latency=, error_rate=, fails=) (key: a
                       storageUri, an image or a revision name), grant(user, *Rule), settle(name)
@@ -44,9 +44,13 @@ InferenceServices `/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceserv
   Every write goes through the vendored CRD (kserve/schema.py): unknown fields are pruned with a
   `Warning` header (`fieldValidation=Strict`: 400), non-nullable nulls pruned, defaults
   applied, then errors are 422 Invalid naming each field, as the API server words it. `dryRun=All`
-  answers without storing. The KServe validating webhook is emulated for one rule: changing
-  `serving.kserve.io/deploymentMode` after the mode is set is 403 `admission webhook
-  "inferenceservice.kserve-webhook-server.validator" denied the request: ...`. Faults:
+  answers without storing. KServe's webhooks (FACTS.md §1): the mutating one runs before
+  validation (mode annotation normalised or added, framework shorthands moved to `model`,
+  `modelFormat` annotation, triton/vllm `protocolVersion: v2`, the custom container's name and
+  `resource_defaults`); the validating one refuses, with 403 `admission webhook
+  "inferenceservice.kserve-webhook-server.validator" denied the request: ...`, a predictor
+  without exactly one implementation and a change of `serving.kserve.io/deploymentMode` after
+  the mode is set (its other rules are not emulated). Faults:
   `conflict_next` (the next N PUT/PATCH of anything answer 409 even when fresh). Writes to
   `status` through the main resource are ignored (status subresource); watch is not served
   (poll with GET).
@@ -386,6 +390,14 @@ class _Conditions:
         if len(found) != len(self.dependents):
             return {"status": "Unknown"}
         return None
+
+    def initialize(self) -> None:
+        """InitializeConditions: Ready and the dependents Unknown where unset."""
+        if self.get("Ready") is None:
+            self._set("Ready", "Unknown")
+        for dep in self.dependents:
+            if self.get(dep) is None:
+                self._set(dep, "Unknown")
 
     def mark_true(self, kind: str, reason: str = "", message: str = "") -> None:
         self._set(kind, "True", reason, message)
@@ -736,7 +748,6 @@ class FakeKubernetes:
     # the controller
     ready_polls: int = 1
     fail_next_revisions: int = 0
-    fail_reason: str = "ExitCode1"
     fail_message: str = "Container failed with: model failed to load"
     conflict_next: int = 0
     observed_generation: Literal["knative", "isvc"] = "knative"
@@ -745,6 +756,12 @@ class FakeKubernetes:
     annotation_disallowed: tuple[str, ...] = ANNOTATION_DISALLOWED
     label_disallowed: tuple[str, ...] = LABEL_DISALLOWED
     domain: str = "example.com"
+    resource_defaults: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {
+            "requests": {"cpu": "1", "memory": "2Gi"},
+            "limits": {"cpu": "1", "memory": "2Gi"},
+        }
+    )
     # inference and capture
     capture_dir: Path | None = None
     seed: int = 0
@@ -1137,14 +1154,75 @@ class FakeKubernetes:
                 f'error: unknown field "{unknown[0]}"'
             )
         warnings = [] if validation == "Ignore" else [f'unknown field "{u}"' for u in unknown]
+        # decode (prune, default), mutating admission, then validation, as the API server does
         defaulted = crd_schema.apply_defaults(pruned)
+        self._mutate(defaulted)
+        defaulted = crd_schema.apply_defaults(crd_schema.prune(defaulted)[0])
         errors = crd_schema.field_errors(defaulted)
         if errors:
             raise ISVC.invalid(name or str(metadata.get("name", "")), errors)
         return defaulted, warnings
 
+    def _mutate(self, obj: dict[str, Any]) -> None:
+        """KServe's mutating webhook (inference_service_defaults.go DefaultInferenceService)."""
+        meta = obj["metadata"]
+        if not isinstance(meta.get("annotations") or {}, dict):
+            return  # schema validation will say why
+        annotations: dict[str, Any] = dict(meta.get("annotations") or {})
+        mode = annotations.get(DEPLOYMENT_MODE)
+        if mode in ("RawDeployment", "Serverless"):
+            annotations[DEPLOYMENT_MODE] = _normal_mode(mode)
+        elif mode is None and _normal_mode(self.default_deployment_mode) in (
+            "Standard",
+            "ModelMesh",
+        ):
+            annotations[DEPLOYMENT_MODE] = _normal_mode(self.default_deployment_mode)
+        predictor = (obj.get("spec") or {}).get("predictor")
+        if isinstance(predictor, dict) and mode != "ModelMesh":
+            # setPredictorModelDefaults: a framework shorthand becomes `model`
+            for framework in FRAMEWORKS:
+                if isinstance(predictor.get(framework), dict):
+                    spec = predictor.pop(framework)
+                    if framework == "triton" and "protocolVersion" not in spec:
+                        spec["protocolVersion"] = "v2"
+                    predictor["model"] = {"modelFormat": {"name": framework}, **spec}
+                    break
+            model = predictor.get("model")
+            if isinstance(model, dict):
+                fmt = (model.get("modelFormat") or {}).get("name", "")
+                if fmt in ("triton", "vllm") and "protocolVersion" not in model:
+                    model["protocolVersion"] = "v2"
+                if fmt:
+                    annotations.setdefault("modelFormat", fmt)
+            containers = predictor.get("containers")
+            if (
+                _implementations(predictor) == ["custom"]
+                and isinstance(containers, list)
+                and all(isinstance(c, dict) for c in containers)
+            ):
+                # CustomPredictor.Default: the container's name and default resources
+                if len(containers) == 1 or not containers[0].get("name"):
+                    containers[0]["name"] = "kserve-container"
+                resources = containers[0].setdefault("resources", {})
+                for kind, values in self.resource_defaults.items():
+                    bucket = resources.setdefault(kind, {})
+                    if isinstance(bucket, dict):
+                        for key, value in values.items():
+                            bucket.setdefault(key, value)
+        if annotations:
+            meta["annotations"] = annotations
+
     def _webhook(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        """KServe's validating webhook: the deployment mode is fixed once resolved."""
+        """KServe's validating webhook (inference_service_validation.go), two of its rules:
+        exactly one predictor implementation; the deployment mode is fixed once resolved."""
+        predictor = (new.get("spec") or {}).get("predictor") or {}
+        wanted_mode = (new["metadata"].get("annotations") or {}).get(DEPLOYMENT_MODE)
+        if wanted_mode != "ModelMesh" and len(_implementations(predictor)) != 1:
+            message = (
+                f'admission webhook "{WEBHOOK}" denied the request: exactly one of '
+                f"[{', '.join(_IMPLEMENTATION_FIELDS)}] must be specified in PredictorSpec"
+            )
+            raise ApiError(403, "Forbidden", message)
         if old is None:
             return
         mode = (old.get("status") or {}).get("deploymentMode")
@@ -1167,6 +1245,7 @@ class FakeKubernetes:
         name = str((body.get("metadata") or {}).get("name") or "")
         obj, warnings = self._prepare_isvc(namespace, name, body, _validation(query))
         name = obj["metadata"]["name"]
+        self._webhook(None, obj)
         if (PLURAL, namespace, name) in self.objects:
             raise ISVC.exists(name)
         now = self._now()
@@ -1583,7 +1662,11 @@ class FakeKubernetes:
         mode = self._mode(obj, state)
         status["deploymentMode"] = self._mode_name(mode)
         conditions = _Conditions(status, TERMINAL, self._now())
-        if mode == "Standard":
+        if conditions.get("Ready") is None:  # controller.go: InitializeConditions
+            conditions.initialize()
+        if mode == "ModelMesh":
+            pass  # controller.go skips ModelMesh services (no transformer): conditions only
+        elif mode == "Standard":
             self._reconcile_standard(obj, state, status, conditions)
         else:
             self._reconcile_knative(obj, state, status, conditions)
@@ -2154,6 +2237,7 @@ class FakeKubernetes:
         come before responses. Vectorised: 10 M pairs take seconds, not minutes."""
         import numpy as np
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         with self._lock:
             obj = self.objects.get((PLURAL, namespace, name))
@@ -2201,63 +2285,68 @@ class FakeKubernetes:
         )
         probabilities = np.array([float(weights[k]) for k in names])
         probabilities = probabilities / probabilities.sum()
-        rng = np.random.default_rng(abs(hash((self.seed, name, n))) % 2**32)
+        seed = hashlib.sha256(f"{self.seed}/{namespace}/{name}/{n}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(seed[:8], "big"))
         folder = out_dir or self.event_dir(name, namespace)
         folder.mkdir(parents=True, exist_ok=True)
         part = self._next_part(folder)
         begin = self.clock() - n * interval if start is None else start
+        request_texts = pa.array(list(requests), type=pa.string())
+        reply_texts = pa.array(list(replies.reshape(-1)), type=pa.string())
+        source_texts = pa.array(sources, type=pa.string())
         for offset in range(0, n, part_rows):
             count = min(part_rows, n - offset)
-            index = np.arange(offset, offset + count)
+            index = np.arange(offset, offset + count, dtype=np.int64)
             rev_index = rng.choice(len(names), size=count, p=probabilities)
             prompt_index = rng.integers(0, len(prompts), size=count)
-            failed = rng.random(count) < np.array(error_rates)[rev_index]
-            asked = begin + index * interval
-            answered = asked + np.array(latencies)[rev_index]
-            ids = pa.array([f"00000000-0000-4000-8000-{i:012x}" for i in index.tolist()])
-            source_col = np.array(sources, dtype=object)[rev_index]
-            ok = ~failed
+            ok = ~(rng.random(count) < np.array(error_rates)[rev_index])
+            asked = np.round((begin + index * interval) * 1e6).astype(np.int64)
+            answered = asked + np.round(np.array(latencies)[rev_index] * 1e6).astype(np.int64)
+            # uuid-shaped ids from the pair's number, built by Arrow, not by a Python loop
+            hex_ids = pc.utf8_lpad(pc.cast(pa.array(index), pa.string()), 12, "0")
+            ids = pc.binary_join_element_wise("00000000-0000-4000-8000-", hex_ids, "")
+            reply_index = rev_index * len(prompts) + prompt_index
+            columns = {
+                REQUEST_EVENT: (asked, request_texts.take(pa.array(prompt_index)), None),
+                RESPONSE_EVENT: (answered, reply_texts.take(pa.array(reply_index)), ok),
+            }
+            tables = []
+            for kind, (micros, data, mask) in columns.items():
+                keep = pa.array(mask) if mask is not None else None
+                rows = count if mask is None else int(mask.sum())
 
-            def table(
-                kind: str,
-                times: Any,
-                data: Any,
-                mask: Any,
-                ids: Any = ids,
-                source_col: Any = source_col,
-            ) -> pa.Table:
-                stamps = np.datetime_as_string(
-                    (times[mask] * 1e6).astype("datetime64[us]"), unit="us"
-                )
-                text = pa.array(np.char.add(stamps.astype(str), "Z"), type=pa.string())
-                rows = int(mask.sum())
-                return pa.table(
-                    {
-                        "specversion": pa.array(["1.0"] * rows),
-                        "id": ids.filter(pa.array(mask)),
-                        "type": pa.array([kind] * rows),
-                        "source": pa.array(source_col[mask], type=pa.string()),
-                        "time": text,
-                        "datacontenttype": pa.array(["application/json"] * rows),
-                        "recordedtime": text,
-                        "inferenceservicename": pa.array([name] * rows),
-                        "namespace": pa.array([namespace] * rows),
-                        "component": pa.array(["predictor"] * rows),
-                        "endpoint": pa.array([""] * rows),
-                        "metadata": pa.array(["{}"] * rows),
-                        "data": pa.array(data[mask], type=pa.string()),
-                    }
-                )
+                def column(values: Any, keep: Any = keep) -> Any:
+                    return values if keep is None else values.filter(keep)
 
-            everything = np.ones(count, dtype=bool)
-            both = pa.concat_tables(
-                [
-                    table(REQUEST_EVENT, asked, requests[prompt_index], everything),
-                    table(RESPONSE_EVENT, answered, replies[rev_index, prompt_index], ok),
-                ]
-            )
+                # "2026-09-01 12:00:00.123456" (Arrow's cast, fast) -> RFC 3339 with a Z
+                stamps = pc.cast(column(pa.array(micros, type=pa.timestamp("us"))), pa.string())
+                stamps = pc.replace_substring(stamps, " ", "T", max_replacements=1)
+                text = pc.binary_join_element_wise(stamps, "Z", "")
+
+                def const(value: str, rows: int = rows) -> Any:
+                    return pa.repeat(pa.scalar(value, pa.string()), rows)
+
+                tables.append(
+                    pa.table(
+                        {
+                            "specversion": const("1.0"),
+                            "id": column(ids),
+                            "type": const(kind),
+                            "source": column(source_texts.take(pa.array(rev_index))),
+                            "time": text,
+                            "datacontenttype": const("application/json"),
+                            "recordedtime": text,
+                            "inferenceservicename": const(name),
+                            "namespace": const(namespace),
+                            "component": const("predictor"),
+                            "endpoint": const(""),
+                            "metadata": const("{}"),
+                            "data": column(data),
+                        }
+                    )
+                )
             target = folder / f"part-{part:05d}.{'parquet' if parquet else 'jsonl'}"
-            _write_table(both, target, parquet=parquet)
+            _write_table(pa.concat_tables(tables), target, parquet=parquet)
             part += 1
         return folder
 
@@ -2663,6 +2752,46 @@ class FakeKubernetes:
 # ------------------------------------------------------------------------------------- helpers
 
 _MODES = ("Knative", "Serverless", "Standard", "RawDeployment", "ModelMesh")
+FRAMEWORKS = (
+    "sklearn",
+    "xgboost",
+    "tensorflow",
+    "pytorch",
+    "triton",
+    "onnx",
+    "huggingface",
+    "pmml",
+    "lightgbm",
+    "paddle",
+)
+_IMPLEMENTATION_FIELDS = (
+    "SKLearn",
+    "XGBoost",
+    "Tensorflow",
+    "PyTorch",
+    "Triton",
+    "ONNX",
+    "HuggingFace",
+    "PMML",
+    "LightGBM",
+    "Paddle",
+    "Model",
+    "PodSpec",
+)
+
+
+def _implementations(predictor: dict[str, Any]) -> list[str]:
+    """PredictorSpec.GetImplementations: frameworks and model, then a custom container (one
+    per container named kserve-container, else the first container when nothing else)."""
+    found = [k for k in (*FRAMEWORKS, "model") if predictor.get(k)]
+    containers = predictor.get("containers")
+    if not isinstance(containers, list):
+        containers = []
+    named = [c for c in containers if isinstance(c, dict) and c.get("name") == "kserve-container"]
+    found.extend("custom" for _ in named)
+    if containers and not found:
+        found.append("custom")
+    return found
 
 
 def _normal_mode(mode: str) -> str:

@@ -6,7 +6,8 @@ would silently prune (as `unknown field "spec.x"`, what `fieldValidation=Strict`
 `strict=False` leaves them out). Use it on every manifest a test sends.
 
 The pieces the emulator reuses (tests/fakes/kubernetes.py):
-  crd() / openapi_schema()   the vendored CRD and its v1beta1 openAPIV3Schema (cached)
+  crd() / openapi_schema()   the vendored CRD and its v1beta1 openAPIV3Schema (cached; the
+                             schema is read from its JSON extract, see SOURCE.md)
   prune(obj)                 (copy without unknown fields and non-nullable nulls, unknown paths)
   apply_defaults(obj)        copy with the schema's `default`s filled in, as the server stores it
   field_errors(obj)          FieldError(field, reason, message) for an already pruned object
@@ -37,6 +38,7 @@ import jsonschema
 import yaml
 
 CRD_PATH = Path(__file__).with_name("serving.kserve.io_inferenceservices.yaml.gz")
+OPENAPI_PATH = Path(__file__).with_name("openapi-v1beta1.json.gz")
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -78,14 +80,22 @@ def crd() -> dict[str, Any]:
     return document
 
 
-@functools.cache
-def openapi_schema() -> dict[str, Any]:
-    """The v1beta1 openAPIV3Schema of the CRD."""
+def crd_openapi_schema() -> dict[str, Any]:
+    """The v1beta1 openAPIV3Schema as the vendored CRD YAML holds it (slow: parses the YAML)."""
     for version in crd()["spec"]["versions"]:
         if version["name"] == VERSION:
             schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
             return schema
     raise LookupError(f"no {VERSION} in the vendored CRD")
+
+
+@functools.cache
+def openapi_schema() -> dict[str, Any]:
+    """The v1beta1 openAPIV3Schema, from OPENAPI_PATH: the same schema extracted to JSON
+    (20 ms to load instead of 1.5 s; a test checks it equals crd_openapi_schema())."""
+    with gzip.open(OPENAPI_PATH, "rt", encoding="utf-8") as fh:
+        schema: dict[str, Any] = json.load(fh)
+    return schema
 
 
 def path_text(parts: Iterable[str | int]) -> str:
@@ -389,7 +399,9 @@ def validate_inferenceservice(manifest: dict[str, Any], *, strict: bool = True) 
     """Everything the API server would refuse in `manifest` (empty: it would be accepted).
 
     `strict` (the default) also lists the unknown fields the server would silently prune, so a
-    misspelt field (`canaryTraficPercent`) is caught instead of vanishing.
+    misspelt field (`canaryTraficPercent`) is caught instead of vanishing. KServe's mutating
+    webhook is not applied here (the emulator applies it): a lone custom container without a
+    name is an error here, though a cluster would name it `kserve-container` first.
     """
     problems: list[str] = []
     if manifest.get("apiVersion") != API_VERSION:
