@@ -16,6 +16,7 @@ from tests.action_env import github_env, pr_payload, read_outputs
 from tests.conftest import CliResult
 from tests.fakes.github_oidc import FakeGitHubOIDC
 from tests.fakes.kubernetes import FakeKubernetes, Rule
+from tests.integration.test_kserve_canary import drive
 from tests.integration.test_kserve_deploy import NS, R1, R2, V1, V2, isvc
 
 pytestmark = pytest.mark.integration
@@ -141,8 +142,7 @@ def test_a_schedule_analyzes_and_advances_the_canary(
     deployed = action(cli, project, job(tmp_path, kube, github_oidc, "push"))
     assert deployed.code == 0, deployed.text
     time.sleep(1.1)  # the window starts at the step's start, to the second
-    for i in range(400):
-        kube.invoke("bot", {"messages": [{"role": "user", "content": f"q {i}"}]}, NS)
+    drive(kube, 400)
     env = job(tmp_path / "schedule", kube, github_oidc, "schedule")
     result = action(cli, project, env)
     assert result.code == 0, result.text

@@ -6,6 +6,7 @@ champion's predictor, release). The decision rules and the report are the Databr
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -37,6 +38,21 @@ def sloppy(messages: list[dict[str, Any]]) -> str:
     return "Sorry, I cannot help." if sum(map(ord, text)) % 4 else good(messages)
 
 
+def drive(kube: FakeKubernetes, n: int, first: int = 0) -> int:
+    """n chat calls through the service's route, split as KServe routes them now, on a clock
+    that ticks 1 ms per reading: every call takes 1 ms on both revisions, so the latency rule
+    sees the models, not this machine's scheduling (sub-millisecond noise decided p95)."""
+    base, ticks = time.time(), itertools.count()
+    kube.clock = lambda: base + next(ticks) / 1000
+    try:
+        for i in range(first, first + n):
+            body = {"model": "bot", "messages": [{"role": "user", "content": f"q {i}"}]}
+            kube.invoke("bot", body, NS)
+    finally:
+        kube.clock = time.time
+    return first + n
+
+
 class Canary:
     def __init__(self, cli: Any, root: Path, kube: FakeKubernetes) -> None:
         self.cli, self.root, self.kube = cli, root, kube
@@ -61,10 +77,7 @@ class Canary:
 
     def traffic(self, n: int) -> None:
         """n chat calls through the service's route, split as KServe routes them now."""
-        for _ in range(n):
-            self.calls += 1
-            body = {"model": "bot", "messages": [{"role": "user", "content": f"q {self.calls}"}]}
-            self.kube.invoke("bot", body, NS)
+        self.calls = drive(self.kube, n, self.calls)
 
     def serving(self) -> dict[str, int]:
         return self.kube.serving("bot", NS)
