@@ -218,3 +218,13 @@ def test_analysis_reads_parquet_events_too(canary: Canary) -> None:
     assert "error rate" in result.out
     assert "Not applied" in result.out
     assert canary.serving() == {R1: 90, R2: 10}
+
+
+def test_a_rollback_whose_restore_fails_stays_pinned_to_the_champion(canary: Canary) -> None:
+    canary.kube.register_model(V1, good, fails="the old model's bucket is gone")
+    result = canary.run("rollback")
+    assert result.code == 4, result.text
+    assert "the old model's bucket is gone" in result.err
+    assert f"traffic stays pinned 100% to {R1}" in result.err
+    assert canary.serving() == {R1: 100}
+    assert canary.predictor()["canaryTrafficPercent"] == 0

@@ -193,6 +193,14 @@ class Rollouts:
             except GateError as exc:
                 if write.restore_on_failure:
                     raise self._restore(read, exc, timeout, state, champion_spec) from None
+                if write.if_failed:
+                    raise type(exc)(
+                        f"{exc.message.rstrip('.')}; {write.if_failed}",
+                        problems=exc.problems,
+                        fix=exc.fix
+                        or "Fix what failed (kubectl describe revision, kubectl logs), then "
+                        "re-run `genai-gate rollback`: it finishes the restore.",
+                    ) from None
                 raise
         final = self.cluster.read_service(name)
         if final is None:

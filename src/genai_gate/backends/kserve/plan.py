@@ -261,6 +261,8 @@ class Write:
     canary: Canary = KEEP
     # a forward change whose revision never gets ready is undone (the deploy's)
     restore_on_failure: bool = False
+    # what is still true when this write fails (said with the error)
+    if_failed: str = ""
 
     def patch(self, svc: Service) -> dict[str, Any] | None:
         """The merge patch against `svc` (its resourceVersion included), or None when it
@@ -415,7 +417,15 @@ def plan_rollout(
             kind = "rollback"
             writes.append(Write(f"pin 100% to {winner.name}", None, 0))
             if winner.spec:
-                writes.append(Write(f"restore the predictor of {winner.name}", winner.spec, KEEP))
+                writes.append(
+                    Write(
+                        f"restore the predictor of {winner.name}",
+                        winner.spec,
+                        KEEP,
+                        if_failed=f"traffic stays pinned 100% to {winner.name} "
+                        "(canaryTrafficPercent: 0)",
+                    )
+                )
                 writes.append(
                     Write("release the pin: the restored revision takes 100%", None, None)
                 )
