@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,17 +131,39 @@ def _events_sql(con: duckdb.DuckDBPyConnection, reader: str) -> tuple[str, str]:
     where = " AND ".join(wanted) or "TRUE"
     time = "time" if kinds["time"].startswith("TIMESTAMP") else "CAST(time AS TIMESTAMPTZ)"
     events = (
-        f"SELECT id, type, source, epoch_us({time}) AS us, {body} AS body "
+        f"SELECT id, type, source, time, epoch_us({time}) AS us, {body} AS body "
         f"FROM raw_events WHERE {where}"
     )
     return events, where
+
+
+def _text_times_in_utc(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `time` is RFC 3339 text in UTC (`...Z`), as the sink writes it: then a window
+    that starts on a whole second is a text comparison, which spares the samples' scans the
+    cast of every event's time (the pairing needs it, for latency)."""
+    kind = con.execute("SELECT typeof(time) FROM raw_events LIMIT 1").fetchone()
+    if kind is None or kind[0] != "VARCHAR":
+        return False
+    row = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE regexp_full_match(time, "
+        "'\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z')) "
+        "FROM (SELECT time FROM raw_events LIMIT 1000)"
+    ).fetchone()
+    return bool(row and row[0] and row[0] == row[1])
 
 
 def _window(since_ms: int) -> str:
     return f"us >= {int(since_ms) * 1000}"
 
 
-def _pairs_sql(events: str, since_ms: int) -> str:
+def _text_window(since_ms: int) -> str:
+    """`time >= since` on RFC 3339 UTC text: exact when `since` is a whole second (a
+    fraction or the `Z` only follows the seconds of a later or equal instant)."""
+    stamp = datetime.fromtimestamp(since_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"time >= '{stamp}'"
+
+
+def _pairs_sql(events: str, window: str) -> str:
     """Per pod, how many pairs of each kind and latency (whole ms): a histogram, a few
     thousand rows whatever the traffic.
 
@@ -156,7 +179,7 @@ def _pairs_sql(events: str, since_ms: int) -> str:
         "WITH pairs AS (SELECT any_value(hash(source)) AS pod, "
         f"min(us) FILTER (WHERE type = '{REQUEST}') AS req, "
         f"max(us) FILTER (WHERE type = '{RESPONSE}') AS res "
-        f"FROM ({events}) WHERE type IN ('{REQUEST}', '{RESPONSE}') AND {_window(since_ms)} "
+        f"FROM ({events}) WHERE type IN ('{REQUEST}', '{RESPONSE}') AND {window} "
         "GROUP BY hash(id)) "
         "SELECT pod, req IS NULL, res IS NULL, CAST(round((res - req) / 1000.0) AS BIGINT), "
         "count(*) FROM pairs GROUP BY ALL"
@@ -196,6 +219,10 @@ class LoggedEvents:
     _events: str = field(default="", repr=False)
     _spill: Any = field(default=None, repr=False)
     _scope: str = field(default="TRUE", repr=False)
+    _utc_text: bool = field(default=False, repr=False)
+    _samples: dict[tuple[str, int, int], dict[str, list[Exchange]]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def where(self) -> str:
@@ -211,6 +238,7 @@ class LoggedEvents:
             fresh = connect(spill_to=Path(self._spill.name))
             try:
                 self._events, self._scope = _events_sql(fresh, reader)
+                self._utc_text = _text_times_in_utc(fresh)
             except duckdb.Error as exc:
                 fresh.close()
                 raise DataError(f"reading the inference log {self.spec} failed: {exc}") from None
@@ -229,6 +257,12 @@ class LoggedEvents:
         except duckdb.Error as exc:
             raise DataError(f"reading the inference log {self.spec} failed: {exc}") from None
 
+    def _window(self, since_ms: int) -> str:
+        """The window as a filter the Parquet reader can push down when it can be one."""
+        if self._utc_text and since_ms % 1000 == 0:
+            return _text_window(since_ms)
+        return _window(since_ms)
+
     def stats(self, endpoint: str, since_ms: int) -> dict[str, EntityTraffic]:
         self._connection()
         scope = {"endpoint": endpoint, "namespace": self.namespace}
@@ -237,7 +271,9 @@ class LoggedEvents:
         }
         counts: dict[str, list[int]] = {}
         latencies: dict[str, dict[int, int]] = {}
-        for pod, unlogged, failed, ms, n in self._query(_pairs_sql(self._events, since_ms), scope):
+        for pod, unlogged, failed, ms, n in self._query(
+            _pairs_sql(self._events, self._window(since_ms)), scope
+        ):
             revision = revision_of.get(int(pod))
             if revision is None:
                 continue  # not a Knative pod: no revision to attribute it to
@@ -266,45 +302,60 @@ class LoggedEvents:
 
     def sample(self, endpoint: str, entity: str, since_ms: int, k: int) -> list[Exchange]:
         """Up to `k` answered exchanges of `entity`, by smallest id (an even spread, and the
-        same sample on a re-run, so the judges' answers come from the cache).
-
-        The revision's requests with the smallest ids come first (a top-N, no pairing), then
-        the responses of just those ids; a failed call has none, so more ids are asked for
-        until `k` are answered or the window has no more."""
+        same sample on a re-run, so the judges' answers come from the cache). Every
+        revision's sample is drawn at once, on the first call: two scans in all."""
         if k <= 0:
             return []
+        key = (endpoint, since_ms, k)
+        if key not in self._samples:
+            self._samples[key] = self._sample_all(endpoint, since_ms, k)
+        return self._samples[key].get(entity, [])
+
+    def _sample_all(self, endpoint: str, since_ms: int, k: int) -> dict[str, list[Exchange]]:
+        """Each pod's smallest request ids (a top-N per group, no payload read), then the
+        bodies of just those ids; a failed call has no response, so more ids are asked for
+        until every revision has `k` answered exchanges or the window has no more."""
         self._connection()
-        events = self._events
         scope: dict[str, Any] = {"endpoint": endpoint, "namespace": self.namespace}
+        window = self._window(since_ms)
+        revision_of = {
+            int(pod): str(rev) for pod, rev in self._query(_pods_sql(self._scope), scope) if rev
+        }
         wanted = 2 * k
         while True:
-            # the ids first: a top-N over the id column, no payload read
-            ids = [
-                str(row[0])
-                for row in self._query(
-                    f"SELECT id FROM ({events}) WHERE type = '{REQUEST}' "
-                    f"AND {_window(since_ms)} AND starts_with(source, $pods) "
-                    f"ORDER BY id LIMIT {int(wanted)}",
-                    {**scope, "pods": f"{entity}-deployment-"},
-                )
-            ]
+            candidates: dict[str, list[str]] = {}
+            for pod, ids in self._query(
+                f"SELECT hash(source), min(id, {int(wanted)}) FROM ({self._events}) "
+                f"WHERE type = '{REQUEST}' AND {window} GROUP BY hash(source)",
+                scope,
+            ):
+                revision = revision_of.get(int(pod))
+                if revision is not None:
+                    candidates.setdefault(revision, []).extend(str(i) for i in ids)
+            for revision, ids in candidates.items():
+                candidates[revision] = sorted(ids)[:wanted]
+            everyone = [i for ids in candidates.values() for i in ids]
             bodies: dict[tuple[str, str], str] = {}
-            if ids:
+            if everyone:
                 for id_, kind, body in self._query(
-                    f"SELECT id, type, any_value(body) FROM ({events}) "
-                    f"WHERE id IN (SELECT unnest($ids)) AND {_window(since_ms)} "
+                    f"SELECT id, type, any_value(body) FROM ({self._events}) "
+                    f"WHERE id IN (SELECT unnest($ids)) AND {window} "
                     f"AND type IN ('{REQUEST}', '{RESPONSE}') GROUP BY id, type",
-                    {**scope, "ids": ids},
+                    {**scope, "ids": everyone},
                 ):
                     if body is not None:
                         bodies[(str(id_), str(kind))] = str(body)
-            out = [
-                Exchange(entity, bodies[(i, REQUEST)], bodies[(i, RESPONSE)])
-                for i in ids
-                if (i, REQUEST) in bodies and (i, RESPONSE) in bodies
-            ]
-            if len(out) >= k or len(ids) < wanted:
-                return out[:k]
+            out = {
+                revision: [
+                    Exchange(revision, bodies[(i, REQUEST)], bodies[(i, RESPONSE)])
+                    for i in ids
+                    if (i, REQUEST) in bodies and (i, RESPONSE) in bodies
+                ][:k]
+                for revision, ids in candidates.items()
+            }
+            short = [r for r, ids in candidates.items() if len(out[r]) < k and len(ids) == wanted]
+            if not short:
+                return out
             wanted *= 4
 
 
