@@ -110,3 +110,30 @@ def test_what_cannot_be_read_is_said(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "other.jsonl", [{"hello": 1}])
     with pytest.raises(DataError):
         LoggedEvents("other.jsonl", tmp_path, "models").stats("bot", 0)
+
+
+def test_the_window_starts_exactly_at_since_whatever_the_time_text(tmp_path: Path) -> None:
+    def pair(i: int, t0: str, t1: str) -> list[dict[str, object]]:
+        return [
+            event("request", f"w-{i}", R1, t0, ask(i)),
+            event("response", f"w-{i}", R1, t1, answer("a")),
+        ]
+
+    utc = [
+        *pair(0, "2026-09-01T11:59:59.999999Z", "2026-09-01T11:59:59.999999Z"),  # before
+        *pair(1, "2026-09-01T12:00:00Z", "2026-09-01T12:00:00.5Z"),  # at since
+        *pair(2, "2026-09-01T12:00:00.000001Z", "2026-09-01T12:00:01Z"),
+    ]
+    write_jsonl(tmp_path / "utc" / "part-00000.jsonl", utc)
+    logs = LoggedEvents("utc", tmp_path, "models")
+    assert logs.stats("bot", SINCE)[R1].requests == 2
+    assert [json.loads(e.request) for e in logs.sample("bot", R1, SINCE, 5)] == [ask(1), ask(2)]
+    # times with an offset are not compared as text: the same instants, the same window
+    offset = [
+        *pair(0, "2026-09-01T13:59:59.999999+02:00", "2026-09-01T14:00:00.5+02:00"),
+        *pair(1, "2026-09-01T14:00:00+02:00", "2026-09-01T14:00:00.5+02:00"),
+    ]
+    write_jsonl(tmp_path / "offset" / "part-00000.jsonl", offset)
+    shifted = LoggedEvents("offset", tmp_path, "models").stats("bot", SINCE)[R1]
+    # w-0's request is before the window: its response alone is a logging error
+    assert (shifted.requests, shifted.logging_errors) == (2, 1)
