@@ -269,3 +269,30 @@ def test_missing_rbac_verbs_are_a_403_with_a_role(
     ) in result.err
     assert cluster.writes() == []
     assert any(r.resource == "selfsubjectaccessreviews" for r in kube.requests)
+
+
+def test_a_deploy_waits_out_a_revision_someone_else_started(cluster: Cluster) -> None:
+    from kubernetes import client, config
+
+    kube = cluster.kube
+    kube.ready_polls = 3
+    api = client.CustomObjectsApi(
+        config.new_client_from_config(config_file=cluster.env["KUBECONFIG"])
+    )
+    v15 = "s3://models/bot/v1.5"
+    api.patch_namespaced_custom_object(
+        "serving.kserve.io",
+        "v1beta1",
+        NS,
+        "inferenceservices",
+        "bot",
+        {"spec": {"predictor": {"model": {"storageUri": v15}}}},
+    )
+    result = cluster.run("deploy")
+    assert result.code == 0, result.text
+    assert "another update is in progress" in result.err
+    # the other change rolled out first (R2 at 100%), then the canary started beside it
+    assert kube.serving("bot", NS) == {R2: 90, R3: 10}
+    state = cluster.state()
+    assert state["genai-gate.champion"] == R2
+    assert json.loads(state["genai-gate.champion-spec"])["model"]["storageUri"] == v15
