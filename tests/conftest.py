@@ -389,3 +389,10 @@ def mlflow_server() -> Iterator[str]:
     else:
         pytest.fail("mlflow server did not come up within 180 s")
     yield uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_root(mlflow_server: str) -> Path:
+    """The folder of the `mlflow_server`: its sqlite store and its artifact destination."""
+    root: Path = _server["root"]
+    return root
