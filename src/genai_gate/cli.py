@@ -189,9 +189,10 @@ def eval_command(
     quiet: bool,
 ) -> None:
     """Evaluate the model on the eval set and gate on the thresholds."""
-    from genai_gate.commands.eval import run_eval
+    from genai_gate.commands.eval import every_problem, run_eval
     from genai_gate.commands.run import Run
     from genai_gate.config import load_config
+    from genai_gate.config.load import InvalidConfig
     from genai_gate.progress import Progress
 
     overrides, origins = _settings(
@@ -219,7 +220,12 @@ def eval_command(
         earlier = overrides.get("thresholds")
         overrides["thresholds"] = {**(earlier if isinstance(earlier, dict) else {}), **given}
         origins["thresholds"] = "--threshold"
-    loaded = load_config(config, environ=os.environ, overrides=overrides, override_origins=origins)
+    try:
+        loaded = load_config(
+            config, environ=os.environ, overrides=overrides, override_origins=origins
+        )
+    except InvalidConfig as exc:
+        raise every_problem(exc) from None
     report = run_eval(Run(loaded, out), Progress(enabled=not quiet))
     _finish(report, out)
     raise click.exceptions.Exit(int(report.result.exit_code))

@@ -19,9 +19,10 @@ from pathlib import Path
 from genai_gate import secrets
 from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
 from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
-from genai_gate.commands.eval import EvalReport, run_eval
+from genai_gate.commands.eval import EvalReport, every_problem, run_eval
 from genai_gate.commands.run import Result, Run
 from genai_gate.config import Config, LoadedConfig, load_config
+from genai_gate.config.load import InvalidConfig
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.github import (
     CommentResult,
@@ -284,6 +285,8 @@ def run_action(
     refused: GateError | None = None
     try:
         loaded = load_config(config_path, environ=environ, require_data=False)
+    except InvalidConfig as exc:
+        refused = every_problem(exc)
     except GateError as exc:
         refused = exc  # raised below, where the failure report can be written
     secrets = _secrets(environ, loaded.config if loaded else None)

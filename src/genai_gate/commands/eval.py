@@ -38,8 +38,9 @@ from genai_gate.compare import (
     regression_directions,
 )
 from genai_gate.config import LoadedConfig
+from genai_gate.config.load import InvalidConfig
 from genai_gate.data import load_dataset
-from genai_gate.errors import ConfigError, DeadlineError, TrackingError
+from genai_gate.errors import ConfigError, DeadlineError, ExitCode, GateError, TrackingError
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.github import run_links
@@ -220,15 +221,86 @@ class _Prepared:
     notices: list[str]
 
 
+# the keys each input check reads: a check is left out when one of them is already known
+# wrong, as its default would stand in and only add a misleading second problem
+_SCORER_KEYS = frozenset(
+    {"scorers", "thresholds", "judge", "guidelines", "custom-judges", "repeat", "min-pass"}
+)
+_DATA_KEYS = frozenset({"data", "columns", "limit", "model"})
+
+
+def check_inputs(
+    loaded: LoadedConfig, notices: list[str]
+) -> tuple[tuple[BoundScorer, ...], Dataset]:
+    """The scorers and the eval set, checked together against each other: every problem is
+    raised in one ConfigError, so that one run names them all."""
+    scorers, dataset, errors = _checked_inputs(loaded, notices, frozenset())
+    _raise_together(errors)
+    assert scorers is not None and dataset is not None  # both were built, or errors raised
+    return scorers, dataset
+
+
+def _checked_inputs(
+    loaded: LoadedConfig, notices: list[str], skip: frozenset[str]
+) -> tuple[tuple[BoundScorer, ...] | None, Dataset | None, list[GateError]]:
+    cfg = loaded.config
+    errors: list[GateError] = []
+    scorers: tuple[BoundScorer, ...] | None = None
+    dataset: Dataset | None = None
+    if not skip & _SCORER_KEYS:
+        try:
+            scorers = configured_scorers(loaded, notices)
+        except GateError as exc:
+            errors.append(exc)
+    if not skip & _DATA_KEYS:
+        try:
+            dataset = load_dataset(
+                loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+            )
+        except GateError as exc:
+            errors.append(exc)
+    if scorers is not None and dataset is not None:
+        try:
+            preflight(loaded, dataset, scorers)
+        except GateError as exc:
+            errors.append(exc)
+    return scorers, dataset, errors
+
+
+def _raise_together(errors: Sequence[GateError]) -> None:
+    for exc in errors:
+        if exc.exit_code != ExitCode.BAD_INPUT:
+            raise exc  # a service, not an input: reported alone, with its own code
+    if errors:
+        raise errors[0] if len(errors) == 1 else _together(errors)
+
+
+def every_problem(exc: InvalidConfig) -> GateError:
+    """A config with wrong settings, and whatever its inputs (scorers, data, columns) have
+    wrong too, checked on the rest of the config."""
+    if exc.partial is None or exc.partial.config.data is None:
+        return exc  # no eval set to check (a deploy-only config) or not enough valid to try
+    more = _checked_inputs(exc.partial, [], exc.invalid)[2]
+    if any(e.exit_code != ExitCode.BAD_INPUT for e in more):
+        return exc
+    return _together([exc, *more]) if more else exc
+
+
+def _together(errors: Sequence[GateError]) -> ConfigError:
+    problems = [p for e in errors for p in (e.problems or [e.message])]
+    fixes = list(dict.fromkeys(e.fix.strip() for e in errors if e.fix.strip()))
+    return ConfigError(
+        f"{len(problems)} problem(s) in the settings and the inputs they name",
+        problems=problems,
+        fix="\n\n".join(fixes),
+    )
+
+
 def _prepare(run: Run, tracking_uri: str) -> _Prepared:
     loaded = run.loaded
     cfg = loaded.config
     notices = list(loaded.notices)
-    scorers = configured_scorers(loaded, notices)
-    dataset = load_dataset(
-        loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
-    )
-    preflight(loaded, dataset, scorers)
+    scorers, dataset = check_inputs(loaded, notices)
     if cfg.model and (cfg.columns.outputs or "outputs" in dataset.columns):
         notices.append(
             "the data has an outputs column, but a model is configured: "

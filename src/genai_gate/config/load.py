@@ -466,13 +466,27 @@ def load_config(
         fix = "Run `genai-gate schema` for every key and its type."
         if about_thresholds:  # the tutorial only where a threshold is wrong
             fix += "\n" + THRESHOLD_HELP
-        raise ConfigError(
-            _heading(problems, cfg_path.name, "problem(s)"), problems=problems, fix=fix
+        invalid = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        raise InvalidConfig(
+            _heading(problems, cfg_path.name, "problem(s)"),
+            problems=problems,
+            fix=fix,
+            partial=_salvage(merged, invalid, base_dir, source, origins),
+            invalid=frozenset(invalid),
         ) from None
     thresholds, relative, wrong, notices = _parse_thresholds(config.thresholds, origins)
+    loaded = LoadedConfig(
+        config=config,
+        thresholds=thresholds,
+        base_dir=base_dir,
+        source=source,
+        notices=(*role_notices, *notices),
+        origins=origins,
+        relative=relative,
+    )
     if problems or wrong:
         problems += wrong
-        raise ConfigError(
+        raise InvalidConfig(
             _heading(
                 problems,
                 cfg_path.name,
@@ -480,14 +494,50 @@ def load_config(
             ),
             problems=problems,
             fix=THRESHOLD_HELP if wrong else "Run `genai-gate schema` for every key and its type.",
+            partial=loaded,
+            invalid=frozenset({"thresholds"} if wrong else ()),
         )
+    return loaded
+
+
+class InvalidConfig(ConfigError):
+    """The settings are wrong. `partial` is the config without the keys in `invalid` (their
+    defaults instead), when that much is valid: a command can then check its inputs (scorers,
+    data, columns) too, so that one run names every mistake."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: list[str],
+        fix: str,
+        partial: LoadedConfig | None,
+        invalid: frozenset[str],
+    ) -> None:
+        super().__init__(message, problems=problems, fix=fix)
+        self.partial = partial
+        self.invalid = invalid
+
+
+def _salvage(
+    merged: Mapping[str, Any],
+    invalid: set[str],
+    base_dir: Path,
+    source: str,
+    origins: Mapping[str, str],
+) -> LoadedConfig | None:
+    """The config with its invalid keys left to their defaults, if that validates."""
+    try:
+        config = Config.model_validate({k: v for k, v in merged.items() if k not in invalid})
+    except ValidationError:
+        return None
+    thresholds, relative, _wrong, _notices = _parse_thresholds(config.thresholds, origins)
     return LoadedConfig(
         config=config,
         thresholds=thresholds,
         base_dir=base_dir,
         source=source,
-        notices=(*role_notices, *notices),
-        origins=origins,
+        origins=dict(origins),
         relative=relative,
     )
 
