@@ -12,7 +12,8 @@ Python API at a glance (details below):
                       warehouses, statement_polls, sql_chunk_rows, clock. All may be changed
                       on a running fake; the fault budgets count down.
   setup               add_endpoint(name, *ServedEntity), register_model_version(full_name,
-                      version, answer, latency=, error_rate=, status=, aliases=), settle(name)
+                      version, answer, latency=, error_rate=, status=, aliases=), settle(name),
+                      write_table(full_name, rows, mode=) (a Delta table, issue #17)
   addresses           host, token_endpoint, captures, pat_env(), oidc_env(issuer=None)
   reading             endpoint(name) / endpoints, model_version(), rows(table),
                       table_path(table), payload_table(endpoint), sql(query, **params),
@@ -131,9 +132,23 @@ SQL Statement Execution (§5): `POST /api/2.0/sql/statements`, `GET .../{id}`,
   `type_name`, `type_text` BIGINT), chunks of `sql_chunk_rows` rows linked by
   `next_chunk_index`/`next_chunk_internal_link`; an empty result has no `data_array`. A failing
   statement is HTTP 200 with state FAILED, `status.error` {error_code, message} and
-  `status.sql_state` (e.g. "[TABLE_OR_VIEW_NOT_FOUND] ...", 42P01). Only the INLINE disposition
-  and JSON_ARRAY format are emulated (others: 400). `fake.sql(query, **params)` runs the same
-  SQL from Python and returns dicts.
+  `status.sql_state` (e.g. "[TABLE_OR_VIEW_NOT_FOUND] ...", 42P01). INLINE + JSON_ARRAY and
+  EXTERNAL_LINKS + ARROW_STREAM are emulated (INLINE with another format: 400, as the API
+  documents; anything else: 400). `fake.sql(query, **params)` runs the same SQL from Python and
+  returns dicts.
+
+Delta tables with history and Arrow results (issue #17): `write_table(full_name, rows,
+  mode="overwrite"|"append")` writes a real Delta table (deltalake) under capture_dir, one
+  version per write, and returns the version. SQL reads a Delta table's latest version;
+  `<table> VERSION AS OF n` reads version n as it was (a version the table never had fails
+  with "Cannot time travel Delta table to version n. Available versions: [a, b]."; on a
+  non-Delta table DELTA_ONLY_OPERATION) and `DESCRIBE HISTORY <table> [LIMIT n]` lists its
+  versions newest first (HISTORY_COLUMNS). With EXTERNAL_LINKS + ARROW_STREAM the manifest has
+  format ARROW_STREAM and per-chunk byte counts, `result.external_links` holds chunk 0's link
+  and `.../result/chunks/{n}` answers `{"external_links": [link n]}`; each link is a
+  presigned-style URL under `/_storage/` (expiration 15 minutes) that serves the chunk as an
+  Arrow IPC stream. Like cloud storage, it refuses a request that carries an Authorization
+  header (400) or a wrong signature (403). An empty Arrow result has no chunk at all.
 
 Every request is recorded in `requests` (RecordedRequest: method, path, query, auth kind "none" |
 "pat" | "oauth" | "invalid", principal, the X-Databricks-Workspace-Id header, user agent, status).
@@ -158,6 +173,7 @@ import threading
 import time
 import urllib.request
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -652,10 +668,12 @@ def translate_sql(
     resolve: Callable[[list[str], bool], str | None],
     params: dict[str, tuple[str | None, str]],
     now: float,
+    resolve_version: Callable[[list[str], int], str] | None = None,
 ) -> tuple[str, set[str]]:
     """Databricks SQL -> (DuckDB SQL, the parameters it uses); see the module docstring.
     `resolve(parts, after_from)` returns the view for a table name, None to leave the name
-    alone, or raises SqlError."""
+    alone, or raises SqlError; `resolve_version(parts, n)` the view for `name VERSION AS OF n`
+    (Delta time travel)."""
     used_params: set[str] = set()
     tokens = [(m.lastgroup or "other", m.group()) for m in _SQL_TOKEN.finditer(sql)]
     out: list[str] = []
@@ -689,6 +707,11 @@ def translate_sql(
                     out.append(f"DATE '{_utc(now).date().isoformat()}'")
                 else:
                     out.append(f"TIMESTAMP '{_utc(now).isoformat(sep=' ')}'")
+            elif after_from and (travel := _version_as_of(tokens, j)) is not None:
+                version, j = travel
+                if resolve_version is None:
+                    raise SqlError("UNSUPPORTED_FEATURE", "VERSION AS OF", "0A000")
+                out.append(resolve_version(parts, version))
             else:
                 view = resolve(parts, after_from)
                 if view is not None:
@@ -733,6 +756,34 @@ def translate_sql(
             prev_kind, prev_text = kind, text
         i += 1
     return "".join(out), used_params
+
+
+def _version_as_of(tokens: list[tuple[str, str]], j: int) -> tuple[int, int] | None:
+    """`VERSION AS OF <n>` (or `FOR VERSION AS OF`) at tokens[j:]: (n, the index after it)."""
+    words: list[str] = []
+    k = j
+    while k < len(tokens) and len(words) < 4:
+        kind, text = tokens[k]
+        if kind in ("ws", "comment"):
+            k += 1
+            continue
+        if kind != "ident":
+            break
+        words.append(text.upper())
+        k += 1
+        if words in (["VERSION", "AS", "OF"], ["FOR", "VERSION", "AS", "OF"]):
+            while k < len(tokens) and tokens[k][0] == "ws":
+                k += 1
+            digits = ""
+            while k < len(tokens) and tokens[k][0] == "other" and tokens[k][1].isdigit():
+                digits += tokens[k][1]
+                k += 1
+            if not digits:
+                raise SqlError(
+                    "PARSE_SYNTAX_ERROR", "VERSION AS OF takes a version number.", "42601"
+                )
+            return int(digits), k
+    return None
 
 
 _DUCK_TO_SPARK = {
@@ -850,6 +901,32 @@ class _Statement:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     truncated: bool = False
     error: SqlError | None = None
+    # EXTERNAL_LINKS + ARROW_STREAM (issue #17): the result as Arrow, served by chunk
+    arrow: Any = None
+
+
+# ---------------------------------------------- Delta tables with history (issue #17)
+
+_NAME_PART = r"(?:`(?:[^`]|``)+`|[A-Za-z_][A-Za-z0-9_$]*)"
+_DESCRIBE_HISTORY = re.compile(
+    rf"^\s*DESCRIBE\s+HISTORY\s+({_NAME_PART}(?:\.{_NAME_PART}){{0,2}})"
+    r"(?:\s+LIMIT\s+(\d+))?\s*;?\s*$",
+    re.I,
+)
+# DESCRIBE HISTORY's columns on Databricks (a subset of the 15: the ones Delta always fills)
+HISTORY_COLUMNS = (
+    "version", "timestamp", "userId", "userName", "operation", "operationParameters",
+    "readVersion", "isolationLevel", "isBlindAppend", "operationMetrics", "userMetadata",
+    "engineInfo",
+)  # fmt: skip
+
+
+def _is_delta(path: Path) -> bool:
+    return path.is_dir() and (path / "_delta_log").is_dir()
+
+
+def _split_name(text: str) -> list[str]:
+    return [_unquote(m.group()) for m in re.finditer(_NAME_PART, text)]
 
 
 # ------------------------------------------------------------------------------ the fake
@@ -1939,7 +2016,12 @@ class FakeDatabricks:
         parameters: list[dict[str, Any]],
         catalog: str | None,
         schema: str | None,
+        arrow_sink: list[Any] | None = None,
     ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+        """(columns, rows); with `arrow_sink`, the result goes there as one Arrow table
+        instead of rows (the EXTERNAL_LINKS + ARROW_STREAM path)."""
+        if history := _DESCRIBE_HISTORY.match(statement):
+            return self._describe_history(history, catalog, schema, arrow_sink)
         params: dict[str, tuple[str | None, str]] = {}
         for param in parameters:
             if not isinstance(param, dict) or not isinstance(param.get("name"), str):
@@ -1978,14 +2060,43 @@ class FakeDatabricks:
                     )
                 return None
 
-            translated, used_params = translate_sql(statement, resolve, params, self.clock())
+            versions: dict[str, tuple[str, int]] = {}
+
+            def resolve_version(parts: list[str], version: int) -> str:
+                view = resolve(parts, True)
+                full = next((f for f, v in used.items() if v == view), None)
+                if full is None:
+                    raise SqlError(
+                        "TABLE_OR_VIEW_NOT_FOUND",
+                        f"The table or view {'.'.join(parts)} cannot be found.",
+                        "42P01",
+                    )
+                if not _is_delta(tables[full][0]):
+                    raise SqlError(
+                        "DELTA_ONLY_OPERATION",
+                        f"VERSION AS OF is only supported for Delta tables; {full} is not one.",
+                        "0AKDD",
+                    )
+                travelled = _quote(f"{full}@v{version}")
+                versions[travelled] = (full, version)
+                return travelled
+
+            translated, used_params = translate_sql(
+                statement, resolve, params, self.clock(), resolve_version
+            )
             con = duckdb.connect(":memory:")
             try:
                 con.execute("SET TimeZone = 'UTC'")
                 for macro in _MACROS:
                     con.execute(macro)
+                for view, (full, version) in versions.items():
+                    self._register_delta(con, view, tables[full][0], version)
                 for full, view in used.items():
                     path, table_columns = tables[full]
+                    if _is_delta(path):
+                        if view not in versions:
+                            self._register_delta(con, view, path, None)
+                        continue
                     body = self._view_sql(path, table_columns)
                     if body is None:
                         raise SqlError(
@@ -2000,7 +2111,13 @@ class FakeDatabricks:
                 try:
                     cursor = con.execute(translated, values)
                     description = cursor.description or []
-                    rows = cursor.fetchall() if description else []
+                    if arrow_sink is not None:
+                        with warnings.catch_warnings():  # "an extra copy": fine for a fake
+                            warnings.simplefilter("ignore")
+                            arrow_sink.append(cursor.to_arrow_table())
+                        rows = []
+                    else:
+                        rows = cursor.fetchall() if description else []
                 except duckdb.ParserException as exc:
                     raise SqlError("PARSE_SYNTAX_ERROR", str(exc), "42601") from exc
                 except duckdb.CatalogException as exc:
@@ -2031,10 +2148,13 @@ class FakeDatabricks:
         match = re.fullmatch(r"(\d+)s", wait)
         if match is None or not (int(match[1]) == 0 or 5 <= int(match[1]) <= 50):
             raise _bad("wait_timeout must be 0s or between 5s and 50s.")
-        if (body.get("disposition") or "INLINE") != "INLINE":
-            raise _bad("Only the INLINE disposition is emulated.")
-        if (body.get("format") or "JSON_ARRAY") != "JSON_ARRAY":
-            raise _bad("Only the JSON_ARRAY format is emulated.")
+        disposition = body.get("disposition") or "INLINE"
+        result_format = body.get("format") or "JSON_ARRAY"
+        external = (disposition, result_format) == ("EXTERNAL_LINKS", "ARROW_STREAM")
+        if disposition == "INLINE" and result_format != "JSON_ARRAY":
+            raise _bad(f"The {result_format} format requires the EXTERNAL_LINKS disposition.")
+        if not external and (disposition, result_format) != ("INLINE", "JSON_ARRAY"):
+            raise _bad("Only INLINE + JSON_ARRAY and EXTERNAL_LINKS + ARROW_STREAM are emulated.")
         on_wait = body.get("on_wait_timeout") or "CONTINUE"
         if on_wait not in ("CONTINUE", "CANCEL"):
             raise _bad("on_wait_timeout must be CONTINUE or CANCEL.")
@@ -2044,12 +2164,15 @@ class FakeDatabricks:
         st = _Statement(
             id=str(uuid.uuid4()), state="PENDING", final_state="SUCCEEDED", polls_left=0
         )
+        sink: list[Any] | None = [] if external else None
         try:
             st.columns, st.rows = self._run_sql(
-                statement, parameters, body.get("catalog"), body.get("schema")
+                statement, parameters, body.get("catalog"), body.get("schema"), sink
             )
         except SqlError as exc:
             st.final_state, st.error = "FAILED", exc
+        if sink:
+            st.arrow = sink[0]
         row_limit = body.get("row_limit")
         if isinstance(row_limit, int) and row_limit >= 0 and len(st.rows) > row_limit:
             st.rows, st.truncated = st.rows[:row_limit], True
@@ -2101,10 +2224,14 @@ class FakeDatabricks:
                 )
             if not 0 <= index < self._chunk_count(st):
                 raise _bad(f"Chunk index {index} is out of range.")
+            if st.arrow is not None:
+                return 200, {"external_links": [self._external_link(st, index)]}, {}
             return 200, self._chunk(st, index), {}
 
     def _chunk_count(self, st: _Statement) -> int:
         size = max(1, self.sql_chunk_rows)
+        if st.arrow is not None:  # an empty Arrow result has no chunk at all
+            return math.ceil(int(st.arrow.num_rows) / size)
         return max(1, math.ceil(len(st.rows) / size))
 
     def _chunk(self, st: _Statement, index: int) -> dict[str, Any]:
@@ -2130,7 +2257,9 @@ class FakeDatabricks:
         if st.state == "FAILED" and st.error is not None:
             status["error"] = {"error_code": "BAD_REQUEST", "message": str(st.error)}
             status["sql_state"] = st.error.sql_state
-        if st.state == "SUCCEEDED":
+        if st.state == "SUCCEEDED" and st.arrow is not None:
+            body["manifest"], body["result"] = self._arrow_manifest(st)
+        elif st.state == "SUCCEEDED":
             size = max(1, self.sql_chunk_rows)
             count = self._chunk_count(st)
             body["manifest"] = {
@@ -2156,6 +2285,211 @@ class FakeDatabricks:
             }
             body["result"] = self._chunk(st, 0)
         return body
+
+    # -- Delta tables with history, results by external link (issue #17) -----------------------
+
+    def write_table(
+        self, full_name: str, rows: list[dict[str, Any]], *, mode: str = "overwrite"
+    ) -> int:
+        """Write `rows` as a new version of the Delta table `catalog.schema.table` (created at
+        version 0 by its first write; `mode` "overwrite" or "append"); returns the version.
+        Each version stays readable as it was: `SELECT ... VERSION AS OF n`."""
+        import deltalake
+        import pyarrow as pa
+
+        path = self.table_path(full_name)
+        with self._capture_lock:
+            deltalake.write_deltalake(
+                str(path),
+                pa.Table.from_pylist(rows),
+                mode="append"
+                if mode == "append"
+                else ("overwrite" if _is_delta(path) else "error"),
+            )
+            version: int = deltalake.DeltaTable(str(path)).version()
+            return version
+
+    def _delta(self, path: Path, version: int | None) -> Any:
+        import deltalake
+
+        if version is None:
+            return deltalake.DeltaTable(str(path))
+        latest = deltalake.DeltaTable(str(path))
+        known = sorted(int(h["version"]) for h in latest.history())
+        if version not in known:
+            # [INFERRED] the wording of Delta's VersionNotFoundException; the class name is not
+            # in the error-conditions reference we could check
+            raise SqlError(
+                "DELTA_VERSION_NOT_FOUND",
+                f"Cannot time travel Delta table to version {version}. Available versions: "
+                f"[{known[0]}, {known[-1]}].",
+                "22003",
+            )
+        return deltalake.DeltaTable(str(path), version=version)
+
+    def _register_delta(
+        self, con: duckdb.DuckDBPyConnection, view: str, path: Path, version: int | None
+    ) -> None:
+        snapshot = self._delta(path, version).to_pyarrow_table()
+        name = f"_snapshot_{len(con.execute('SHOW TABLES').fetchall())}"
+        con.register(name, snapshot)
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {name}")
+
+    def _describe_history(
+        self,
+        match: re.Match[str],
+        catalog: str | None,
+        schema: str | None,
+        arrow_sink: list[Any] | None,
+    ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+        parts = [p.lower() for p in _split_name(match[1])]
+        defaults = [str(catalog or ""), str(schema or "")]
+        full = ".".join([*defaults[: 3 - len(parts)], *parts]).lower()
+        path = self.table_path(full)
+        if not path.exists():
+            raise SqlError(
+                "TABLE_OR_VIEW_NOT_FOUND",
+                f"The table or view {full} cannot be found. Verify the spelling and correctness "
+                "of the schema and catalog.",
+                "42P01",
+            )
+        if not _is_delta(path):
+            raise SqlError(
+                "DELTA_ONLY_OPERATION",
+                f"DESCRIBE HISTORY is only supported for Delta tables; {full} is not one.",
+                "0AKDD",
+            )
+        with self._capture_lock:
+            history = self._delta(path, None).history()
+        history.sort(key=lambda h: -int(h["version"]))
+        if match[2] is not None:
+            history = history[: int(match[2])]
+        columns = [
+            ("version", "BIGINT"), ("timestamp", "TIMESTAMP"), ("userId", "VARCHAR"),
+            ("userName", "VARCHAR"), ("operation", "VARCHAR"),
+            ("operationParameters", "MAP(VARCHAR, VARCHAR)"), ("readVersion", "BIGINT"),
+            ("isolationLevel", "VARCHAR"), ("isBlindAppend", "BOOLEAN"),
+            ("operationMetrics", "MAP(VARCHAR, VARCHAR)"), ("userMetadata", "VARCHAR"),
+            ("engineInfo", "VARCHAR"),
+        ]  # fmt: skip
+        rows = [
+            (
+                int(h["version"]),
+                datetime.fromtimestamp(int(h["timestamp"]) / 1000, UTC).replace(tzinfo=None),
+                self.federation.service_principal_id,
+                self.pat_user,
+                str(h.get("operation", "WRITE")),
+                {str(k): str(v) for k, v in (h.get("operationParameters") or {}).items()},
+                int(h["version"]) - 1 if int(h["version"]) > 0 else None,
+                "WriteSerializable",
+                str((h.get("operationParameters") or {}).get("mode")) == "Append",
+                {str(k): str(v) for k, v in (h.get("operationMetrics") or {}).items()},
+                None,
+                str(h.get("engineInfo", "")),
+            )
+            for h in history
+        ]
+        if arrow_sink is not None:
+            import pyarrow as pa
+
+            arrow_sink.append(
+                pa.Table.from_pylist([dict(zip(HISTORY_COLUMNS, r, strict=True)) for r in rows])
+            )
+            return columns, []
+        return columns, rows
+
+    def _chunk_ipc(self, st: _Statement, index: int) -> bytes:
+        import pyarrow as pa
+
+        size = max(1, self.sql_chunk_rows)
+        part = st.arrow.slice(index * size, size)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, part.schema) as writer:
+            writer.write_table(part)
+        return bytes(sink.getvalue())
+
+    def _storage_signature(self, statement_id: str, index: int) -> str:
+        import hashlib
+        import hmac
+
+        key = f"{self._part_id}-storage".encode()
+        return hmac.new(key, f"{statement_id}/{index}".encode(), hashlib.sha256).hexdigest()
+
+    def _external_link(self, st: _Statement, index: int) -> dict[str, Any]:
+        """A presigned-style URL for one chunk, valid 15 minutes (§5 EXTERNAL_LINKS)."""
+        size = max(1, self.sql_chunk_rows)
+        count = self._chunk_count(st)
+        rows = min(size, st.arrow.num_rows - index * size)
+        link: dict[str, Any] = {
+            "chunk_index": index,
+            "row_offset": index * size,
+            "row_count": rows,
+            "byte_count": len(self._chunk_ipc(st, index)),
+            "external_link": f"{self.host}/_storage/results/{st.id}/{index}?X-Amz-Expires=900"
+            f"&X-Amz-Signature={self._storage_signature(st.id, index)}",
+            "expiration": _utc(self.clock() + 900)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
+        }
+        if index + 1 < count:
+            link["next_chunk_index"] = index + 1
+            link["next_chunk_internal_link"] = (
+                f"/api/2.0/sql/statements/{st.id}/result/chunks/{index + 1}"
+            )
+        return link
+
+    def _arrow_manifest(self, st: _Statement) -> tuple[dict[str, Any], dict[str, Any]]:
+        size = max(1, self.sql_chunk_rows)
+        count = self._chunk_count(st)
+        manifest = {
+            "format": "ARROW_STREAM",
+            "schema": {
+                "column_count": len(st.columns),
+                "columns": [
+                    {"name": name, "position": pos, **spark_type(duck)}
+                    for pos, (name, duck) in enumerate(st.columns)
+                ],
+            },
+            "total_chunk_count": count,
+            "chunks": [
+                {
+                    "chunk_index": i,
+                    "row_offset": i * size,
+                    "row_count": min(size, st.arrow.num_rows - i * size),
+                    "byte_count": len(self._chunk_ipc(st, i)),
+                }
+                for i in range(count)
+            ],
+            "total_row_count": st.arrow.num_rows,
+            "total_byte_count": sum(len(self._chunk_ipc(st, i)) for i in range(count)),
+            "truncated": st.truncated,
+        }
+        result = {"external_links": [self._external_link(st, 0)]} if count else {}
+        return manifest, result
+
+    def _storage_get(self, path: str, query: str, auth: str) -> Reply:
+        """Cloud storage behind an external link: no workspace credential is accepted (S3
+        answers 400 to a presigned URL with an Authorization header), the signature is."""
+        if auth != "none":
+            return (
+                400,
+                b"InvalidArgument: Only one auth mechanism allowed",
+                {"Content-Type": "application/xml"},
+            )
+        m = re.fullmatch(r"/_storage/results/([^/]+)/(\d+)", path)
+        signature = parse_qs(query).get("X-Amz-Signature", [""])[0]
+        if m is None or signature != self._storage_signature(m[1], int(m[2])):
+            return (
+                403,
+                b"AccessDenied: the signature does not match",
+                {"Content-Type": "application/xml"},
+            )
+        with self._lock:
+            st = self.statements.get(m[1])
+            if st is None or st.arrow is None or int(m[2]) >= self._chunk_count(st):
+                return 404, b"NoSuchKey", {"Content-Type": "application/xml"}
+            data = self._chunk_ipc(st, int(m[2]))
+        return 200, data, {"Content-Type": "application/vnd.apache.arrow.stream"}
 
     # -- Unity Catalog -------------------------------------------------------------------------
 
@@ -2266,6 +2600,8 @@ class FakeDatabricks:
     def _handle_recorded(
         self, method: str, path: str, query: str, auth: str, principal: str | None, raw: bytes
     ) -> Reply:
+        if method == "GET" and path.startswith("/_storage/"):
+            return self._storage_get(path, query, auth)
         if method == "GET" and path == "/.well-known/databricks-config":
             metadata = {
                 "oidc_endpoint": f"{self.host}/oidc",
@@ -2330,10 +2666,12 @@ class FakeDatabricks:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length > 0 else b""
                 status, body, headers = fake._handle(method, self.path, self.headers, raw)
-                data = json.dumps(body).encode()
+                # bytes: a file or an Arrow chunk, sent as it is with its own Content-Type
+                kind = headers.pop("Content-Type", "application/json")
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", kind)
                     self.send_header("Content-Length", str(len(data)))
                     for key, value in headers.items():
                         self.send_header(key, value)

@@ -39,7 +39,7 @@ from genai_gate.compare import (
 )
 from genai_gate.config import LoadedConfig
 from genai_gate.config.load import InvalidConfig
-from genai_gate.data import load_dataset
+from genai_gate.data import load_dataset, load_table
 from genai_gate.errors import ConfigError, DeadlineError, ExitCode, GateError, TrackingError
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
@@ -66,6 +66,7 @@ from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
 from genai_gate.scoring.verdicts import VerdictCache
+from genai_gate.tables import TableReader
 from genai_gate.targets import Target, limits, resolve_target
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.targets.limits import run_limits
@@ -230,18 +231,21 @@ _DATA_KEYS = frozenset({"data", "columns", "limit", "model"})
 
 
 def check_inputs(
-    loaded: LoadedConfig, notices: list[str]
+    loaded: LoadedConfig, notices: list[str], reader: TableReader | None = None
 ) -> tuple[tuple[BoundScorer, ...], Dataset]:
     """The scorers and the eval set, checked together against each other: every problem is
-    raised in one ConfigError, so that one run names them all."""
-    scorers, dataset, errors = _checked_inputs(loaded, notices, frozenset())
+    raised in one ConfigError, so that one run names them all. `reader` reads a uc: table."""
+    scorers, dataset, errors = _checked_inputs(loaded, notices, frozenset(), reader)
     _raise_together(errors)
     assert scorers is not None and dataset is not None  # both were built, or errors raised
     return scorers, dataset
 
 
 def _checked_inputs(
-    loaded: LoadedConfig, notices: list[str], skip: frozenset[str]
+    loaded: LoadedConfig,
+    notices: list[str],
+    skip: frozenset[str],
+    reader: TableReader | None = None,
 ) -> tuple[tuple[BoundScorer, ...] | None, Dataset | None, list[GateError]]:
     cfg = loaded.config
     errors: list[GateError] = []
@@ -252,11 +256,18 @@ def _checked_inputs(
             scorers = configured_scorers(loaded, notices)
         except GateError as exc:
             errors.append(exc)
-    if not skip & _DATA_KEYS:
+    table = loaded.data_table
+    # a table is read only with a reader: a config already known wrong signs in to nothing
+    if not skip & _DATA_KEYS and (table is None or reader is not None):
         try:
-            dataset = load_dataset(
-                loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
-            )
+            if table is not None and reader is not None:
+                dataset = load_table(
+                    table, reader, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+                )
+            else:
+                dataset = load_dataset(
+                    loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+                )
         except GateError as exc:
             errors.append(exc)
     if scorers is not None and dataset is not None:
@@ -300,7 +311,9 @@ def _prepare(run: Run, tracking_uri: str) -> _Prepared:
     loaded = run.loaded
     cfg = loaded.config
     notices = list(loaded.notices)
-    scorers, dataset = check_inputs(loaded, notices)
+    scorers, dataset = check_inputs(
+        loaded, notices, run.table_reader() if loaded.data_table is not None else None
+    )
     if cfg.model and (cfg.columns.outputs or "outputs" in dataset.columns):
         notices.append(
             "the data has an outputs column, but a model is configured: "
@@ -507,6 +520,11 @@ def _report(
                 "digest": dataset.digest,
                 "file_sha256": dataset.file_sha256,
                 "rows": len(dataset.rows),
+                **(
+                    {"table": {"name": dataset.table.full_name, "version": dataset.table.version}}
+                    if dataset.table is not None
+                    else {}
+                ),
             },
             "model": doc["model_identity"] or {"uri": doc["model"]},
             "baseline": (

@@ -8,6 +8,7 @@ token.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,10 +18,14 @@ from pathlib import Path
 from genai_gate import secrets
 from genai_gate.backends.base import ServingBackend
 from genai_gate.backends.databricks.backend import DatabricksBackend
+from genai_gate.backends.databricks.endpoints import service_errors
 from genai_gate.backends.databricks.session import Workspace
+from genai_gate.backends.databricks.uc_table import UcTableReader
+from genai_gate.backends.databricks.warehouse import WarehouseEngine
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ExitCode
 from genai_gate.github import Context, Runner, read_context
+from genai_gate.tables import TableReader
 
 
 class Result(StrEnum):
@@ -77,6 +82,31 @@ class Run:
         """The serving platform the config names (Databricks Model Serving), signed in
         through the run's one workspace."""
         return DatabricksBackend(self.loaded, self.workspace, progress)
+
+    def table_reader(self) -> TableReader:
+        """What reads a `data: uc:` table: the workspace's SQL warehouse (warehouse-id)."""
+        cfg = self.loaded.config
+        if not cfg.warehouse_id:
+            raise ConfigError(
+                f"data: {cfg.data} is a Unity Catalog table, and no SQL warehouse is "
+                "configured to read it",
+                fix="Name the warehouse that reads it (Statement Execution API):\n"
+                "  warehouse-id: 1234567890abcdef",
+            )
+        workspace = self.workspace
+        grant = "USE CATALOG, USE SCHEMA and SELECT on the table, and CAN USE on the warehouse"
+
+        def errors(what: str) -> contextlib.AbstractContextManager[None]:
+            return service_errors(what, workspace.refused, grant=grant)
+
+        engine = WarehouseEngine(
+            workspace.client(),
+            cfg.warehouse_id,
+            errors,
+            purpose="reading the eval table",
+            grant="the eval table",
+        )
+        return UcTableReader(engine)
 
     @property
     def workspace(self) -> Workspace:

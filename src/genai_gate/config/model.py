@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from genai_gate import tables
 from genai_gate.secrets import looks_like_token
 from genai_gate.thresholds import Better
 
@@ -193,8 +194,8 @@ class CanarySettings(_Model):
 
     warehouse_id: str | None = Field(
         default=None,
-        description="Databricks SQL warehouse that reads the inference table "
-        "(Statement Execution API).",
+        description="Databricks SQL warehouse that reads the inference table and a uc: "
+        "eval table (Statement Execution API).",
     )
     inference_data: str | None = Field(
         default=None,
@@ -256,7 +257,8 @@ class DataSettings(_Model):
 
     data: str | None = Field(
         default=None,
-        description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file. "
+        description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file, or a Unity "
+        "Catalog table, uc:catalog.schema.table[@version] (read through warehouse-id). "
         "Required by eval.",
     )
     columns: Columns = Field(default_factory=Columns)
@@ -267,6 +269,8 @@ class DataSettings(_Model):
     def _data_not_blank(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
             raise ValueError("must name a file")
+        if v is not None and tables.is_table(v):
+            tables.parse(v)  # ValueError says what the form is
         return v
 
 
