@@ -167,6 +167,11 @@ def cli() -> None:
 @click.option("--experiment", help="MLflow experiment name.")
 @click.option("--limit", type=int, help="Evaluate only the first N rows.")
 @click.option(
+    "--runner",
+    type=click.Choice(["local", "spark"]),
+    help="Evaluate with threads here (local) or over a Spark session (spark).",
+)
+@click.option(
     "--set",
     "sets",
     multiple=True,
@@ -185,6 +190,7 @@ def eval_command(
     tracking_uri: str | None,
     experiment: str | None,
     limit: int | None,
+    runner: str | None,
     sets: tuple[str, ...],
     quiet: bool,
 ) -> None:
@@ -203,6 +209,7 @@ def eval_command(
         tracking_uri=tracking_uri,
         experiment=experiment,
         limit=limit,
+        runner=runner,
     )
     if scorers:
         overrides["scorers"] = _flag_value(

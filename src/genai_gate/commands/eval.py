@@ -28,7 +28,7 @@ import yaml
 
 from genai_gate import __version__, artefacts, evidence
 from genai_gate.baseline import Baseline, Resolution, resolve_baseline
-from genai_gate.commands.run import Result, Run
+from genai_gate.commands.run import Result, Run, partition_workspace
 from genai_gate.compare import (
     Comparison,
     RowChange,
@@ -66,6 +66,7 @@ from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
 from genai_gate.scoring.verdicts import VerdictCache
+from genai_gate.spark_runner import evaluate_on_spark
 from genai_gate.tables import TableReader
 from genai_gate.targets import Target, limits, resolve_target
 from genai_gate.targets.cache import ResponseCache
@@ -358,7 +359,22 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
 
         scoring_context = judging
 
+    spark_judges: list[dict[str, Any]] = []
+
     def run_target(answering: Target | None, phases: PhaseProgress | None) -> EvalResult:
+        if cfg.runner == "spark" and answering is prep.target:
+            # the candidate on Spark; a baseline model is evaluated here, with threads
+            result, judged = evaluate_on_spark(
+                loaded,
+                prep.dataset,
+                scorers,
+                answering,
+                progress=phases,
+                workspace=partition_workspace,
+            )
+            if judged is not None:
+                spark_judges.append(judged)
+            return result
         cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
         return evaluate(
             loaded,
@@ -379,8 +395,10 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     judge_stats: dict[str, Any] | None = None
     if scoring_context is not None:
         totals: dict[str, int] = {}
-        for gateway in gateways:
-            for key, value in gateway.stats.as_dict().items():
+        counted = [g.stats.as_dict() for g in gateways]
+        counted += [{k: v for k, v in j.items() if isinstance(v, int)} for j in spark_judges]
+        for stats in counted:
+            for key, value in stats.items():
                 totals[key] = totals.get(key, 0) + value
         judge_stats = {
             "model": cfg.judge,

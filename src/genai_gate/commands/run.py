@@ -26,6 +26,7 @@ from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ExitCode
 from genai_gate.github import Context, Runner, read_context
 from genai_gate.tables import TableReader
+from genai_gate.targets.base import ServingWorkspace
 
 
 class Result(StrEnum):
@@ -115,6 +116,13 @@ class Run:
             cfg = self.loaded.config
             self._workspace = Workspace(self.environ, cfg, cfg, self.ctx, mask=self._mask)
         return self._workspace
+
+
+def partition_workspace(loaded: LoadedConfig, environ: Mapping[str, str]) -> ServingWorkspace:
+    """The workspace a Spark partition signs in to from its environment (runner: spark):
+    top-level, so Spark ships it by name and the partition imports the backend itself."""
+    cfg = loaded.config
+    return Workspace(environ, cfg, cfg, read_context(environ))
 
 
 def refuse_on_pull_request(ctx: Context) -> None:

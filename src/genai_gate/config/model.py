@@ -645,8 +645,45 @@ TRACKING_SCHEMES = (
 )
 
 
+class ScaleSettings(_Model):
+    """Where the rows are evaluated: threads here, a Spark session, or a Databricks job
+    (issue #17, docs/scale.md)."""
+
+    runner: Literal["local", "spark"] = Field(
+        default="local",
+        description="local: threads in this process. spark: the rows are spread over a Spark "
+        "session's partitions (mapInPandas); concurrency and requests-per-minute then hold "
+        "for the whole cluster. Needs pyspark: the action's `extras: spark`, or the spark extra.",
+    )
+    spark_master: str | None = Field(
+        default=None,
+        min_length=1,
+        description="runner: spark outside Databricks: the Spark master, e.g. local[2]. "
+        "Default: the running session (a Databricks job's own), else local[*].",
+    )
+    run_on: Literal["runner", "databricks"] = Field(
+        default="runner",
+        description="runner: evaluate where genai-gate runs. databricks: upload the config, "
+        "the eval code and genai-gate to job-volume, run `genai-gate eval --runner spark` "
+        "as a one-time Databricks job next to the data, fetch its results and gate here.",
+    )
+    job_volume: str | None = Field(
+        default=None,
+        pattern=r"^/Volumes/[^/\s]+/[^/\s]+/[^/\s]+(/[^\s]*)?$",
+        description="run-on: databricks: the Unity Catalog volume folder the job's files go "
+        "to, /Volumes/<catalog>/<schema>/<volume>[/<folder>]. Each run uses its own subfolder.",
+    )
+    job_cluster_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="run-on: databricks: run on this existing cluster. Default: serverless "
+        "jobs compute.",
+    )
+
+
 class Config(
     # pydantic orders fields from the last base to the first: this reads data first
+    ScaleSettings,
     CanarySettings,
     DeploySettings,
     TrackingSettings,
