@@ -206,3 +206,5 @@ class ResultsDoc(TypedDict):
     provenance: NotRequired[dict[str, Any]]
     judge: NotRequired[dict[str, Any] | None]
     tracking_uri: NotRequired[str | None]
+    # run-on: databricks: the job that evaluated (run id, page, its folder on the volume)
+    job: NotRequired[dict[str, Any]]

@@ -13,7 +13,8 @@ Python API at a glance (details below):
                       on a running fake; the fault budgets count down.
   setup               add_endpoint(name, *ServedEntity), register_model_version(full_name,
                       version, answer, latency=, error_rate=, status=, aliases=), settle(name),
-                      write_table(full_name, rows, mode=) (a Delta table, issue #17)
+                      write_table(full_name, rows, mode=) (a Delta table, issue #17);
+                      volumes, clusters, job_env (issue #17)
   addresses           host, token_endpoint, captures, pat_env(), oidc_env(issuer=None)
   reading             endpoint(name) / endpoints, model_version(), rows(table),
                       table_path(table), payload_table(endpoint), sql(query, **params),
@@ -150,6 +151,28 @@ Delta tables with history and Arrow results (issue #17): `write_table(full_name,
   Arrow IPC stream. Like cloud storage, it refuses a request that carries an Authorization
   header (400) or a wrong signature (403). An empty Arrow result has no chunk at all.
 
+Unity Catalog volumes and one-time job runs (issue #17): the Files API on volumes,
+  `PUT /api/2.0/fs/files/Volumes/<c>/<s>/<v>/<path>?overwrite=` (the raw body is the file;
+  parent folders are created; 204; overwrite=false on an existing file is 409 ALREADY_EXISTS)
+  and `GET` of the same path (the bytes, application/octet-stream, Last-Modified); volumes are
+  `volumes` (default {JOB_VOLUME}), any other is 404 NOT_FOUND; the files live under
+  `volumes_root`, and `volume_path(p)` maps a /Volumes path to its file. Jobs 2.2:
+  `POST /api/2.2/jobs/runs/submit` takes one task with a spark_python_task on an existing
+  cluster (`clusters`, default {CLUSTER_ID}; others 400 "Cluster ... does not exist") or on
+  serverless compute (environment_key naming one of `environments`), and answers {run_id};
+  the run goes PENDING -> RUNNING -> TERMINATED (SUCCESS on exit 0, FAILED otherwise,
+  TIMEDOUT past timeout_seconds). It REALLY runs: the python_file is executed by this
+  interpreter in a subprocess with its parameters, /Volumes paths mapped to volumes_root, and
+  a job's environment (DATABRICKS_HOST, a PAT, DATABRICKS_RUNTIME_VERSION, plus `job_env`);
+  a wheel dependency or library on a volume must exist and be a zip, else the run fails
+  "Library installation failed" (the code that runs is this checkout's, not the wheel's).
+  `GET /api/2.2/jobs/runs/get?run_id=` answers the Run (state, status, tasks with their
+  task run_id, run_page_url `{host}/?o=<workspace>#job/<id>/run/<id>`); `GET
+  .../runs/get-output?run_id=<task run id>` the task's `logs` (its stdout and stderr) and,
+  when it failed, `error`/`error_trace` (the run's own id: 400, as for any multi-task run);
+  `POST .../runs/cancel` is asynchronous: TERMINATING, then TERMINATED/CANCELED once the
+  process is killed. Runs are in `job_runs` (JobRun: argv, process, log, result).
+
 Every request is recorded in `requests` (RecordedRequest: method, path, query, auth kind "none" |
 "pat" | "oauth" | "invalid", principal, the X-Databricks-Workspace-Id header, user agent, status).
 `calls` and `served` count invocations per endpoint and per served entity name. Endpoint-level
@@ -195,6 +218,8 @@ ACCOUNT_ID = "00000000-0000-4000-8000-00000000acc7"
 SERVICE_PRINCIPAL_ID = "6b1c0e6e-5a7a-4c47-9d8e-5e1f0c0ffee1"
 PAT_USER = "emulator@example.com"
 WAREHOUSE_ID = "emulator-warehouse"
+JOB_VOLUME = "main.eval.jobs"  # /Volumes/main/eval/jobs (issue #17)
+CLUSTER_ID = "0101-000000-emulated"
 DEFAULT_SUBJECT = "repo:acme/shop:ref:refs/heads/main"
 
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -929,6 +954,40 @@ def _split_name(text: str) -> list[str]:
     return [_unquote(m.group()) for m in re.finditer(_NAME_PART, text)]
 
 
+# ---------------------------------------------------- one-time job runs (issue #17)
+
+# the states of §Jobs runs/get: life cycle, result, and the newer `status` block
+_RESULT_STATUS = {
+    "SUCCESS": ("SUCCESS", "SUCCESS"),
+    "FAILED": ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
+    "CANCELED": ("CANCELED", "SUCCESS"),
+    "TIMEDOUT": ("TIMED_OUT", "CLIENT_ERROR"),
+}
+
+
+@dataclass
+class JobRun:
+    """A one-time run (runs/submit) of one spark_python_task, really run as a subprocess."""
+
+    run_id: int
+    task_run_id: int
+    run_name: str
+    task: dict[str, Any]
+    creator: str | None
+    timeout: int
+    life_cycle: str = "PENDING"
+    result: str | None = None
+    message: str = "Waiting for cluster"
+    start_time: int = 0
+    end_time: int = 0
+    log: str = ""
+    error: str | None = None
+    process: Any = None
+    cancelled: bool = False
+    # what it ran: the command line and the folder the volume paths were mapped to
+    argv: list[str] = field(default_factory=list)
+
+
 # ------------------------------------------------------------------------------ the fake
 
 
@@ -966,6 +1025,10 @@ class FakeDatabricks:
     statement_polls: int = 0
     sql_chunk_rows: int = 1000
     clock: Callable[[], float] = time.time
+    # Unity Catalog volumes and jobs (issue #17)
+    volumes: set[str] = field(default_factory=lambda: {JOB_VOLUME})
+    clusters: set[str] = field(default_factory=lambda: {CLUSTER_ID})
+    job_env: dict[str, str] = field(default_factory=dict)
     # counters
     calls: Counter[str] = field(default_factory=Counter, init=False)
     served: Counter[str] = field(default_factory=Counter, init=False)
@@ -985,6 +1048,7 @@ class FakeDatabricks:
     _recorded_ids: set[str] = field(default_factory=set, init=False, repr=False)
     _part_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12], init=False, repr=False)
     _jwks_clients: dict[str, jwt.PyJWKClient] = field(default_factory=dict, init=False, repr=False)
+    job_runs: dict[int, JobRun] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -2491,6 +2555,293 @@ class FakeDatabricks:
             data = self._chunk_ipc(st, int(m[2]))
         return 200, data, {"Content-Type": "application/vnd.apache.arrow.stream"}
 
+    # -- UC volumes (Files API) and one-time job runs (issue #17) ------------------------------
+
+    @property
+    def volumes_root(self) -> Path:
+        """Where /Volumes/<catalog>/<schema>/<volume>/... lives on disk (the FUSE mount a
+        job sees as /Volumes)."""
+        return self.captures / "Volumes"
+
+    def volume_path(self, path: str) -> Path:
+        """The local file behind a /Volumes/... path; 404 for a volume that does not exist."""
+        parts = [p for p in path.split("/") if p]
+        if len(parts) < 4 or parts[0] != "Volumes" or ".." in parts:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid path: {path}")
+        if ".".join(parts[1:4]).lower() not in self.volumes:
+            raise ApiError(
+                404, "NOT_FOUND", f"The volume /Volumes/{'/'.join(parts[1:4])} does not exist."
+            )
+        return self.volumes_root.joinpath(*parts[1:])
+
+    def _jobs_and_files(
+        self, method: str, path: str, query: str, principal: str | None, raw: bytes
+    ) -> Reply:
+        from urllib.parse import unquote
+
+        if path.startswith("/api/2.0/fs/files/"):
+            local = self.volume_path(unquote(path.removeprefix("/api/2.0/fs/files")))
+            if method == "PUT":
+                overwrite = parse_qs(query).get("overwrite", ["true"])[0] != "false"
+                if local.exists() and not overwrite:
+                    raise ApiError(409, "ALREADY_EXISTS", f"The file {local.name} already exists.")
+                local.parent.mkdir(parents=True, exist_ok=True)
+                tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:6]}")
+                tmp.write_bytes(raw)
+                tmp.replace(local)  # the Files API never shows a half-written file
+                return 204, b"", {"Content-Type": "application/octet-stream"}
+            if method == "GET":
+                if not local.is_file():
+                    raise ApiError(404, "NOT_FOUND", "The file does not exist.")
+                modified = datetime.fromtimestamp(local.stat().st_mtime, UTC)
+                return (
+                    200,
+                    local.read_bytes(),
+                    {
+                        "Content-Type": "application/octet-stream",
+                        "Last-Modified": modified.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+                    },
+                )
+            raise ApiError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported here.")
+        body: Any = json.loads(raw) if raw else {}
+        q = {k: v[0] for k, v in parse_qs(query).items()}
+        if method == "POST" and path == "/api/2.2/jobs/runs/submit":
+            return self._submit_run(body, principal)
+        if method == "GET" and path == "/api/2.2/jobs/runs/get":
+            run = self._job_run(q.get("run_id"))
+            with self._lock:
+                return 200, self._run_body(run), {}
+        if method == "GET" and path == "/api/2.2/jobs/runs/get-output":
+            return self._run_output(q.get("run_id"))
+        if method == "POST" and path == "/api/2.2/jobs/runs/cancel":
+            self._cancel_run(self._job_run(body.get("run_id")))
+            return 200, {}, {}
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
+
+    def _job_run(self, run_id: Any) -> JobRun:
+        try:
+            wanted = int(run_id)
+        except (TypeError, ValueError):
+            raise _bad("run_id is required.") from None
+        for run in self.job_runs.values():
+            if wanted in (run.run_id, run.task_run_id):
+                return run
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Run {wanted} does not exist.")
+
+    def _submit_run(self, body: dict[str, Any], principal: str | None) -> Reply:
+        tasks = body.get("tasks")
+        if not isinstance(tasks, list) or len(tasks) != 1:
+            raise _bad("The emulator runs one-time runs of exactly one task.")
+        task = tasks[0]
+        python = task.get("spark_python_task")
+        if not isinstance(python, dict) or not str(python.get("python_file", "")).strip():
+            raise _bad("Only spark_python_task with a python_file is emulated.")
+        compute = [k for k in ("existing_cluster_id", "new_cluster", "job_cluster_key",
+                               "environment_key") if task.get(k)]  # fmt: skip
+        if len(compute) != 1:
+            raise _bad(
+                "A task needs exactly one of existing_cluster_id, new_cluster, job_cluster_key "
+                "or environment_key (serverless)."
+            )
+        if compute == ["existing_cluster_id"] and task["existing_cluster_id"] not in self.clusters:
+            raise _bad(f"Cluster {task['existing_cluster_id']} does not exist")
+        if compute == ["new_cluster"] or compute == ["job_cluster_key"]:
+            raise _bad("The emulator runs on an existing cluster or serverless compute only.")
+        libraries = [lib["whl"] for lib in task.get("libraries") or [] if "whl" in lib]
+        if compute == ["environment_key"]:
+            envs = {e.get("environment_key"): e for e in body.get("environments") or []}
+            env = envs.get(task["environment_key"])
+            if env is None:
+                raise _bad(f"Environment {task['environment_key']} is not defined in environments.")
+            libraries += list(env.get("spec", {}).get("dependencies") or [])
+        with self._lock:
+            run_id = 1000 + 2 * len(self.job_runs)
+            run = JobRun(
+                run_id,
+                run_id + 1,
+                str(body.get("run_name") or "Untitled"),
+                task,
+                principal,
+                int(body.get("timeout_seconds") or 0),
+            )
+            self.job_runs[run_id] = run
+        threading.Thread(
+            target=self._execute_run, args=(run, libraries), name=f"job-run-{run_id}", daemon=True
+        ).start()
+        return 200, {"run_id": run_id}, {}
+
+    def _execute_run(self, run: JobRun, libraries: list[str]) -> None:
+        """The task's Python file, run for real with its parameters: the volume paths map to
+        files under volumes_root, and the environment is a job's (DATABRICKS_HOST and a
+        token for this workspace, DATABRICKS_RUNTIME_VERSION, plus `job_env`). The wheel a
+        task installs must exist and be a wheel; the code that runs is this interpreter's
+        (the checkout under test), not the wheel's."""
+        import subprocess
+        import sys
+        import zipfile
+
+        def local(value: str) -> str:
+            if value.startswith("/Volumes/"):
+                with contextlib.suppress(ApiError):
+                    return str(self.volume_path(value))
+            return value
+
+        with self._lock:
+            run.start_time = _now_ms(self.clock)
+        for library in libraries:
+            if not library.startswith("/Volumes/"):
+                continue
+            try:
+                ok = zipfile.is_zipfile(local(library))
+            except OSError:
+                ok = False
+            if not ok:
+                self._end_run(run, "FAILED", f"Library installation failed for library {library}")
+                return
+        python = run.task["spark_python_task"]
+        script = Path(local(str(python["python_file"])))
+        if not script.is_file():
+            self._end_run(run, "FAILED", f"File {python['python_file']} not found.")
+            return
+        work = Path(tempfile.mkdtemp(prefix=f"job-run-{run.run_id}-", dir=self.captures))
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(work),
+            "DATABRICKS_HOST": self.host,
+            "DATABRICKS_TOKEN": sorted(self.tokens)[0],
+            "DATABRICKS_RUNTIME_VERSION": "emulated",
+            **({"JAVA_HOME": os.environ["JAVA_HOME"]} if "JAVA_HOME" in os.environ else {}),
+            **self.job_env,
+        }
+        argv = [
+            sys.executable,
+            str(script),
+            *[local(str(a)) for a in python.get("parameters") or []],
+        ]
+        log_path = work / "driver.log"
+        with self._lock:
+            if run.cancelled:
+                self._end_locked(run, "CANCELED", "Run cancelled.")
+                return
+            run.argv = argv
+            run.life_cycle, run.message = "RUNNING", "In run"
+            with log_path.open("wb") as log:
+                run.process = subprocess.Popen(
+                    argv, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )  # fmt: skip
+        try:
+            code = run.process.wait(timeout=run.timeout or None)
+        except subprocess.TimeoutExpired:
+            self._kill(run)
+            self._end_run(run, "TIMEDOUT", f"Run timed out after {run.timeout} seconds.")
+            return
+        run.log = log_path.read_text(encoding="utf-8", errors="replace")[-5_000_000:]
+        if run.cancelled:
+            self._end_run(run, "CANCELED", "Run cancelled.")
+        elif code == 0:
+            self._end_run(run, "SUCCESS", "")
+        else:
+            # [INFERRED] the wording for a Python task that exits non-zero
+            run.error = f"Python script exited with code {code}"
+            self._end_run(
+                run,
+                "FAILED",
+                f"Task {run.task.get('task_key')} failed with message: Workload failed, see run "
+                "output for details.",
+            )
+
+    def _kill(self, run: JobRun) -> None:
+        import signal
+
+        if run.process is not None and run.process.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(run.process.pid, signal.SIGKILL)
+
+    def _end_run(self, run: JobRun, result: str, message: str) -> None:
+        with self._lock:
+            self._end_locked(run, result, message)
+
+    def _end_locked(self, run: JobRun, result: str, message: str) -> None:
+        if run.life_cycle == "TERMINATED":
+            return
+        run.life_cycle, run.result, run.message = "TERMINATED", result, message
+        run.end_time = _now_ms(self.clock)
+
+    def _cancel_run(self, run: JobRun) -> None:
+        """Asynchronous, as on Databricks: the run reads TERMINATING, then TERMINATED/CANCELED
+        once its process is gone."""
+        with self._lock:
+            if run.life_cycle == "TERMINATED":
+                return
+            run.cancelled = True
+            run.life_cycle, run.message = "TERMINATING", "Run cancellation requested"
+        self._kill(run)
+
+    def _run_body(self, run: JobRun) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "life_cycle_state": run.life_cycle,
+            "state_message": run.message,
+            "user_cancelled_or_timedout": run.result in ("CANCELED", "TIMEDOUT"),
+        }
+        status: dict[str, Any] = {"state": run.life_cycle}
+        if run.result is not None:
+            state["result_state"] = run.result
+            code, kind = _RESULT_STATUS[run.result]
+            status["termination_details"] = {"code": code, "type": kind, "message": run.message}
+        url = f"{self.host}/?o={WORKSPACE_ID}#job/{run.run_id}/run/{run.run_id}"
+        task = {
+            k: v
+            for k, v in run.task.items()
+            if k in ("task_key", "spark_python_task", "existing_cluster_id", "environment_key",
+                     "libraries")
+        }  # fmt: skip
+        return {
+            "job_id": run.run_id,
+            "run_id": run.run_id,
+            "run_name": run.run_name,
+            "number_in_job": run.run_id,
+            "creator_user_name": run.creator,
+            "run_type": "SUBMIT_RUN",
+            "format": "MULTI_TASK",
+            "trigger": "ONE_TIME",
+            "state": state,
+            "status": status,
+            "start_time": run.start_time,
+            "end_time": run.end_time,
+            "run_page_url": url,
+            "tasks": [
+                {
+                    **task,
+                    "run_id": run.task_run_id,
+                    "state": state,
+                    "status": status,
+                    "start_time": run.start_time,
+                    "end_time": run.end_time,
+                    "attempt_number": 0,
+                    "run_page_url": url,
+                }
+            ],
+        }
+
+    def _run_output(self, run_id: Any) -> Reply:
+        run = self._job_run(run_id)
+        with self._lock:
+            if run_id is not None and int(run_id) == run.run_id:
+                raise _bad(
+                    f"Retrieving the output of a run with multiple tasks is not supported. "
+                    f"Please retrieve the output of each individual task run instead: "
+                    f"{run.task_run_id}."
+                )
+            out: dict[str, Any] = {"metadata": self._run_body(run)["tasks"][0]}
+            if run.log:
+                out["logs"] = run.log
+                out["logs_truncated"] = False
+            if run.error:
+                out["error"] = run.error
+                out["error_trace"] = run.log[-2000:]
+            return 200, out, {}
+
     # -- Unity Catalog -------------------------------------------------------------------------
 
     def _model_version_reply(
@@ -2621,6 +2972,11 @@ class FakeDatabricks:
             return self._exchange(form)
         if auth not in ("pat", "oauth"):
             return 401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."}, {}
+        if path.startswith(("/api/2.0/fs/", "/api/2.2/jobs/runs/")):
+            try:
+                return self._jobs_and_files(method, path, query, principal, raw)
+            except ApiError as err:
+                return err.reply()
         body: Any = {}
         if raw:
             try:
@@ -2706,6 +3062,8 @@ class FakeDatabricks:
         return self
 
     def stop(self) -> None:
+        for run in list(self.job_runs.values()):  # a job run's process ends with its workspace
+            self._kill(run)
         if self.server is not None:
             with contextlib.suppress(OSError):
                 self.server.shutdown()

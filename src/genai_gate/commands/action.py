@@ -19,7 +19,8 @@ from pathlib import Path
 from genai_gate import secrets
 from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
 from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
-from genai_gate.commands.eval import EvalReport, every_problem, run_eval
+from genai_gate.commands.eval import EvalReport, every_problem
+from genai_gate.commands.job_eval import run_gate
 from genai_gate.commands.run import Result, Run
 from genai_gate.config import Config, LoadedConfig, load_config
 from genai_gate.config.load import InvalidConfig
@@ -325,7 +326,7 @@ def run_action(
         if "eval" in commands:
             command = "eval"
             with runner.group("genai-gate eval"):
-                report = run_eval(run, progress)
+                report = run_gate(run, progress, log)
             parts.append(_eval_outputs(runner, report, environ, secrets))
         for mode in (m for m in _WATCH if m in commands):
             command = mode
