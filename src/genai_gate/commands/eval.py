@@ -242,6 +242,13 @@ def check_inputs(
     return scorers, dataset
 
 
+def check_before_submitting(loaded: LoadedConfig) -> None:
+    """What can be checked here before a job evaluates elsewhere (run-on: databricks): the
+    scorers and thresholds, and a data file with its columns (a uc: table is the job's to
+    read), so that a typo costs seconds, not a job."""
+    _raise_together(_checked_inputs(loaded, [], frozenset())[2])
+
+
 def _checked_inputs(
     loaded: LoadedConfig,
     notices: list[str],

@@ -32,7 +32,7 @@ import yaml
 
 import genai_gate
 from genai_gate import __version__, artefacts, evidence, pyimport
-from genai_gate.commands.eval import EvalReport, run_eval
+from genai_gate.commands.eval import EvalReport, check_before_submitting, run_eval
 from genai_gate.commands.run import Run
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ServiceError
@@ -134,6 +134,7 @@ def run_on_databricks(run: Run, log: Callable[[str], None]) -> EvalReport:
             "run-on: databricks needs a Unity Catalog volume for the job's files",
             fix="run-on: databricks\njob-volume: /Volumes/main/eval/genai-gate",
         )
+    check_before_submitting(loaded)
     started_at = _now()
     run.out_dir.mkdir(parents=True, exist_ok=True)
     evidence.check_trail(run.out_dir / "evidence.json")

@@ -213,8 +213,11 @@ def build_wheel(source: Path, into: Path) -> Path:
     """A wheel of genai-gate from its source tree, with uv (the project's build tool)."""
     import shutil
     import subprocess
+    import sys
 
-    uv = shutil.which("uv")
+    # the composite action installs uv next to genai-gate's venv (scripts/install-action-env)
+    beside = Path(sys.prefix).parent / "uv" / "bin" / "uv"
+    uv = shutil.which("uv") or (str(beside) if beside.is_file() else None)
     if uv is None:
         raise ServiceError(
             "run-on: databricks builds a wheel of genai-gate for the job, and uv is not on PATH",
