@@ -89,8 +89,12 @@ def check_threshold(t: Threshold, metrics: Mapping[str, float]) -> Check:
             False,
             f"{t.metric} was not produced: no row could be scored for it",
         )
-    if math.isnan(value):
-        return Check(t.metric, t.op, t.value, None, False, f"{t.metric} is NaN")
+    if not math.isfinite(value):
+        # NaN, or an aggregation that overflowed: not a measurement, whichever way the limit
+        # points (and results.json holds no non-finite number)
+        return Check(
+            t.metric, t.op, t.value, None, False, f"{t.metric} is {value:g}, not a finite number"
+        )
     ok = t.holds(value)
     verb = "meets" if ok else "misses"
     return Check(
@@ -130,6 +134,15 @@ def check_relative(
     if comparison.delta is None or math.isnan(comparison.delta):
         return fail(
             value, base, f"{t.metric}: no row was scored on both sides, so nothing is paired"
+        )
+    if not (math.isfinite(value) and math.isfinite(base) and math.isfinite(comparison.delta)):
+        # an infinite metric or change has no drop to measure: fail closed, and keep the
+        # non-finite numbers out of results.json
+        return fail(
+            None,
+            None,
+            f"{t.metric} = {value:g} against {base:g} (Δ {comparison.delta:g}): "
+            "an infinite value cannot be compared",
         )
     delta, ci = comparison.delta, comparison.ci
     sign = 1.0 if t.better == "higher" else -1.0
