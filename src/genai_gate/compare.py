@@ -97,7 +97,10 @@ class Comparison:
             "candidate": _finite(self.candidate),
             "baseline": _finite(self.baseline),
             "delta": _finite(self.delta),
-            "ci": list(self.ci) if self.ci is not None else None,
+            # a non-finite interval is reported as none (the gate fails it, gate.py)
+            "ci": list(self.ci)
+            if self.ci is not None and all(math.isfinite(x) for x in self.ci)
+            else None,
             "pairs": self.pairs,
         }
 

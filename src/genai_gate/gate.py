@@ -145,6 +145,15 @@ def check_relative(
             "an infinite value cannot be compared",
         )
     delta, ci = comparison.delta, comparison.ci
+    if ci is not None and not all(math.isfinite(x) for x in ci):
+        # a custom aggregation that gave NaN or inf on some resamples: no interval is not
+        # "inconclusive" (which `inconclusive: pass` would let through), it is no answer
+        return fail(
+            value,
+            base,
+            f"{t.metric}: the 95% interval of the change is not a finite number (the "
+            "aggregation gave NaN or inf on some resamples), so the change cannot be judged",
+        )
     sign = 1.0 if t.better == "higher" else -1.0
     gain = sign * delta  # > 0 is better
     allowed = t.allowed_drop(base)

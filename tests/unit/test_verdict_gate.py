@@ -701,3 +701,19 @@ def test_a_missing_or_non_finite_number_never_passes(
     assert not check.passed
     assert check.value is None or math.isfinite(check.value)
     assert check.baseline is None or math.isfinite(check.baseline)
+
+
+@pytest.mark.parametrize("ci", [(math.nan, 0.1), (-0.1, math.inf), (-math.inf, math.nan)])
+@pytest.mark.parametrize("inconclusive", get_args(Inconclusive))
+def test_a_non_finite_interval_fails_whatever_inconclusive_says(
+    ci: tuple[float, float], inconclusive: Inconclusive
+) -> None:
+    """A custom aggregation that gives NaN or inf on some resamples leaves no interval: not
+    `inconclusive` (which `pass` would let through) but no answer, and results.json gets
+    no NaN (it is written with allow_nan=False)."""
+    compared = Comparison(EM, 0.74, 0.75, -0.01, ci, 300)
+    check = check_relative(MAX_DROP, compared, inconclusive=inconclusive)
+    assert check.passed is False
+    assert "interval of the change is not a finite number" in check.reason
+    assert compared.as_dict()["ci"] is None
+    assert check.as_dict()["ci"] is None
