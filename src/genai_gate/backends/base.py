@@ -1,7 +1,7 @@
-"""The serving-backend seam: what `plan`, `deploy`, `analyze`, `promote` and `rollback` ask
-of a serving platform. Databricks Model Serving is one adapter (backends/databricks); a
-second platform implements the same protocol, and the commands, the rollout core and the
-reports stay as they are.
+"""The serving-backend seam: what `plan`, `deploy`, `analyze`, `promote`, `rollback` and
+`monitor` ask of a serving platform. Databricks Model Serving is one adapter
+(backends/databricks); a second platform implements the same protocol, and the commands, the
+rollout core and the reports stay as they are.
 """
 
 from __future__ import annotations
@@ -101,9 +101,17 @@ class TrafficReader(Protocol):
     @property
     def where(self) -> str: ...
 
-    def stats(self, endpoint: str, since_ms: int) -> dict[str, EntityTraffic]: ...
+    def stats(
+        self, endpoint: str, since_ms: int, until_ms: int | None = None
+    ) -> dict[str, EntityTraffic]:
+        """Per served entity, the requests logged in [since_ms, until_ms) (epoch ms)."""
+        ...
 
-    def sample(self, endpoint: str, entity: str, since_ms: int, k: int) -> list[Exchange]: ...
+    def sample(
+        self, endpoint: str, entity: str, since_ms: int, k: int, until_ms: int | None = None
+    ) -> list[Exchange]:
+        """Up to k answered requests of one entity, the same ones on a re-run."""
+        ...
 
 
 class ServingBackend(Protocol):
@@ -147,3 +155,20 @@ class ServingBackend(Protocol):
     def apply(self, plan: Any, timeout: float) -> Applied: ...
 
     def traffic(self, state: Any) -> TrafficReader: ...
+
+    # -------------------------------------------------------------- what `monitor` adds
+
+    def set_tags(self, endpoint: str, tags: Mapping[str, str]) -> None:
+        """Add or replace these `genai-gate.*` keys beside the rollout state, which survives
+        between scheduled runs (the retraining cool-down is kept there)."""
+        ...
+
+    def served_entity(self, model: str, version: str) -> Entity | None:
+        """The entity that would serve this registered model version (a rollback target),
+        or None when the registry no longer holds it."""
+        ...
+
+    def run_job(self, job: str, parameters: Mapping[str, str], idempotency_key: str) -> str:
+        """Start the platform's retraining job with these parameters; returns where the run
+        can be seen. A repeated key starts no second run. ConfigError if unsupported."""
+        ...

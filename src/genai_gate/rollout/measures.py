@@ -31,3 +31,4 @@ class Exchange:
     entity: str
     request: str
     response: str
+    duration_ms: float | None = None  # how long the endpoint took, where the log says

@@ -51,6 +51,19 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def prompt_of(inputs: Mapping[str, Any]) -> str:
+    """An eval row's inputs as the user's message, the way `as_row` reads a logged request:
+    the last user message of a chat, else the only input, else the inputs as JSON."""
+    messages = inputs.get("messages")
+    if isinstance(messages, list):
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            return _text(users[-1].get("content", ""))
+    if len(inputs) == 1:
+        return _text(next(iter(inputs.values())))
+    return _text(dict(inputs))
+
+
 def as_row(index: int, exchange: Exchange) -> EvalRow | None:
     try:
         request = json.loads(exchange.request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 
 from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
 from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints, Progress
@@ -29,7 +30,13 @@ from genai_gate.backends.databricks.session import Workspace
 from genai_gate.backends.databricks.warehouse import WarehouseEngine, warehouse_source
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
-from genai_gate.rollout.plan import TAG_STARTED, TAG_STEP_AT, Rollout, rollout_for_challenger
+from genai_gate.rollout.plan import (
+    TAG_STARTED,
+    TAG_STEP_AT,
+    Entity,
+    Rollout,
+    rollout_for_challenger,
+)
 
 SETTINGS_EXAMPLE = """endpoint: my-genai
 model-name: main.genai.support_bot
@@ -205,3 +212,30 @@ class DatabricksBackend:
 
     def traffic(self, state: EndpointState) -> TrafficSource:
         return traffic_source(self.loaded, state, self.endpoints)
+
+    def set_tags(self, endpoint: str, tags: Mapping[str, str]) -> None:
+        self.endpoints.tag(endpoint, tags)
+
+    def served_entity(self, model: str, version: str) -> Entity | None:
+        """A Unity Catalog version as the served entity deploy would make of it."""
+        if model.count(".") != 2 or not version.isdigit():
+            return None  # not a Unity Catalog version: nothing to look up or re-serve
+        if not self.endpoints.model_version_exists(model, version):
+            return None
+        cfg = self.loaded.config
+        return entity_for(
+            model, version, workload_size=cfg.workload_size, scale_to_zero=cfg.scale_to_zero
+        )
+
+    def run_job(self, job: str, parameters: Mapping[str, str], idempotency_key: str) -> str:
+        """`jobs run-now` with job parameters; the idempotency token makes a retried call
+        (or a re-run of the same monitor window) start no second run."""
+        if not job.isdigit():
+            raise ConfigError(f"retrain-job-id: {job!r} is not a Databricks job id")
+        endpoints = self.endpoints
+        with endpoints._errors(f"starting Databricks job {job}"):
+            started = endpoints.w.jobs.run_now(
+                int(job), job_parameters=dict(parameters), idempotency_token=idempotency_key[:64]
+            )
+        run_id = started.bind().get("run_id")
+        return f"{endpoints.host.rstrip('/')}/jobs/{job}/runs/{run_id}"
