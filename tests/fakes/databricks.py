@@ -12,7 +12,8 @@ Python API at a glance (details below):
                       warehouses, statement_polls, sql_chunk_rows, clock. All may be changed
                       on a running fake; the fault budgets count down.
   setup               add_endpoint(name, *ServedEntity), register_model_version(full_name,
-                      version, answer, latency=, error_rate=, status=, aliases=), settle(name)
+                      version, answer, latency=, error_rate=, status=, aliases=), settle(name),
+                      objects.add_job(name, parameters)
   addresses           host, token_endpoint, captures, pat_env(), oidc_env(issuer=None)
   reading             endpoint(name) / endpoints, model_version(), rows(table),
                       table_path(table), payload_table(endpoint), sql(query, **params),
@@ -111,6 +112,11 @@ Inference tables and system tables, under `capture_dir` (a constructor field; a 
   change_time, creation timestamps, SQL's current_timestamp()) come from `clock` (default
   time.time), so a test can move time.
 
+Jobs `run-now`, workspace folders, AI/BI (Lakeview) dashboards, SQL queries and SQL alerts:
+  `fake.objects` (tests/fakes/databricks_objects.py, whose docstring has the details):
+  objects.add_job(name, parameters) -> job id, objects.job_runs, objects.dashboards,
+  objects.published, objects.queries, objects.alerts, objects.dashboard_named(name).
+
 SQL Statement Execution (§5): `POST /api/2.0/sql/statements`, `GET .../{id}`,
   `GET .../{id}/result/chunks/{n}`, `POST .../{id}/cancel`, on the warehouses in `warehouses`
   (others: 404 RESOURCE_DOES_NOT_EXIST). Statements run on DuckDB over the tables above: each
@@ -171,6 +177,7 @@ from urllib.parse import parse_qs, urlsplit
 import duckdb
 import jwt
 
+from tests.fakes.databricks_objects import WorkspaceObjects
 from tests.fakes.github_oidc import FakeGitHubOIDC
 
 PAT = "dapi-emulator-token-0123456789abcdef"
@@ -899,6 +906,8 @@ class FakeDatabricks:
     model_versions: dict[tuple[str, str], ModelVersion] = field(default_factory=dict, init=False)
     statements: dict[str, _Statement] = field(default_factory=dict, init=False)
     served_entity_rows: list[dict[str, Any]] = field(default_factory=list, init=False)
+    # jobs, dashboards, folders, SQL queries and alerts (tests/fakes/databricks_objects.py)
+    objects: WorkspaceObjects = field(init=False)
     server: ThreadingHTTPServer | None = field(default=None, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _capture_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -911,6 +920,7 @@ class FakeDatabricks:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self.objects = WorkspaceObjects(clock=lambda: self.clock())
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -2242,6 +2252,9 @@ class FakeDatabricks:
             m := re.fullmatch(r"/api/2\.0/serving-endpoints/([^/]+)", path)
         ):
             return self._delete(m[1])
+        answered = self.objects.dispatch(method, path, q, body, principal)
+        if answered is not None:
+            return answered
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
 
     def _handle(self, method: str, raw_path: str, headers: Any, raw_body: bytes) -> Reply:

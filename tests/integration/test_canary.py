@@ -153,7 +153,11 @@ def test_a_healthy_canary_advances_then_is_promoted(canary: Canary, ws: FakeData
     assert second.code == 0, second.text
     assert "healthy, promote" in second.out
     assert canary.routes() == {"bot-13": 100}
-    assert canary.tags() == {"genai-gate.champion": "bot-13", "genai-gate.step": "100"}
+    assert canary.tags() == {
+        "genai-gate.champion": "bot-13",
+        "genai-gate.step": "100",
+        "genai-gate.previous-champion": "main.ml.bot/12",
+    }
     records = read_records(canary.root / "out" / "evidence.json")
     assert [r.get("decision") for r in records if r["kind"] == "analysis"] == ["advance", "promote"]
 
@@ -313,10 +317,11 @@ def test_traffic_never_moves_from_a_pull_request(
     assert canary.routes() == {"bot-12": 90, "bot-13": 10}
 
 
-def test_a_schedule_with_no_canary_in_flight_is_skipped(
+def test_a_schedule_with_no_canary_in_flight_monitors_the_champion(
     canary: Canary, ws: FakeDatabricks, job: dict[str, str]
 ) -> None:
-    """Only the champion serves: nothing is judged, so the step says `skipped`, not `passed`."""
+    """Only the champion serves: the schedule runs `monitor` (issue #16); with no traffic
+    nothing is judged, so the step says `skipped`, not `passed`."""
     env = {
         **job,
         "GENAI_GATE_CONFIG": str(canary.config(WAREHOUSE)),
@@ -324,7 +329,7 @@ def test_a_schedule_with_no_canary_in_flight_is_skipped(
     }
     result: CliResult = canary.cli("action", env=env)
     assert result.code == 0, result.text
-    assert "has no canary to analyze" in result.out
+    assert "genai-gate monitor `bot`: not enough traffic" in result.out
     outputs = read_outputs(Path(job["GITHUB_OUTPUT"]))
     assert outputs["result"] == "skipped" and outputs["passed"] == "false"
     assert canary.routes() == {"bot-12": 100}
