@@ -280,6 +280,8 @@ OUTPUTS: tuple[Output, ...] = (
         "not enough traffic.",
     ),
     Output("drift", 'After monitor: "true" when a drift rule failed.'),
+    Output("dashboard-id", "After dashboard: the AI/BI dashboard's id (the same on a re-run)."),
+    Output("dashboard-url", "After dashboard: the published dashboard's URL."),
 )
 
 

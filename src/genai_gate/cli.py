@@ -21,6 +21,7 @@ from genai_gate.errors import ConfigError, ExitCode, GateError
 
 if TYPE_CHECKING:
     from genai_gate.commands.canary import AnalyzeReport, Mode
+    from genai_gate.commands.dashboard import DashboardReport
     from genai_gate.commands.deploy import DeployReport
     from genai_gate.commands.eval import EvalReport
     from genai_gate.commands.monitor import MonitorReport
@@ -315,7 +316,9 @@ def _run(config: str | None, out: Path, overrides: dict[str, Any], origins: dict
     return Run(loaded, out)
 
 
-def _print_report(report: DeployReport | AnalyzeReport | MonitorReport, as_json: bool) -> None:
+def _print_report(
+    report: DeployReport | AnalyzeReport | MonitorReport | DashboardReport, as_json: bool
+) -> None:
     """Notices to stderr; the record as JSON, or the markdown report and the outputs."""
     for notice in report.notices:
         click.echo(f"notice: {_safe(notice)}", err=True)
@@ -436,6 +439,19 @@ def monitor_command(
     raise click.exceptions.Exit(int(report.result.exit_code))
 
 
+@cli.command("dashboard")
+@_endpoint_options(example="dashboard-path=/Shared/genai-gate")
+def dashboard_command(
+    config: str | None, out: Path, endpoint: str | None, sets: tuple[str, ...], as_json: bool
+) -> None:
+    """Create or update, by name, the AI/BI dashboard and SQL alerts over the endpoint."""
+    from genai_gate.commands.dashboard import run_dashboard
+
+    overrides, origins = _settings(sets, endpoint=endpoint)
+    report = run_dashboard(_run(config, out, overrides, origins), progress=_stderr)
+    _print_report(report, as_json)
+
+
 @cli.command("action")
 @config_option
 @out_option
@@ -474,6 +490,8 @@ def action_command(config: str | None, out: Path) -> None:
         click.echo(_safe(result.analysis.summary))
     if result.monitor is not None:
         click.echo(_safe(result.monitor.summary))
+    if result.dashboard is not None:
+        click.echo(_safe(result.dashboard.summary))
     if result.report is not None:
         _finish(result.report, out)
     raise click.exceptions.Exit(int(result.result.exit_code))

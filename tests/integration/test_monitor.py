@@ -231,6 +231,7 @@ def test_longer_prompts_are_input_drift_from_local_files(shipped: Shop) -> None:
         f"monitor-reference: window:{start}..{end}\n"
         "monitor-window: 24h\n"
         'monitor-rules: {prompt_length/ks: "<= 0.1", words/psi: "<= 0.25"}\n'
+        "judged-data: judged\n"
     )
     result = shipped.run("monitor", extra=extra)
     assert result.code == 1, result.text
@@ -241,6 +242,14 @@ def test_longer_prompts_are_input_drift_from_local_files(shipped: Shop) -> None:
     assert record["reference"]["kind"] == "window" and record["reference"]["requests"] == 200
     lengths = {i["metric"]: i for i in record["inputs"]}["prompt_length/ks"]
     assert lengths["current_median"] > 3 * lengths["reference_median"]
+    # off Databricks, the judged samples land as Parquet beside the config
+    import duckdb
+
+    parts = str(shipped.root / "judged" / "*.parquet")
+    found = duckdb.sql(f"SELECT scorer, count(*) FROM read_parquet('{parts}') GROUP BY 1")
+    assert found is not None
+    rows = found.fetchall()
+    assert rows == [("polite", 40)]
 
 
 def test_too_little_traffic_is_not_enough_traffic_on_a_schedule(shipped: Shop) -> None:
@@ -318,3 +327,54 @@ def test_drift_rolls_back_to_the_previous_champion(shop: Shop) -> None:
     rollback = next(a for a in shop.record()["actions"] if a["action"] == "rollback")
     assert rollback["outcome"] == "done" and "main.ml.bot v12" in rollback["detail"]
     assert "endpoint-config-version:" in result.out
+
+
+def test_the_dashboard_is_created_then_updated_in_place_with_its_alerts(shipped: Shop) -> None:
+    ws = shipped.ws
+    extra = WAREHOUSE + "judged-table: main.mon.judged\nmonitor-window: 24h\n"
+    shipped.traffic(100)
+    watched = shipped.run("monitor", extra=extra)
+    assert watched.code == 0, watched.text
+    # the judged sample went back through the warehouse: CREATE TABLE, then INSERT
+    judged = ws.sql(
+        "SELECT scorer, count(*) AS n, avg(score) AS mean FROM main.mon.judged GROUP BY 1"
+    )
+    assert judged == [{"scorer": "polite", "n": 40, "mean": 1.0}]
+    assert shipped.record()["judged_written_to"] == "main.mon.judged"
+
+    first = shipped.run("dashboard", extra=extra)
+    assert first.code == 0, first.text
+    assert "genai-gate dashboard `bot`: created" in first.out
+    made = json.loads((shipped.out / "dashboard.json").read_text())
+    second = shipped.run("dashboard", extra=extra)
+    assert second.code == 0, second.text
+    again = json.loads((shipped.out / "dashboard.json").read_text())
+
+    assert (made["action"], again["action"]) == ("created", "updated")
+    assert again["dashboard_id"] == made["dashboard_id"]
+    assert list(ws.objects.dashboards) == [made["dashboard_id"]]  # never a duplicate
+    dashboard = ws.objects.dashboards[made["dashboard_id"]]
+    assert dashboard["path"] == "/Shared/genai-gate/genai-gate bot.lvdash.json"
+    assert dashboard["etag"] == "80611981"  # written twice
+    assert made["dashboard_id"] in ws.objects.published
+    assert [a["id"] for a in again["alerts"]] == [a["id"] for a in made["alerts"]]
+    assert {a["name"]: a["action"] for a in again["alerts"]} == {
+        "genai-gate bot: error rate": "updated",
+        "genai-gate bot: polite/mean": "updated",
+    }
+    assert len(ws.objects.alerts) == 2 and len(ws.objects.queries) == 2
+    quality = next(a for a in ws.objects.alerts.values() if a["display_name"].endswith("mean"))
+    assert quality["condition"]["op"] == "LESS_THAN"  # the gate's polite/mean >= 0.5
+    assert quality["condition"]["threshold"]["value"]["double_value"] == 0.5
+
+    # every dataset and alert query runs on the warehouse and shows the traffic
+    datasets = {
+        d["name"]: d["queryLines"][0]
+        for d in json.loads(dashboard["serialized_dashboard"])["datasets"]
+    }
+    hours = ws.sql(datasets["traffic"])
+    assert sum(r["requests"] for r in hours) == 100
+    assert {r["served_entity"] for r in hours} == {"bot-13"}
+    assert ws.sql(datasets["quality"])[0]["mean_score"] == 1.0
+    for query in ws.objects.queries.values():
+        assert ws.sql(query["query_text"])

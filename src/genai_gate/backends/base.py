@@ -6,10 +6,10 @@ rollout core and the reports stay as they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-from genai_gate.rollout.measures import EntityTraffic, Exchange
+from genai_gate.rollout.measures import EntityTraffic, Exchange, JudgedScore
 from genai_gate.rollout.plan import Change, Entity, Rollout
 
 
@@ -114,6 +114,29 @@ class TrafficReader(Protocol):
         ...
 
 
+class PublishedDashboard(Protocol):
+    """A dashboard (and its alerts) that `dashboard` created or updated in place."""
+
+    @property
+    def dashboard_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def action(self) -> str:
+        """created | updated"""
+        ...
+
+    @property
+    def alerts(self) -> tuple[tuple[str, str, str], ...]:
+        """(name, id, created | updated) of each alert."""
+        ...
+
+
 class ServingBackend(Protocol):
     """`state` and `plan` arguments are the backend's own values, as its `read` and
     `plan_*` returned them; the commands only pass them back."""
@@ -171,4 +194,17 @@ class ServingBackend(Protocol):
     def run_job(self, job: str, parameters: Mapping[str, str], idempotency_key: str) -> str:
         """Start the platform's retraining job with these parameters; returns where the run
         can be seen. A repeated key starts no second run. ConfigError if unsupported."""
+        ...
+
+    def record_judged(self, state: Any, scores: Sequence[JudgedScore]) -> str | None:
+        """Write judged scores beside the traffic, for dashboards; where they went, or None
+        when no place is configured."""
+        ...
+
+    def publish_dashboard(
+        self, state: Any, *, name: str, folder: str, floors: Mapping[str, tuple[str, float]]
+    ) -> PublishedDashboard:
+        """Create or update, by name, the platform's dashboard over the endpoint's traffic and
+        judged quality, and its alerts (`floors`: scorer -> the gate's op and limit).
+        ConfigError where the platform has none."""
         ...

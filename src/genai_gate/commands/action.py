@@ -18,6 +18,7 @@ from pathlib import Path
 
 from genai_gate import secrets
 from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
+from genai_gate.commands.dashboard import DashboardReport, run_dashboard
 from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
 from genai_gate.commands.eval import EvalReport, every_problem, run_eval
 from genai_gate.commands.monitor import MonitorReport, run_monitor
@@ -38,7 +39,7 @@ from genai_gate.report.summary import render_error
 from genai_gate.results import PhaseProgress
 
 _WATCH: tuple[Mode, ...] = ("analyze", "promote", "rollback")
-COMMANDS = ("eval", "plan", "deploy", *_WATCH, "monitor")
+COMMANDS = ("eval", "plan", "deploy", *_WATCH, "monitor", "dashboard")
 _TRUE = ("true", "1", "yes", "on")
 
 
@@ -50,10 +51,15 @@ class ActionResult:
     comment: CommentResult | None
     analysis: AnalyzeReport | None = None
     monitor: MonitorReport | None = None
+    dashboard: DashboardReport | None = None
 
     @property
     def result(self) -> Result:
-        ran = (r for r in (self.report, self.deploy, self.analysis, self.monitor) if r is not None)
+        ran = (
+            r
+            for r in (self.report, self.deploy, self.analysis, self.monitor, self.dashboard)
+            if r is not None
+        )
         return Result.overall(r.result for r in ran)
 
 
@@ -275,7 +281,9 @@ def _analysis_outputs(
     return summary
 
 
-def _monitor_outputs(runner: Runner, report: MonitorReport, secrets: list[str]) -> str:
+def _monitor_outputs(
+    runner: Runner, report: MonitorReport | DashboardReport, secrets: list[str]
+) -> str:
     for name, value in report.outputs().items():
         runner.set_output(name, value)
     for notice in report.notices:
@@ -322,6 +330,7 @@ def run_action(
     deployed: DeployReport | None = None
     watched: AnalyzeReport | None = None
     monitored: MonitorReport | None = None
+    charted: DashboardReport | None = None
     parts: list[str] = []
     try:
         if loaded is None:
@@ -357,6 +366,11 @@ def run_action(
             with runner.group("genai-gate monitor"):
                 monitored = run_monitor(run, github_token=token, progress=log)
             parts.append(_monitor_outputs(runner, monitored, secrets))
+        if "dashboard" in commands:
+            command = "dashboard"
+            with runner.group("genai-gate dashboard"):
+                charted = run_dashboard(run, progress=log)
+            parts.append(_monitor_outputs(runner, charted, secrets))
         gate_open = report is None or (report.verdict.passed and report.tracking_error is None)
         for command in (c for c in commands if c in ("plan", "deploy")):
             if command == "deploy" and not gate_open:
@@ -397,9 +411,9 @@ def run_action(
         _comment(runner, ctx, environ, token, brief(join(parts)))
         raise
     # one place decides `result` and `passed`, from every command that ran
-    reports = (r for r in (report, deployed, watched, monitored) if r is not None)
+    reports = (r for r in (report, deployed, watched, monitored, charted) if r is not None)
     for name, value in Result.overall(r.result for r in reports).outputs().items():
         runner.set_output(name, value)
     _scrub_files(out_dir, secrets)
     comment = _comment(runner, ctx, environ, token, brief(join(parts)))
-    return ActionResult(commands, report, deployed, comment, watched, monitored)
+    return ActionResult(commands, report, deployed, comment, watched, monitored, charted)

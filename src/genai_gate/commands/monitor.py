@@ -25,6 +25,7 @@ from typing import Any
 from genai_gate import __version__, artefacts, evidence
 from genai_gate.backends.base import Applied, ServingBackend, ServingState, TrafficReader
 from genai_gate.baseline import RUN_PREFIX, find_gated_run, read_run_rows
+from genai_gate.commands.judged import write_judged
 from genai_gate.commands.run import Result, Run
 from genai_gate.config import LoadedConfig
 from genai_gate.config.model import parse_instant
@@ -430,6 +431,9 @@ def run_monitor(
         rules_source,
         monitor_id,
         run,
+    )
+    record["judged_written_to"] = write_judged(
+        backend, state, champion, "monitor", monitor_id, scores, notices
     )
 
     actions: list[Taken] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from genai_gate.backends.base import PublishedDashboard
 from genai_gate.report.analysis import limit_chart
 from genai_gate.report.markdown import NONE, code, fold, inert, link, num, pct, signed, unit_of
 from genai_gate.report.plan import notices_block
@@ -135,5 +136,23 @@ def render_monitor(
             "Chart: judged quality now and in the reference",
             limit_chart("Judged quality (mean score)", "score", names, values, None),
         )
+    lines += notices_block(notices)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_dashboard(
+    endpoint: str, published: PublishedDashboard, notices: Sequence[str] = ()
+) -> str:
+    lines = [
+        f"## genai-gate dashboard {code(endpoint)}: {published.action}",
+        "",
+        f"AI/BI dashboard {code(published.name)} ({link('open', published.url)}), id "
+        f"{code(published.dashboard_id)}.",
+        "",
+    ]
+    if published.alerts:
+        lines += ["| SQL alert | id | |", "|---|---|---|"]
+        lines += [f"| {code(n)} | {code(i)} | {a} |" for n, i, a in published.alerts]
+        lines.append("")
     lines += notices_block(notices)
     return "\n".join(lines).rstrip("\n") + "\n"

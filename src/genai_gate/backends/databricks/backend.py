@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from genai_gate.backends.databricks import dashboard, judged
 from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
 from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints, Progress
 from genai_gate.backends.databricks.inference_table import TrafficSource
@@ -30,6 +31,7 @@ from genai_gate.backends.databricks.session import Workspace
 from genai_gate.backends.databricks.warehouse import WarehouseEngine, warehouse_source
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
+from genai_gate.rollout.measures import JudgedScore
 from genai_gate.rollout.plan import (
     TAG_STARTED,
     TAG_STEP_AT,
@@ -239,3 +241,54 @@ class DatabricksBackend:
             )
         run_id = started.bind().get("run_id")
         return f"{endpoints.host.rstrip('/')}/jobs/{job}/runs/{run_id}"
+
+    def record_judged(self, state: EndpointState, scores: Sequence[JudgedScore]) -> str | None:
+        cfg = self.loaded.config
+        if not scores:
+            return None
+        if cfg.judged_table and cfg.warehouse_id:
+            endpoints = self.endpoints
+            engine = WarehouseEngine(endpoints.w, cfg.warehouse_id, endpoints._errors)
+            judged.write_to_table(engine, cfg.judged_table, scores)
+            return cfg.judged_table
+        if cfg.judged_data:
+            return str(judged.write_parquet(self.loaded.resolve(cfg.judged_data), scores))
+        return None
+
+    def publish_dashboard(
+        self,
+        state: EndpointState,
+        *,
+        name: str,
+        folder: str,
+        floors: Mapping[str, tuple[str, float]],
+    ) -> dashboard.Published:
+        cfg = self.loaded.config
+        table = state.table if state.table and state.table.enabled else None
+        if table is None:
+            raise ConfigError(
+                f"endpoint {state.name} has no AI Gateway inference table, so there is no "
+                "traffic for a dashboard to show",
+                fix="Deploy with an inference table:\n  inference-table: main.genai_logs",
+            )
+        if not cfg.warehouse_id:
+            raise ConfigError(
+                "dashboard needs warehouse-id: the dashboard's queries and alerts run on a "
+                "SQL warehouse",
+                fix="  warehouse-id: 1234567890abcdef",
+            )
+        payload = table.table_name(state.name)
+        endpoints = self.endpoints
+        return dashboard.publish(
+            endpoints.w,
+            endpoints._errors,
+            endpoint=state.name,
+            name=name,
+            folder=folder,
+            warehouse_id=cfg.warehouse_id,
+            payload=payload,
+            judged=cfg.judged_table,
+            alerts=dashboard.alert_specs(
+                state.name, payload, cfg.judged_table, cfg.max_error_rate, floors
+            ),
+        )
