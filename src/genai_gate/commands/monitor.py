@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from genai_gate import __version__, artefacts, evidence
+from genai_gate import __version__, artefacts, evidence, secrets
 from genai_gate.backends.base import Applied, ServingBackend, ServingState, TrafficReader
 from genai_gate.baseline import RUN_PREFIX, find_gated_run, read_run_rows
 from genai_gate.commands.judged import write_judged
@@ -595,7 +595,7 @@ def _parameters(record: Mapping[str, Any], champion: Entity, run: Run) -> dict[s
     """The drift as a retraining job's parameters (strings; at most 10, GitHub's limit)."""
     links = run_links(run.environ)
     drifted = [c["metric"] for c in record["checks"] if c["status"] == "drift"]
-    return {
+    values = {
         "endpoint": str(record["endpoint"]),
         "model": champion.model,
         "version": champion.version,
@@ -606,6 +606,8 @@ def _parameters(record: Mapping[str, Any], champion: Entity, run: Run) -> dict[s
         "reason": str(record["reason"])[:500],
         "run_url": links.run_url or "",
     }
+    # they leave for a job and another repository's workflow: no secret goes with them
+    return {k: secrets.scrub(v) for k, v in values.items()}
 
 
 def _retrain(

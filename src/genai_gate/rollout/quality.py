@@ -41,7 +41,7 @@ def reference_free(loaded: LoadedConfig, notices: list[str]) -> list[BoundScorer
     if skipped:
         notices.append(
             f"live traffic has no expected answers or retrieved context, so "
-            f"{', '.join(skipped)} cannot judge it; the canary is judged by "
+            f"{', '.join(skipped)} cannot judge it; live traffic is judged by "
             + (", ".join(s.name for s in kept) or "errors and latency only")
         )
     return kept
@@ -161,7 +161,7 @@ def directions(
             unknown.append(s.name)
     if unknown:
         notices.append(
-            f"the canary does not judge {', '.join(unknown)}: no threshold says whether "
+            f"live traffic is not judged by {', '.join(unknown)}: no threshold says whether "
             "higher or lower is better. Give one, e.g. thresholds: {"
             f"{unknown[0]}/mean: {{at-least: 0.8}}}}"
         )
