@@ -167,10 +167,21 @@ def test_a_worse_challenger_is_rolled_back_on_quality(canary: Canary, ws: FakeDa
     ws.model_versions[("main.ml.bot", "13")].answer = sloppy
     deploy_challenger(canary)
     canary.traffic(800)
-    result = canary.run("analyze", "--apply", extra=WAREHOUSE)
+    judged = "judged-table: main.mon.judged\n"
+    result = canary.run("analyze", "--apply", extra=WAREHOUSE + judged)
     assert result.code == 1, result.text
     assert "unhealthy, roll back" in result.out
     assert "polite/mean vs champion" in result.out
+    # both samples' scores went back through the warehouse, for the dashboard (issue #16)
+    written = ws.sql(
+        "SELECT served_entity, source, count(*) AS n, avg(score) AS mean "
+        "FROM main.mon.judged GROUP BY 1, 2 ORDER BY 1"
+    )
+    assert [(r["served_entity"], r["source"], r["n"]) for r in written] == [
+        ("bot-12", "analyze", 30),
+        ("bot-13", "analyze", 30),
+    ]
+    assert written[0]["mean"] > written[1]["mean"]
     assert canary.routes() == {"bot-12": 100}
     assert "genai-gate.challenger" not in canary.tags()
 
