@@ -188,8 +188,8 @@ def test_no_canary_anywhere_from_the_pull_request_to_the_rollback(
     mlflow_server_root: Path,
 ) -> None:
     """A PR (eval, plan, sticky comment), the merge (eval, deploy), live traffic whose answers
-    quote the secrets, then analyze, rollback, a second deploy, promote and monitor, signed in through
-    GitHub OIDC, logging to a remote MLflow server with proxied artifacts: no secret the run
+    quote the secrets, then analyze, rollback, a second deploy, promote and monitor, signed in
+    through GitHub OIDC, logging to a remote MLflow server with proxied artifacts: no secret the run
     knew (configured keys, the GitHub token, the OIDC request token, every ID token and every
     Databricks access token exchanged) is in any artefact, comment, issue or log."""
     ws = databricks_workspace
