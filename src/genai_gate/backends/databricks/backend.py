@@ -145,11 +145,11 @@ def traffic_source(
         return warehouse_source(engine, table.table_name(state.name), models)
     if table is None:
         raise ConfigError(
-            f"endpoint {state.name} captures no traffic, so there is nothing to analyze",
+            f"endpoint {state.name} captures no traffic, so there is nothing to analyze or monitor",
             fix="Deploy with an inference table:\n  inference-table: main.genai_logs",
         )
     raise ConfigError(
-        "analyze needs warehouse-id (to query the inference table on Databricks) or "
+        "analyze and monitor need warehouse-id (to query the inference table on Databricks) or "
         "inference-data (local copies of it)",
         fix="  warehouse-id: 1234567890abcdef\nor\n  inference-data: captures/main.mon.bot_payload",
     )
