@@ -168,30 +168,6 @@ def unpaired_interval(
     )
 
 
-def rate_interval(
-    hits: int,
-    n: int,
-    base_hits: int,
-    base_n: int,
-    *,
-    seed_key: str,
-    resamples: int = RESAMPLES,
-    confidence: float = CONFIDENCE,
-) -> tuple[float, float] | None:
-    """As `unpaired_interval` for the mean of two 0/1 samples known only by their counts
-    (errors among requests): resampling n values of a 0/1 sample with k ones draws a
-    Binomial(n, k/n) count, so this is that bootstrap, without n values in memory."""
-    if min(n, base_n) < MIN_PAIRS:
-        return None
-
-    def draw(rng: np.random.Generator, size: int) -> np.ndarray:
-        a = rng.binomial(n, hits / n, size=size) / n
-        b = rng.binomial(base_n, base_hits / base_n, size=size) / base_n
-        return np.asarray(a - b, dtype=float)
-
-    return _bootstrap(draw, 1, seed_key=seed_key, resamples=resamples, confidence=confidence)
-
-
 def _input_key(inputs: Mapping[str, Any]) -> str:
     return json.dumps(inputs, sort_keys=True, default=str, ensure_ascii=False)
 

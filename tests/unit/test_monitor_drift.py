@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from genai_gate.commands.monitor import gated_run_in, parse_window
-from genai_gate.compare import rate_interval, statistic, unpaired_interval
+from genai_gate.compare import statistic, unpaired_interval
 from genai_gate.config import load_config
 from genai_gate.errors import ConfigError
 from genai_gate.report.monitor import render_monitor
@@ -25,6 +25,7 @@ from genai_gate.rollout.monitoring import (
     Taken,
     decide,
     default_rules,
+    rate_interval,
 )
 from genai_gate.rollout.plan import Entity
 from genai_gate.thresholds import RelativeThreshold, Threshold
@@ -100,7 +101,9 @@ def test_rate_interval_is_the_bootstrap_of_the_zero_one_samples() -> None:
     assert got[0] == pytest.approx(want[0], abs=0.004)
     assert got[1] == pytest.approx(want[1], abs=0.004)
     assert 0 < got[0] < 0.02 < got[1]
-    assert rate_interval(1, 5, 0, 100, seed_key="e") is None  # too few requests for one
+    assert rate_interval(1, 9, 0, 100, seed_key="e") is None  # too few requests for one
+    assert rate_interval(1, 10, 0, 100, seed_key="e") is not None  # compare.MIN_PAIRS
+    assert rate_interval(30, 1000, 10, 1000, seed_key="errors/rate") == got  # seeded
 
 
 # ---------------------------------------------------------------- rules and verdict

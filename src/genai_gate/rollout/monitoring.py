@@ -11,9 +11,9 @@ better direction (`safety/mean: {max-drop: 0.05}`), decided by the gate's own
 `check_relative` on an interval from compare.py's bootstrap. So "quality fell by more than
 X" is said only when the whole 95% interval of the change lies beyond X; an interval that
 straddles X is inconclusive and raises nothing. Errors, known only as counts, get the same
-bootstrap through `rate_interval`; latency percentiles are compared on a sample of each
-side's durations, since an eval run's latency is its client's (a local model, another
-network), not the endpoint's, latency is compared only against a window.
+bootstrap through `rate_interval` (binomial draws). Latency percentiles are compared on a
+sample of each side's durations, and only against a window: an eval run's latency is its
+client's (a local model, another network), not the endpoint's.
 
 Input drift (drift.py) is decided on its statistic's limit (KS's D, the PSI), and for KS
 also on its p-value (`alpha`): a gap that size must be unlikely to be chance.
@@ -22,13 +22,21 @@ also on its p-value (`alpha`): a gap that size must be unlikely to be chance.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from genai_gate.compare import Comparison, rate_interval, statistic, unpaired_interval
+from genai_gate.compare import (
+    CONFIDENCE,
+    MIN_PAIRS,
+    RESAMPLES,
+    Comparison,
+    statistic,
+    unpaired_interval,
+)
 from genai_gate.gate import check_relative, check_threshold
 from genai_gate.rollout.drift import INPUT_METRICS, PROMPT_LENGTH, WORDS, TwoSample, input_drift
 from genai_gate.thresholds import Better, RelativeThreshold, Threshold
@@ -131,6 +139,24 @@ class Taken:
             "detail": self.detail,
             "url": self.url,
         }
+
+
+def rate_interval(
+    hits: int, n: int, base_hits: int, base_n: int, *, seed_key: str
+) -> tuple[float, float] | None:
+    """The 95% interval of rate(hits/n) - rate(base_hits/base_n), by compare.py's bootstrap
+    (its resamples, confidence and minimum sample), for two 0/1 samples known only by their
+    counts: resampling n values of a 0/1 sample with k ones draws a Binomial(n, k/n) count,
+    so each resample is one binomial draw a side, with no row per request in memory. (It
+    lives here, not in compare.py, which the verdict path's mutation testing holds as is.)"""
+    if min(n, base_n) < MIN_PAIRS:
+        return None
+    rng = np.random.default_rng(zlib.crc32(seed_key.encode()))
+    now = rng.binomial(n, hits / n, size=RESAMPLES) / n
+    then = rng.binomial(base_n, base_hits / base_n, size=RESAMPLES) / base_n
+    tail = (1.0 - CONFIDENCE) / 2.0
+    low, high = np.quantile(now - then, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 def kind_of(metric: str) -> Kind:
