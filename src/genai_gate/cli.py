@@ -21,8 +21,10 @@ from genai_gate.errors import ConfigError, ExitCode, GateError
 
 if TYPE_CHECKING:
     from genai_gate.commands.canary import AnalyzeReport, Mode
+    from genai_gate.commands.dashboard import DashboardReport
     from genai_gate.commands.deploy import DeployReport
     from genai_gate.commands.eval import EvalReport
+    from genai_gate.commands.monitor import MonitorReport
     from genai_gate.commands.run import Run
     from genai_gate.results import ResultsDoc
 
@@ -330,7 +332,9 @@ def _run(config: str | None, out: Path, overrides: dict[str, Any], origins: dict
     return Run(loaded, out)
 
 
-def _print_report(report: DeployReport | AnalyzeReport, as_json: bool) -> None:
+def _print_report(
+    report: DeployReport | AnalyzeReport | MonitorReport | DashboardReport, as_json: bool
+) -> None:
     """Notices to stderr; the record as JSON, or the markdown report and the outputs."""
     for notice in report.notices:
         click.echo(f"notice: {_safe(notice)}", err=True)
@@ -415,6 +419,55 @@ def rollback_command(**kwargs: Any) -> None:
     _run_rollout_command("rollback", True, **kwargs)
 
 
+@cli.command("monitor")
+@_endpoint_options(
+    click.option("--window", help='The traffic to judge, ending now: "24h", "7d", seconds.'),
+    click.option(
+        "--reference",
+        help="run:<mlflow-run-id>, window:<from>..<to> or none (default: the "
+        "eval run that gated the serving version).",
+    ),
+    example="on-drift=[annotate,retrain]",
+)
+def monitor_command(
+    config: str | None,
+    out: Path,
+    endpoint: str | None,
+    window: str | None,
+    reference: str | None,
+    sets: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Judge the champion's recent traffic against its reference; exit 1 on drift."""
+    from genai_gate.commands.monitor import run_monitor
+
+    overrides, origins = _settings(
+        sets, endpoint=endpoint, monitor_window=window, monitor_reference=reference
+    )
+    for key, flag in (("monitor-window", "--window"), ("monitor-reference", "--reference")):
+        if key in origins:
+            origins[key] = flag
+    run = _run(config, out, overrides, origins)
+    token = os.environ.get("GENAI_GATE_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN") or ""
+    report = run_monitor(run, github_token=token, progress=_stderr)
+    _print_report(report, as_json)
+    click.echo(f"Report: {out / 'monitor.md'}  HTML: {out / 'monitor.html'}", err=True)
+    raise click.exceptions.Exit(int(report.result.exit_code))
+
+
+@cli.command("dashboard")
+@_endpoint_options(example="dashboard-path=/Shared/genai-gate")
+def dashboard_command(
+    config: str | None, out: Path, endpoint: str | None, sets: tuple[str, ...], as_json: bool
+) -> None:
+    """Create or update, by name, the AI/BI dashboard and SQL alerts over the endpoint."""
+    from genai_gate.commands.dashboard import run_dashboard
+
+    overrides, origins = _settings(sets, endpoint=endpoint)
+    report = run_dashboard(_run(config, out, overrides, origins), progress=_stderr)
+    _print_report(report, as_json)
+
+
 @cli.command("action")
 @config_option
 @out_option
@@ -451,6 +504,10 @@ def action_command(config: str | None, out: Path) -> None:
         click.echo(_safe(result.deploy.summary))
     if result.analysis is not None:
         click.echo(_safe(result.analysis.summary))
+    if result.monitor is not None:
+        click.echo(_safe(result.monitor.summary))
+    if result.dashboard is not None:
+        click.echo(_safe(result.dashboard.summary))
     if result.report is not None:
         _finish(result.report, out)
     raise click.exceptions.Exit(int(result.result.exit_code))

@@ -13,6 +13,7 @@ Python API at a glance (details below):
                       on a running fake; the fault budgets count down.
   setup               add_endpoint(name, *ServedEntity), register_model_version(full_name,
                       version, answer, latency=, error_rate=, status=, aliases=), settle(name),
+                      objects.add_job(name, parameters),
                       write_table(full_name, rows, mode=) (a Delta table, issue #17);
                       volumes, clusters, job_env (issue #17)
   addresses           host, token_endpoint, captures, pat_env(), oidc_env(issuer=None)
@@ -113,6 +114,11 @@ Inference tables and system tables, under `capture_dir` (a constructor field; a 
   change_time, creation timestamps, SQL's current_timestamp()) come from `clock` (default
   time.time), so a test can move time.
 
+Jobs `run-now`, workspace folders, AI/BI (Lakeview) dashboards, SQL queries and SQL alerts:
+  `fake.objects` (tests/fakes/databricks_objects.py, whose docstring has the details):
+  objects.add_job(name, parameters) -> job id, objects.job_runs, objects.dashboards,
+  objects.published, objects.queries, objects.alerts, objects.dashboard_named(name).
+
 SQL Statement Execution (§5): `POST /api/2.0/sql/statements`, `GET .../{id}`,
   `GET .../{id}/result/chunks/{n}`, `POST .../{id}/cancel`, on the warehouses in `warehouses`
   (others: 404 RESOURCE_DOES_NOT_EXIST). Statements run on DuckDB over the tables above: each
@@ -136,7 +142,13 @@ SQL Statement Execution (§5): `POST /api/2.0/sql/statements`, `GET .../{id}`,
   `status.sql_state` (e.g. "[TABLE_OR_VIEW_NOT_FOUND] ...", 42P01). INLINE + JSON_ARRAY and
   EXTERNAL_LINKS + ARROW_STREAM are emulated (INLINE with another format: 400, as the API
   documents; anything else: 400). `fake.sql(query, **params)` runs the same SQL from Python and
-  returns dicts.
+  returns dicts. Two writes are emulated, for tables genai-gate keeps:
+  `CREATE TABLE [IF NOT EXISTS] c.s.t (col TYPE, ...) [USING DELTA] [COMMENT '...']` makes an
+  empty table (its folder) with those columns (an existing one, without IF NOT EXISTS, is
+  [TABLE_OR_VIEW_ALREADY_EXISTS]), and `INSERT INTO c.s.t VALUES ... | SELECT ...` appends the
+  rows by position as a part file and answers one row of `num_affected_rows`,
+  `num_inserted_rows`, as Databricks does (a row of the wrong width is
+  [INSERT_COLUMN_ARITY_MISMATCH]).
 
 Delta tables with history and Arrow results (issue #17): `write_table(full_name, rows,
   mode="overwrite"|"append")` writes a real Delta table (deltalake) under capture_dir, one
@@ -210,6 +222,7 @@ from urllib.parse import parse_qs, urlsplit
 import duckdb
 import jwt
 
+from tests.fakes.databricks_objects import WorkspaceObjects
 from tests.fakes.github_oidc import FakeGitHubOIDC
 
 PAT = "dapi-emulator-token-0123456789abcdef"
@@ -678,6 +691,20 @@ _MACROS = (
 )
 
 
+_CREATE_TABLE = re.compile(
+    r"\s*CREATE\s+TABLE\s+(?P<ifnot>IF\s+NOT\s+EXISTS\s+)?(?P<name>[\w`.]+)\s*"
+    r"\((?P<cols>.*)\)\s*(?:USING\s+DELTA\s*)?(?:COMMENT\s+'(?:[^']|'')*'\s*)?;?\s*$",
+    re.S | re.I,
+)
+_INSERT = re.compile(
+    r"\s*INSERT\s+INTO\s+(?P<name>[\w`.]+)\s+(?P<rest>(?:VALUES|SELECT)\b.*)$", re.S | re.I
+)
+
+
+def _table_name(text: str) -> str:
+    return ".".join(_unquote(p) for p in re.findall(r"`(?:[^`]|``)*`|[^.]+", text)).lower()
+
+
 def _unquote(token: str) -> str:
     if token.startswith("`"):
         return token[1:-1].replace("``", "`")
@@ -1039,12 +1066,16 @@ class FakeDatabricks:
     model_versions: dict[tuple[str, str], ModelVersion] = field(default_factory=dict, init=False)
     statements: dict[str, _Statement] = field(default_factory=dict, init=False)
     served_entity_rows: list[dict[str, Any]] = field(default_factory=list, init=False)
+    # jobs, dashboards, folders, SQL queries and alerts (tests/fakes/databricks_objects.py)
+    objects: WorkspaceObjects = field(init=False)
     server: ThreadingHTTPServer | None = field(default=None, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _capture_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _rng: random.Random = field(init=False, repr=False)
     _owns_capture_dir: bool = field(default=False, init=False, repr=False)
     _legacy_tables: set[str] = field(default_factory=set, init=False, repr=False)
+    # tables made by CREATE TABLE: full name -> DuckDB column types
+    _created_tables: dict[str, dict[str, str]] = field(default_factory=dict, init=False, repr=False)
     _recorded_ids: set[str] = field(default_factory=set, init=False, repr=False)
     _part_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12], init=False, repr=False)
     _jwks_clients: dict[str, jwt.PyJWKClient] = field(default_factory=dict, init=False, repr=False)
@@ -1052,6 +1083,7 @@ class FakeDatabricks:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self.objects = WorkspaceObjects(clock=lambda: self.clock())
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -2048,8 +2080,10 @@ class FakeDatabricks:
                 continue
             if name.count(".") != 2:
                 continue
-            if name == SERVED_ENTITIES_TABLE:
-                columns: dict[str, str] | None = SERVED_ENTITIES_COLUMNS
+            if name in self._created_tables:
+                columns: dict[str, str] | None = self._created_tables[name]
+            elif name == SERVED_ENTITIES_TABLE:
+                columns = SERVED_ENTITIES_COLUMNS
             elif name.endswith("_payload"):
                 columns = LEGACY_PAYLOAD_COLUMNS if name in legacy else PAYLOAD_COLUMNS
             else:
@@ -2124,6 +2158,17 @@ class FakeDatabricks:
                     )
                 return None
 
+            if created := _CREATE_TABLE.match(statement):
+                return self._create_table(created, tables)
+            inserted = _INSERT.match(statement)
+            target = _table_name(inserted["name"]) if inserted else None
+            if inserted and target not in tables:
+                raise SqlError(
+                    "TABLE_OR_VIEW_NOT_FOUND",
+                    f"The table or view {target} cannot be found.",
+                    "42P01",
+                )
+            query = inserted["rest"] if inserted else statement
             versions: dict[str, tuple[str, int]] = {}
 
             def resolve_version(parts: list[str], version: int) -> str:
@@ -2146,7 +2191,7 @@ class FakeDatabricks:
                 return travelled
 
             translated, used_params = translate_sql(
-                statement, resolve, params, self.clock(), resolve_version
+                query, resolve, params, self.clock(), resolve_version
             )
             con = duckdb.connect(":memory:")
             try:
@@ -2194,8 +2239,67 @@ class FakeDatabricks:
                     raise SqlError("DUCKDB_ERROR", str(exc), "XX000") from exc
             finally:
                 con.close()
+            if inserted and target is not None:
+                return self._insert_rows(target, tables[target], rows)
         columns = [(str(d[0]), str(d[1])) for d in description]
         return columns, rows
+
+    def _create_table(
+        self, match: re.Match[str], tables: dict[str, tuple[Path, dict[str, str] | None]]
+    ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+        """CREATE TABLE [IF NOT EXISTS] c.s.t (name TYPE, ...): an empty table folder."""
+        name = _table_name(match["name"])
+        if name.count(".") != 2:
+            raise SqlError(
+                "REQUIRES_SINGLE_PART_NAMESPACE", f"{name} is not catalog.schema.table", "42K05"
+            )
+        if name in tables:
+            if match["ifnot"]:
+                return [], []
+            raise SqlError(
+                "TABLE_OR_VIEW_ALREADY_EXISTS",
+                f"Cannot create table or view {name} because it already exists.",
+                "42P07",
+            )
+        columns: dict[str, str] = {}
+        for spec in _split_top(match["cols"]):
+            col, _, kind = spec.strip().partition(" ")
+            duck = _PARAM_TYPES.get(kind.strip().split()[0].upper()) if kind.strip() else None
+            if duck is None:
+                raise SqlError("UNSUPPORTED_DATATYPE", f"Unsupported data type {kind!r}", "0A000")
+            columns[_unquote(col)] = duck
+        self._created_tables[name] = columns
+        self.table_path(name).mkdir(parents=True, exist_ok=True)
+        return [], []
+
+    def _insert_rows(
+        self, name: str, table: tuple[Path, dict[str, str] | None], rows: list[tuple[Any, ...]]
+    ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+        """INSERT INTO c.s.t VALUES ... | SELECT ...: the rows appended as JSON lines, by
+        position; Databricks answers with the counts."""
+        path, columns = table
+        names = list(columns or {})
+        if any(len(row) != len(names) for row in rows):
+            raise SqlError(
+                "INSERT_COLUMN_ARITY_MISMATCH",
+                f"Cannot write to {name}: the table has {len(names)} columns",
+                "21S01",
+            )
+        lines = []
+        for row in rows:
+            record = {}
+            for col, value in zip(names, row, strict=True):
+                if isinstance(value, datetime):
+                    value = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+                elif isinstance(value, Decimal):
+                    value = float(value)
+                record[col] = value
+            lines.append(json.dumps(record, default=str) + "\n")
+        folder = path if path.is_dir() else path.parent
+        with (folder / f"part-{uuid.uuid4().hex[:12]}.jsonl").open("a", encoding="utf-8") as f:
+            f.write("".join(lines))
+        counts = (len(rows), len(rows))
+        return [("num_affected_rows", "BIGINT"), ("num_inserted_rows", "BIGINT")], [counts]
 
     def _submit_statement(self, body: dict[str, Any]) -> Reply:
         statement = body.get("statement")
@@ -2927,6 +3031,9 @@ class FakeDatabricks:
             m := re.fullmatch(r"/api/2\.0/serving-endpoints/([^/]+)", path)
         ):
             return self._delete(m[1])
+        answered = self.objects.dispatch(method, path, q, body, principal)
+        if answered is not None:
+            return answered
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
 
     def _handle(self, method: str, raw_path: str, headers: Any, raw_body: bytes) -> Reply:

@@ -188,8 +188,8 @@ def test_no_canary_anywhere_from_the_pull_request_to_the_rollback(
     mlflow_server_root: Path,
 ) -> None:
     """A PR (eval, plan, sticky comment), the merge (eval, deploy), live traffic whose answers
-    quote the secrets, then analyze, rollback, a second deploy and promote, signed in through
-    GitHub OIDC, logging to a remote MLflow server with proxied artifacts: no secret the run
+    quote the secrets, then analyze, rollback, a second deploy, promote and monitor, signed in
+    through GitHub OIDC, logging to a remote MLflow server with proxied artifacts: no secret the run
     knew (configured keys, the GitHub token, the OIDC request token, every ID token and every
     Databricks access token exchanged) is in any artefact, comment, issue or log."""
     ws = databricks_workspace
@@ -235,6 +235,9 @@ def test_no_canary_anywhere_from_the_pull_request_to_the_rollback(
             ("rollback",),
             ("action",),
             ("promote",),
+            ("traffic",),
+            # after the canary: monitor.json, .md and the HTML page are scanned too
+            ("monitor", "--set", capture, "--set", "on-drift=[annotate]"),
         ]
         for step in steps:
             if step == ("traffic",):
@@ -259,6 +262,7 @@ def test_no_canary_anywhere_from_the_pull_request_to_the_rollback(
     assert "***" in (root / "out" / "rows.jsonl").read_text()
     kinds = [r["kind"] for r in read_records(root / "out" / "evidence.json")]
     assert kinds.count("analysis") == 1 and kinds.count("rollout") == 2
+    assert kinds.count("monitor") == 1 and (root / "out" / "monitor.html").is_file()
 
 
 def _unmasked(text: str) -> str:

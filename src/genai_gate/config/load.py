@@ -37,6 +37,8 @@ from genai_gate.thresholds import (
 )
 
 ENV_PREFIX = "GENAI_GATE_"
+# the keys in the thresholds' syntax: merged metric by metric, parsed by _parse_thresholds
+RULE_KEYS = ("thresholds", "monitor-rules")
 DEFAULT_CONFIG = "genai-gate.yml"
 
 # GENAI_GATE_* names that belong to the CLI or the action, not to the config model.
@@ -58,6 +60,9 @@ class LoadedConfig:
     origins: Mapping[str, str] = field(default_factory=dict)
     # the rules against the baseline (issue #5), next to the absolute `thresholds`
     relative: tuple[RelativeThreshold, ...] = ()
+    # `monitor-rules` (issue #16), parsed the same way; empty: the monitor's defaults
+    monitor_thresholds: tuple[Threshold, ...] = ()
+    monitor_relative: tuple[RelativeThreshold, ...] = ()
 
     def label(self, key: str) -> str:
         return self.origins.get(key, key)
@@ -171,9 +176,9 @@ def _split_list(text: str) -> list[str]:
 
 def coerce_text(key: str, text: str) -> Any:
     """Turn an environment or flag string into the shape the field wants."""
-    if key in ("scorers", "steps"):
+    if key in ("scorers", "steps", "on-drift"):
         return _split_list(text)
-    if key == "thresholds":
+    if key in RULE_KEYS:
         stripped = text.strip()
         if stripped.startswith("{"):
             return strict_yaml.load(stripped)
@@ -245,7 +250,7 @@ def _merge(
     for values, where in layers:
         for key, value in values.items():
             if (
-                key in ("thresholds", "columns")
+                key in (*RULE_KEYS, "columns")
                 and isinstance(merged.get(key), dict)
                 and isinstance(value, dict)
             ):
@@ -292,7 +297,7 @@ def _validation_problems(
     for err in exc.errors():
         loc = tuple(err["loc"])
         if (
-            loc[:1] == ("thresholds",)
+            str(loc[:1][0] if loc else "") in ("thresholds", "monitor_rules", "monitor-rules")
             and err["type"] in ("string_type", "float_type", "float_parsing")
             and isinstance(err.get("input"), dict)
         ):
@@ -368,7 +373,9 @@ def _rule(metric: str, spec: ThresholdRule) -> tuple[Threshold | None, RelativeT
 
 
 def _parse_thresholds(
-    raw: Mapping[str, str | float | ThresholdRule], origins: Mapping[str, str]
+    raw: Mapping[str, str | float | ThresholdRule],
+    origins: Mapping[str, str],
+    key: str = "thresholds",
 ) -> tuple[tuple[Threshold, ...], tuple[RelativeThreshold, ...], list[str], list[str]]:
     out: dict[str, Threshold] = {}
     relative: dict[str, RelativeThreshold] = {}
@@ -376,7 +383,7 @@ def _parse_thresholds(
     problems: list[str] = []
     notices: list[str] = []
     for given, spec in raw.items():
-        where = origins.get(f"thresholds.{given}", origins.get("thresholds", "thresholds"))
+        where = origins.get(f"{key}.{given}", origins.get(key, key))
         metric = given.strip()
         if metric in METRIC_ALIASES:
             new = METRIC_ALIASES[metric]
@@ -481,6 +488,10 @@ def load_config(
             invalid=frozenset(invalid),
         ) from None
     thresholds, relative, wrong, notices = _parse_thresholds(config.thresholds, origins)
+    watch, watch_relative, wrong_rules, _ = _parse_thresholds(
+        config.monitor_rules, origins, "monitor-rules"
+    )
+    wrong += wrong_rules
     loaded = LoadedConfig(
         config=config,
         thresholds=thresholds,
@@ -489,6 +500,8 @@ def load_config(
         notices=(*role_notices, *notices),
         origins=origins,
         relative=relative,
+        monitor_thresholds=watch,
+        monitor_relative=watch_relative,
     )
     if problems or wrong:
         problems += wrong
@@ -501,7 +514,10 @@ def load_config(
             problems=problems,
             fix=THRESHOLD_HELP if wrong else "Run `genai-gate schema` for every key and its type.",
             partial=loaded,
-            invalid=frozenset({"thresholds"} if wrong else ()),
+            invalid=frozenset(
+                ({"thresholds"} if len(wrong) > len(wrong_rules) else set())
+                | ({"monitor-rules"} if wrong_rules else set())
+            ),
         )
     return loaded
 
@@ -538,6 +554,7 @@ def _salvage(
     except ValidationError:
         return None
     thresholds, relative, _wrong, _notices = _parse_thresholds(config.thresholds, origins)
+    watch, watch_relative, _, _ = _parse_thresholds(config.monitor_rules, origins, "monitor-rules")
     return LoadedConfig(
         config=config,
         thresholds=thresholds,
@@ -545,6 +562,8 @@ def _salvage(
         source=source,
         origins=dict(origins),
         relative=relative,
+        monitor_thresholds=watch,
+        monitor_relative=watch_relative,
     )
 
 
@@ -611,14 +630,15 @@ def json_schema() -> dict[str, Any]:
     schema = Config.model_json_schema(by_alias=True)
     # The model takes a bare number only to refuse it with a fix (it has no direction);
     # the schema must not offer editors what the CLI refuses.
-    values = schema["properties"]["thresholds"]["additionalProperties"]
-    values["anyOf"] = [
-        {"type": "string", "pattern": THRESHOLD_PATTERN}
-        if branch.get("type") == "string"
-        else branch
-        for branch in values["anyOf"]
-        if branch.get("type") != "number"
-    ]
+    for key in RULE_KEYS:
+        values = schema["properties"][key]["additionalProperties"]
+        values["anyOf"] = [
+            {"type": "string", "pattern": THRESHOLD_PATTERN}
+            if branch.get("type") == "string"
+            else branch
+            for branch in values["anyOf"]
+            if branch.get("type") != "number"
+        ]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "genai-gate.yml"
     return schema

@@ -370,6 +370,14 @@ class Endpoints:
                 delete_tags=list(plan.delete_tags) or None,
             )
 
+    def tag(self, name: str, tags: Mapping[str, str]) -> None:
+        from databricks.sdk.service.serving import EndpointTag
+
+        with self._errors(f"tagging endpoint {name}"):
+            self.w.serving_endpoints.patch(
+                name, add_tags=[EndpointTag(key=k, value=v) for k, v in tags.items()]
+            )
+
     def _restore(self, before: EndpointState, cause: GateError, timeout: float) -> GateError:
         """Put the served entities and routes of `before` back. The error to raise says what
         failed and what was restored, and keeps the cause's exit code."""
