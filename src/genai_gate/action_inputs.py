@@ -140,7 +140,8 @@ ACTION_ONLY: tuple[Input, ...] = (
     Input(
         "extras",
         "Optional extras to install with genai-gate, comma-separated: `semantic` (the "
-        "semantic_similarity scorer's local embedding model, about 125 MB).",
+        "semantic_similarity scorer's local embedding model, about 125 MB), `spark` "
+        "(pyspark, for runner: spark; about 490 MB, and Java 17+ on the runner).",
         cli=False,
         flavours=("composite",),
     ),

@@ -169,6 +169,11 @@ def cli() -> None:
 @click.option("--experiment", help="MLflow experiment name.")
 @click.option("--limit", type=int, help="Evaluate only the first N rows.")
 @click.option(
+    "--runner",
+    type=click.Choice(["local", "spark"]),
+    help="Evaluate with threads here (local) or over a Spark session (spark).",
+)
+@click.option(
     "--set",
     "sets",
     multiple=True,
@@ -176,6 +181,11 @@ def cli() -> None:
     help="Any config key, e.g. --set concurrency=4; repeatable.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--progress-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    hidden=True,  # the row counter a Databricks job writes for the run that submitted it
+)
 def eval_command(
     config: str | None,
     out: Path,
@@ -187,15 +197,18 @@ def eval_command(
     tracking_uri: str | None,
     experiment: str | None,
     limit: int | None,
+    runner: str | None,
     sets: tuple[str, ...],
     quiet: bool,
+    progress_file: Path | None,
 ) -> None:
     """Evaluate the model on the eval set and gate on the thresholds."""
-    from genai_gate.commands.eval import every_problem, run_eval
+    from genai_gate.commands.eval import every_problem
+    from genai_gate.commands.job_eval import run_gate
     from genai_gate.commands.run import Run
     from genai_gate.config import load_config
     from genai_gate.config.load import InvalidConfig
-    from genai_gate.progress import Progress
+    from genai_gate.progress import Progress, ProgressFile
 
     overrides, origins = _settings(
         sets,
@@ -205,6 +218,7 @@ def eval_command(
         tracking_uri=tracking_uri,
         experiment=experiment,
         limit=limit,
+        runner=runner,
     )
     if scorers:
         overrides["scorers"] = _flag_value(
@@ -228,7 +242,9 @@ def eval_command(
         )
     except InvalidConfig as exc:
         raise every_problem(exc) from None
-    report = run_eval(Run(loaded, out), Progress(enabled=not quiet))
+    progress = Progress(enabled=not quiet)
+    shown = ProgressFile(progress_file, progress) if progress_file is not None else progress
+    report = run_gate(Run(loaded, out), shown, _stderr)
     _finish(report, out)
     raise click.exceptions.Exit(int(report.result.exit_code))
 

@@ -20,7 +20,8 @@ from genai_gate import secrets
 from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
 from genai_gate.commands.dashboard import DashboardReport, run_dashboard
 from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
-from genai_gate.commands.eval import EvalReport, every_problem, run_eval
+from genai_gate.commands.eval import EvalReport, every_problem
+from genai_gate.commands.job_eval import run_gate
 from genai_gate.commands.monitor import MonitorReport, run_monitor
 from genai_gate.commands.run import Result, Run
 from genai_gate.config import Config, LoadedConfig, load_config
@@ -348,7 +349,7 @@ def run_action(
         if "eval" in commands:
             command = "eval"
             with runner.group("genai-gate eval"):
-                report = run_eval(run, progress)
+                report = run_gate(run, progress, log)
             parts.append(_eval_outputs(runner, report, environ, secrets))
         explicit = bool((environ.get("GENAI_GATE_COMMAND") or "").strip())
         for mode in (m for m in _WATCH if m in commands):

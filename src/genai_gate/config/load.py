@@ -21,9 +21,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from genai_gate import strict_yaml
+from genai_gate import strict_yaml, tables
 from genai_gate.config.model import Config, ScoringSettings, ThresholdRule
 from genai_gate.errors import ConfigError
+from genai_gate.tables import TableRef
 from genai_gate.thresholds import (
     METRIC_ALIASES,
     THRESHOLD_HELP,
@@ -72,6 +73,11 @@ class LoadedConfig:
         if self.config.data is None:
             raise _no_data(self.source)
         return self.config.data
+
+    @property
+    def data_table(self) -> TableRef | None:
+        """The Unity Catalog table `data:` names, or None for a file."""
+        return tables.parse(self.data) if tables.is_table(self.data) else None
 
     @property
     def data_path(self) -> Path:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from genai_gate import tables
 from genai_gate.secrets import looks_like_token
 from genai_gate.thresholds import Better
 
@@ -194,8 +195,8 @@ class CanarySettings(_Model):
 
     warehouse_id: str | None = Field(
         default=None,
-        description="Databricks SQL warehouse that reads the inference table "
-        "(Statement Execution API).",
+        description="Databricks SQL warehouse that reads the inference table and a uc: "
+        "eval table (Statement Execution API).",
     )
     inference_data: str | None = Field(
         default=None,
@@ -397,7 +398,8 @@ class DataSettings(_Model):
 
     data: str | None = Field(
         default=None,
-        description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file. "
+        description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file, or a Unity "
+        "Catalog table, uc:catalog.schema.table[@version] (read through warehouse-id). "
         "Required by eval.",
     )
     columns: Columns = Field(default_factory=Columns)
@@ -408,6 +410,8 @@ class DataSettings(_Model):
     def _data_not_blank(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
             raise ValueError("must name a file")
+        if v is not None and tables.is_table(v):
+            tables.parse(v)  # ValueError says what the form is
         return v
 
 
@@ -782,8 +786,45 @@ TRACKING_SCHEMES = (
 )
 
 
+class ScaleSettings(_Model):
+    """Where the rows are evaluated: threads here, a Spark session, or a Databricks job
+    (issue #17, docs/scale.md)."""
+
+    runner: Literal["local", "spark"] = Field(
+        default="local",
+        description="local: threads in this process. spark: the rows are spread over a Spark "
+        "session's partitions (mapInPandas); concurrency and requests-per-minute then hold "
+        "for the whole cluster. Needs pyspark: the action's `extras: spark`, or the spark extra.",
+    )
+    spark_master: str | None = Field(
+        default=None,
+        min_length=1,
+        description="runner: spark outside Databricks: the Spark master, e.g. local[2]. "
+        "Default: the running session (a Databricks job's own), else local[*].",
+    )
+    run_on: Literal["runner", "databricks"] = Field(
+        default="runner",
+        description="runner: evaluate where genai-gate runs. databricks: upload the config, "
+        "the eval code and genai-gate to job-volume, run `genai-gate eval --runner spark` "
+        "as a one-time Databricks job next to the data, fetch its results and gate here.",
+    )
+    job_volume: str | None = Field(
+        default=None,
+        pattern=r"^/Volumes/[^/\s]+/[^/\s]+/[^/\s]+(/[^\s]*)?$",
+        description="run-on: databricks: the Unity Catalog volume folder the job's files go "
+        "to, /Volumes/<catalog>/<schema>/<volume>[/<folder>]. Each run uses its own subfolder.",
+    )
+    job_cluster_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="run-on: databricks: run on this existing cluster. Default: serverless "
+        "jobs compute.",
+    )
+
+
 class Config(
     # pydantic orders fields from the last base to the first: this reads data first
+    ScaleSettings,
     MonitorSettings,
     CanarySettings,
     DeploySettings,
