@@ -392,6 +392,13 @@ def mlflow_server() -> Iterator[str]:
     yield uri
 
 
+@pytest.fixture(scope="session")
+def mlflow_server_root(mlflow_server: str) -> Path:
+    """The folder of the `mlflow_server`: its sqlite store and its artifact destination."""
+    root: Path = _server["root"]
+    return root
+
+
 # ---------------------------------------------------------------- Kubernetes API with KServe (#15)
 
 

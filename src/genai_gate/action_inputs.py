@@ -91,13 +91,15 @@ ACTION_ONLY: tuple[Input, ...] = (
         "command",
         "The command to run. Empty decides from the event: a pull request runs `eval` (and "
         "`plan` when endpoint is set); a push to the default branch runs `eval`, then "
-        "`deploy`; schedule and workflow_dispatch run `analyze` and apply its decision. Or one "
-        "of eval, plan, deploy, analyze, promote, rollback.",
+        "`deploy`; schedule and workflow_dispatch run `analyze` and apply its decision, or "
+        "`monitor` when no canary is in flight. Or one of eval, plan, deploy, analyze, "
+        "promote, rollback, monitor, dashboard.",
     ),
     Input(
         "github-token",
-        "Token for the sticky PR comment. It needs `pull-requests: write`; without it the "
-        "report stays in the job summary.",
+        "Token for the sticky PR comment (`pull-requests: write`; without it the report "
+        "stays in the job summary), the canary and drift issues (`issues: write`) and the "
+        "retraining repository_dispatch (`contents: write`).",
         default="${{ github.token }}",
     ),
     Input(
@@ -138,7 +140,8 @@ ACTION_ONLY: tuple[Input, ...] = (
     Input(
         "extras",
         "Optional extras to install with genai-gate, comma-separated: `semantic` (the "
-        "semantic_similarity scorer's local embedding model, about 125 MB).",
+        "semantic_similarity scorer's local embedding model, about 125 MB), `spark` "
+        "(pyspark, for runner: spark; about 490 MB, and Java 17+ on the runner).",
         cli=False,
         flavours=("composite",),
     ),
@@ -189,6 +192,12 @@ FORMS: dict[str, Form] = {
     "predictor": Form(
         "a YAML mapping, e.g. {example}", "{model: {storageUri: 's3://models/bot/v4'}}"
     ),
+    "monitor-rules": Form(
+        "one per line, `metric op value` (e.g. {example}), or a YAML mapping in braces as in "
+        "the config file; merged over the config's, metric by metric",
+        "prompt_length/ks <= 0.2",
+    ),
+    "on-drift": Form("comma-separated, e.g. {example}", "annotate, issue"),
 }
 
 
@@ -269,7 +278,14 @@ OUTPUTS: tuple[Output, ...] = (
         'After deploy: the traffic routes as compact JSON, e.g. {"bot-12":90,"bot-13":10}.',
     ),
     Output("decision", "After analyze: promote, advance, hold or rollback."),
-    Output("verdict", "After analyze: healthy, unhealthy or inconclusive."),
+    Output(
+        "verdict",
+        "After analyze: healthy, unhealthy or inconclusive. After monitor: stable, drift or "
+        "not enough traffic.",
+    ),
+    Output("drift", 'After monitor: "true" when a drift rule failed.'),
+    Output("dashboard-id", "After dashboard: the AI/BI dashboard's id (the same on a re-run)."),
+    Output("dashboard-url", "After dashboard: the published dashboard's URL."),
 )
 
 

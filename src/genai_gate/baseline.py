@@ -42,6 +42,10 @@ from genai_gate.tracking import TABLE_FILE, redact
 
 RUN_PREFIX = "run:"
 NONE = "none"
+# what deploy tags the eval run with (the run that gated what it deployed), for monitor
+TAG_RUN_ENDPOINT = "genai-gate.endpoint"
+TAG_RUN_MODEL = "genai-gate.model"
+TAG_RUN_VERSION = "genai-gate.model-version"
 
 FORMS = """\
   baseline: endpoints:/my-endpoint          # its champion served entity
@@ -194,23 +198,15 @@ def _from_endpoint(
 # ---------------------------------------------------------------- run:<id>
 
 
-def _from_run(
-    ref: str,
-    label: str,
-    dataset: Dataset,
-    scorers: Sequence[BoundScorer],
-    tracking_uri: str,
-) -> Baseline:
+def _get_run(run_id: str, label: str, tracking_uri: str) -> Any:
+    """The MLflow run, or the ConfigError (no such run) or TrackingError (store down)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    run_id = ref.removeprefix(RUN_PREFIX).strip()
     where = redact(tracking_uri)
-    if not run_id:
-        raise ConfigError(f"{label}: {ref!r} names no run", fix="baseline: run:<mlflow-run-id>")
     client = MlflowClient(tracking_uri)
     try:
-        run = client.get_run(run_id)
+        return client.get_run(run_id)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             raise ConfigError(
@@ -223,7 +219,78 @@ def _from_run(
         raise TrackingError(
             f"reading the baseline run {run_id} at {where} failed: {type(exc).__name__}: {exc}"
         ) from None
-    params = run.data.params
+
+
+def read_run_rows(
+    run_id: str, label: str, scorer_names: set[str], tracking_uri: str
+) -> tuple[dict[str, str], tuple[RowResult, ...]]:
+    """A genai-gate eval run's params and per-row results (its `eval_results.json` table)."""
+    from mlflow import MlflowClient
+
+    run = _get_run(run_id, label, tracking_uri)
+    params: dict[str, str] = dict(run.data.params)
+    if params.get("dataset_digest") is None:
+        raise ConfigError(
+            f"{label}: the MLflow run {run_id} was not logged by genai-gate eval (it has no "
+            "dataset_digest param), so its rows cannot be compared",
+            fix=f"Use the run id of an earlier genai-gate eval, or another form:\n{FORMS}",
+        )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = MlflowClient(tracking_uri).download_artifacts(run_id, TABLE_FILE, tmp)
+            table = json.loads(Path(local).read_text(encoding="utf-8"))
+    except Exception as exc:
+        raise TrackingError(
+            f"{label}: reading the row table {TABLE_FILE} of run {run_id} failed: "
+            f"{type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+    return params, rows_from_table(table, scorer_names)
+
+
+def find_gated_run(
+    tracking_uri: str, experiment: str, endpoint: str, model: str, version: str
+) -> str | None:
+    """The latest eval run that deploy tagged as having gated `model` version `version` onto
+    `endpoint` (deploy sets these tags on the run it attaches its record to)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return None
+        runs = client.search_runs(
+            [found.experiment_id],
+            filter_string=" and ".join(
+                f"tags.`{key}` = '{value.replace(chr(39), '')}'"
+                for key, value in (
+                    (TAG_RUN_ENDPOINT, endpoint),
+                    (TAG_RUN_MODEL, model),
+                    (TAG_RUN_VERSION, version),
+                )
+            ),
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    except Exception as exc:
+        raise TrackingError(
+            f"searching {redact(tracking_uri)} for the eval run of {model} v{version} failed: "
+            f"{type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+    return str(runs[0].info.run_id) if runs else None
+
+
+def _from_run(
+    ref: str,
+    label: str,
+    dataset: Dataset,
+    scorers: Sequence[BoundScorer],
+    tracking_uri: str,
+) -> Baseline:
+    run_id = ref.removeprefix(RUN_PREFIX).strip()
+    if not run_id:
+        raise ConfigError(f"{label}: {ref!r} names no run", fix="baseline: run:<mlflow-run-id>")
+    params = dict(_get_run(run_id, label, tracking_uri).data.params)
     digest = params.get("dataset_digest")
     if digest is None:
         raise ConfigError(
@@ -240,16 +307,7 @@ def _from_run(
             "evaluate the baseline model on this data instead:\n"
             "  baseline: models:/my-model@champion",
         )
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            local = client.download_artifacts(run_id, TABLE_FILE, tmp)
-            table = json.loads(Path(local).read_text(encoding="utf-8"))
-    except Exception as exc:
-        raise TrackingError(
-            f"{label}: reading the row table {TABLE_FILE} of run {run_id} failed: "
-            f"{type(exc).__name__}: {str(exc)[:300]}"
-        ) from None
-    rows = rows_from_table(table, {s.name for s in scorers})
+    _, rows = read_run_rows(run_id, label, {s.name for s in scorers}, tracking_uri)
     if len(rows) != len(dataset.rows):
         raise TrackingError(
             f"{label}: run {run_id}'s row table holds {len(rows)} rows, and its data had "

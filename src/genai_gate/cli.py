@@ -21,8 +21,10 @@ from genai_gate.errors import ConfigError, ExitCode, GateError
 
 if TYPE_CHECKING:
     from genai_gate.commands.canary import AnalyzeReport, Mode
+    from genai_gate.commands.dashboard import DashboardReport
     from genai_gate.commands.deploy import DeployReport
     from genai_gate.commands.eval import EvalReport
+    from genai_gate.commands.monitor import MonitorReport
     from genai_gate.commands.run import Run
     from genai_gate.results import ResultsDoc
 
@@ -167,6 +169,11 @@ def cli() -> None:
 @click.option("--experiment", help="MLflow experiment name.")
 @click.option("--limit", type=int, help="Evaluate only the first N rows.")
 @click.option(
+    "--runner",
+    type=click.Choice(["local", "spark"]),
+    help="Evaluate with threads here (local) or over a Spark session (spark).",
+)
+@click.option(
     "--set",
     "sets",
     multiple=True,
@@ -174,6 +181,11 @@ def cli() -> None:
     help="Any config key, e.g. --set concurrency=4; repeatable.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--progress-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    hidden=True,  # the row counter a Databricks job writes for the run that submitted it
+)
 def eval_command(
     config: str | None,
     out: Path,
@@ -185,14 +197,18 @@ def eval_command(
     tracking_uri: str | None,
     experiment: str | None,
     limit: int | None,
+    runner: str | None,
     sets: tuple[str, ...],
     quiet: bool,
+    progress_file: Path | None,
 ) -> None:
     """Evaluate the model on the eval set and gate on the thresholds."""
-    from genai_gate.commands.eval import run_eval
+    from genai_gate.commands.eval import every_problem
+    from genai_gate.commands.job_eval import run_gate
     from genai_gate.commands.run import Run
     from genai_gate.config import load_config
-    from genai_gate.progress import Progress
+    from genai_gate.config.load import InvalidConfig
+    from genai_gate.progress import Progress, ProgressFile
 
     overrides, origins = _settings(
         sets,
@@ -202,6 +218,7 @@ def eval_command(
         tracking_uri=tracking_uri,
         experiment=experiment,
         limit=limit,
+        runner=runner,
     )
     if scorers:
         overrides["scorers"] = _flag_value(
@@ -219,8 +236,15 @@ def eval_command(
         earlier = overrides.get("thresholds")
         overrides["thresholds"] = {**(earlier if isinstance(earlier, dict) else {}), **given}
         origins["thresholds"] = "--threshold"
-    loaded = load_config(config, environ=os.environ, overrides=overrides, override_origins=origins)
-    report = run_eval(Run(loaded, out), Progress(enabled=not quiet))
+    try:
+        loaded = load_config(
+            config, environ=os.environ, overrides=overrides, override_origins=origins
+        )
+    except InvalidConfig as exc:
+        raise every_problem(exc) from None
+    progress = Progress(enabled=not quiet)
+    shown = ProgressFile(progress_file, progress) if progress_file is not None else progress
+    report = run_gate(Run(loaded, out), shown, _stderr)
     _finish(report, out)
     raise click.exceptions.Exit(int(report.result.exit_code))
 
@@ -316,7 +340,9 @@ def _run(config: str | None, out: Path, overrides: dict[str, Any], origins: dict
     return Run(loaded, out)
 
 
-def _print_report(report: DeployReport | AnalyzeReport, as_json: bool) -> None:
+def _print_report(
+    report: DeployReport | AnalyzeReport | MonitorReport | DashboardReport, as_json: bool
+) -> None:
     """Notices to stderr; the record as JSON, or the markdown report and the outputs."""
     for notice in report.notices:
         click.echo(f"notice: {_safe(notice)}", err=True)
@@ -402,6 +428,65 @@ def rollback_command(**kwargs: Any) -> None:
     _run_rollout_command("rollback", True, **kwargs)
 
 
+@cli.command("monitor")
+@_endpoint_options(
+    click.option("--window", help='The traffic to judge, ending now: "24h", "7d", seconds.'),
+    click.option(
+        "--reference",
+        help="run:<mlflow-run-id>, window:<from>..<to> or none (default: the "
+        "eval run that gated the serving version).",
+    ),
+    example="on-drift=[annotate,retrain]",
+)
+def monitor_command(
+    config: str | None,
+    out: Path,
+    endpoint: str | None,
+    backend: str | None,
+    window: str | None,
+    reference: str | None,
+    sets: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Judge the champion's recent traffic against its reference; exit 1 on drift."""
+    from genai_gate.commands.monitor import run_monitor
+
+    overrides, origins = _settings(
+        sets,
+        endpoint=endpoint,
+        backend=backend,
+        monitor_window=window,
+        monitor_reference=reference,
+    )
+    for key, flag in (("monitor-window", "--window"), ("monitor-reference", "--reference")):
+        if key in origins:
+            origins[key] = flag
+    run = _run(config, out, overrides, origins)
+    token = os.environ.get("GENAI_GATE_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN") or ""
+    report = run_monitor(run, github_token=token, progress=_stderr)
+    _print_report(report, as_json)
+    click.echo(f"Report: {out / 'monitor.md'}  HTML: {out / 'monitor.html'}", err=True)
+    raise click.exceptions.Exit(int(report.result.exit_code))
+
+
+@cli.command("dashboard")
+@_endpoint_options(example="dashboard-path=/Shared/genai-gate")
+def dashboard_command(
+    config: str | None,
+    out: Path,
+    endpoint: str | None,
+    backend: str | None,
+    sets: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Create or update, by name, the AI/BI dashboard and SQL alerts over the endpoint."""
+    from genai_gate.commands.dashboard import run_dashboard
+
+    overrides, origins = _settings(sets, endpoint=endpoint, backend=backend)
+    report = run_dashboard(_run(config, out, overrides, origins), progress=_stderr)
+    _print_report(report, as_json)
+
+
 @cli.command("action")
 @config_option
 @out_option
@@ -438,6 +523,10 @@ def action_command(config: str | None, out: Path) -> None:
         click.echo(_safe(result.deploy.summary))
     if result.analysis is not None:
         click.echo(_safe(result.analysis.summary))
+    if result.monitor is not None:
+        click.echo(_safe(result.monitor.summary))
+    if result.dashboard is not None:
+        click.echo(_safe(result.dashboard.summary))
     if result.report is not None:
         _finish(result.report, out)
     raise click.exceptions.Exit(int(result.result.exit_code))

@@ -1,4 +1,5 @@
-"""Eval sets: CSV, JSONL, JSON and Parquet into typed rows, with a content digest.
+"""Eval sets: CSV, JSONL, JSON, Parquet and Unity Catalog tables into typed rows, with a
+content digest.
 
 Two shapes are understood without configuration: MLflow's (`inputs` dict, `expectations`
 dict, optional `outputs`) and the seed pipeline's (`inputs` text + `ground_truth`). Any other
@@ -20,6 +21,8 @@ from genai_gate.config import Columns
 from genai_gate.errors import DataError
 from genai_gate.results import Dataset, EvalRow
 from genai_gate.scorer import EXPECTED_KEY, not_an_answer
+from genai_gate.tables import FORMAT as TABLE_FORMAT
+from genai_gate.tables import TableReader, TableRef
 
 FORMATS = {
     ".csv": "csv",
@@ -449,6 +452,69 @@ def load_dataset(
     if not raw.strip():
         raise DataError(f"{path} is empty", fix="Add at least one row to the eval set.")
     records, names = _read_records(path, fmt, raw)
+    return _dataset(
+        path,
+        fmt,
+        records,
+        names,
+        columns,
+        limit=limit,
+        use_outputs=use_outputs,
+        content_sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def load_table(
+    ref: TableRef,
+    reader: TableReader,
+    columns: Columns,
+    *,
+    limit: int | None = None,
+    use_outputs: bool = True,
+) -> Dataset:
+    """A Unity Catalog table, read by the platform's reader, checked as a file is.
+
+    A table has no row order, so the records are sorted by their content: the same version
+    gives the same rows, the same `limit` rows and the same digest on every read.
+    """
+    read = reader.read(ref)
+    label = Path(str(read.ref))
+    if not read.records:
+        raise DataError(f"{read.ref} has no rows", fix="Add at least one row to the eval set.")
+    keyed = sorted(
+        (
+            json.dumps(r, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":")),
+            r,
+        )
+        for r in read.records
+    )
+    content = hashlib.sha256("\n".join(k for k, _ in keyed).encode()).hexdigest()
+    records = [(f"row {i + 1}", r) for i, (_, r) in enumerate(keyed)]
+    return _dataset(
+        label,
+        TABLE_FORMAT,
+        records,
+        list(read.columns),
+        columns,
+        limit=limit,
+        use_outputs=use_outputs,
+        content_sha256=content,
+        table=read.ref,
+    )
+
+
+def _dataset(
+    path: Path,
+    fmt: str,
+    records: list[tuple[str, dict[str, Any]]],
+    names: list[str],
+    columns: Columns,
+    *,
+    limit: int | None,
+    use_outputs: bool,
+    content_sha256: str,
+    table: TableRef | None = None,
+) -> Dataset:
     if not records:
         raise DataError(f"{path} has no rows", fix="Add at least one row to the eval set.")
     if limit is not None:
@@ -506,8 +572,9 @@ def load_dataset(
         format=fmt,
         rows=tuple(rows),
         digest="sha256:" + hashlib.sha256(_canonical(rows)).hexdigest(),
-        file_sha256=hashlib.sha256(raw).hexdigest(),
+        file_sha256=content_sha256,
         columns=tuple(names),
         has_outputs=out_col is not None,
         context_column=ctx_col,
+        table=table,
     )

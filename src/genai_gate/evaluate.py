@@ -24,7 +24,15 @@ import numpy as np
 from genai_gate.config import Config, LoadedConfig
 from genai_gate.data import CONTEXT_COLUMNS
 from genai_gate.errors import ConfigError, DataError
-from genai_gate.results import Dataset, EvalResult, EvalRow, PhaseProgress, RowError, RowResult
+from genai_gate.results import (
+    Dataset,
+    EvalResult,
+    EvalRow,
+    PhaseProgress,
+    RowError,
+    RowResult,
+    TargetIdentity,
+)
 from genai_gate.scorer import (
     AGGREGATIONS,
     LATENCY_METADATA_KEY,
@@ -584,6 +592,26 @@ def evaluate(
     results = [
         _row_result(r, p, by_index.get(r.index)) for r, p in zip(rows, predictions, strict=True)
     ]
+    return assemble(
+        dataset,
+        scorers,
+        target.identity if target is not None else None,
+        results,
+        seconds,
+        cache.stats() if cache is not None and target is not None and target.remote else None,
+    )
+
+
+def assemble(
+    dataset: Dataset,
+    scorers: Sequence[BoundScorer],
+    target: TargetIdentity | None,
+    results: Sequence[RowResult],
+    seconds: dict[str, float],
+    cache: dict[str, Any] | None,
+) -> EvalResult:
+    """The run's result from its rows, whichever runner scored them (threads here, or Spark
+    partitions in spark_runner.py): the row errors and the metrics come from the rows."""
     row_errors: list[RowError] = []
     for res in results:
         if res.error is not None:
@@ -594,13 +622,13 @@ def evaluate(
         )
     return EvalResult(
         dataset=dataset,
-        target=target.identity if target is not None else None,
+        target=target,
         scorers=tuple(scorers),
         rows=tuple(results),
         metrics=compute_metrics(results, scorers),
         row_errors=tuple(row_errors),
         seconds=seconds,
-        cache=cache.stats() if cache is not None and target is not None and target.remote else None,
+        cache=cache,
     )
 
 

@@ -89,8 +89,12 @@ def check_threshold(t: Threshold, metrics: Mapping[str, float]) -> Check:
             False,
             f"{t.metric} was not produced: no row could be scored for it",
         )
-    if math.isnan(value):
-        return Check(t.metric, t.op, t.value, None, False, f"{t.metric} is NaN")
+    if not math.isfinite(value):
+        # NaN, or an aggregation that overflowed: not a measurement, whichever way the limit
+        # points (and results.json holds no non-finite number)
+        return Check(
+            t.metric, t.op, t.value, None, False, f"{t.metric} is {value:g}, not a finite number"
+        )
     ok = t.holds(value)
     verb = "meets" if ok else "misses"
     return Check(
@@ -131,7 +135,25 @@ def check_relative(
         return fail(
             value, base, f"{t.metric}: no row was scored on both sides, so nothing is paired"
         )
+    if not (math.isfinite(value) and math.isfinite(base) and math.isfinite(comparison.delta)):
+        # an infinite metric or change has no drop to measure: fail closed, and keep the
+        # non-finite numbers out of results.json
+        return fail(
+            None,
+            None,
+            f"{t.metric} = {value:g} against {base:g} (Δ {comparison.delta:g}): "
+            "an infinite value cannot be compared",
+        )
     delta, ci = comparison.delta, comparison.ci
+    if ci is not None and not all(math.isfinite(x) for x in ci):
+        # a custom aggregation that gave NaN or inf on some resamples: no interval is not
+        # "inconclusive" (which `inconclusive: pass` would let through), it is no answer
+        return fail(
+            value,
+            base,
+            f"{t.metric}: the 95% interval of the change is not a finite number (the "
+            "aggregation gave NaN or inf on some resamples), so the change cannot be judged",
+        )
     sign = 1.0 if t.better == "higher" else -1.0
     gain = sign * delta  # > 0 is better
     allowed = t.allowed_drop(base)

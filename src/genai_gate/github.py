@@ -305,3 +305,38 @@ def upsert_issue(ctx: Context, token: str, key: str, title: str, body: str) -> C
         return CommentResult("failed", f"{type(exc).__name__}: {str(exc)[:300]}")
     finally:
         gh.close()
+
+
+# ---------------------------------------------------------------- repository_dispatch
+
+DISPATCH_MAX_KEYS = 10  # GitHub refuses a client_payload with more top-level properties
+
+
+def dispatch_event(
+    ctx: Context, token: str, event_type: str, payload: Mapping[str, str]
+) -> CommentResult:
+    """Send a `repository_dispatch` event (a training workflow listens with
+    `on: repository_dispatch: types: [<event_type>]`). Failures come back as a result."""
+    from github import Auth, Github, GithubException
+
+    if not ctx.repository:
+        return CommentResult("failed", "GITHUB_REPOSITORY is not set")
+    if len(payload) > DISPATCH_MAX_KEYS:
+        raise ValueError(f"a client_payload holds at most {DISPATCH_MAX_KEYS} keys")
+    gh = Github(auth=Auth.Token(token), base_url=ctx.api_url, timeout=15, retry=2)
+    try:
+        repo = gh.get_repo(ctx.repository, lazy=True)
+        repo.create_repository_dispatch(event_type, {k: scrub(v) for k, v in payload.items()})
+        return CommentResult("created", f"repository_dispatch {event_type} sent")
+    except GithubException as exc:
+        if exc.status in (401, 403, 404):
+            return CommentResult(
+                "no-permission",
+                f"HTTP {exc.status}: the token cannot send repository_dispatch events "
+                "(it needs contents: write)",
+            )
+        return CommentResult("failed", f"HTTP {exc.status}: {str(exc.data)[:300]}")
+    except Exception as exc:  # network trouble must not hide the drift itself
+        return CommentResult("failed", f"{type(exc).__name__}: {str(exc)[:300]}")
+    finally:
+        gh.close()

@@ -6,8 +6,12 @@ line, so there the reporter prints a plain line at most every `interval` seconds
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 _LABELS = {
@@ -72,3 +76,27 @@ class Progress:
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
+
+
+class ProgressFile:
+    """Progress also written to a JSON file, at most once a second and at each phase's end:
+    the row counter a Databricks job leaves for the run that submitted it (run-on:
+    databricks) to read while the job runs."""
+
+    def __init__(self, path: Path, inner: Callable[[str, int, int], None]) -> None:
+        self.path = path
+        self.inner = inner
+        self._last = 0.0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        self.inner(phase, done, total)
+        now = time.monotonic()
+        if done < total and now - self._last < 1.0:
+            return
+        self._last = now
+        doc = {"phase": _LABELS.get(phase, phase), "done": done, "total": total}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with contextlib.suppress(OSError):  # a counter must never fail the eval
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(doc), encoding="utf-8")
+            tmp.replace(self.path)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
 from genai_gate.scorer import BoundScorer
+from genai_gate.tables import TableRef
 
 # (phase, done, total): progress of a run's phases (predict, score, baseline-predict, ...)
 PhaseProgress = Callable[[str, int, int], None]
@@ -39,6 +40,9 @@ class Dataset:
     columns: tuple[str, ...]
     has_outputs: bool
     context_column: str | None = None
+    # a Unity Catalog table: its name and the Delta version read (file_sha256 is then the
+    # sha256 of its records as read, in their sorted order)
+    table: TableRef | None = None
 
 
 @dataclass(frozen=True)
@@ -145,11 +149,17 @@ class ErrorsDoc(TypedDict):
     details: list[RowErrorDoc]
 
 
+class TableDoc(TypedDict):
+    name: str  # catalog.schema.table
+    version: int | None  # the Delta version read
+
+
 class DatasetDoc(TypedDict):
     path: str
     format: str
     rows: int
     file_sha256: str
+    table: NotRequired[TableDoc]
 
 
 class BaselineDoc(TypedDict):
@@ -196,3 +206,5 @@ class ResultsDoc(TypedDict):
     provenance: NotRequired[dict[str, Any]]
     judge: NotRequired[dict[str, Any] | None]
     tracking_uri: NotRequired[str | None]
+    # run-on: databricks: the job that evaluated (run id, page, its folder on the volume)
+    job: NotRequired[dict[str, Any]]

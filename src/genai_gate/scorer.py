@@ -6,6 +6,8 @@ aggregations, and how an answer and its references are read as text.
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,16 @@ class BoundScorer:
     @property
     def metrics(self) -> tuple[str, ...]:
         return tuple(f"{self.name}/{a}" for a in self.aggregations)
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces (what
+    exact_match and token_f1 compare, and the words input drift counts)."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
 
 
 # MLflow computes min/max/mean/median/variance/p90 itself; it names a callable aggregation by

@@ -48,7 +48,8 @@ class Threshold:
     value: float
 
     def holds(self, observed: float) -> bool:
-        if math.isnan(observed):
+        # NaN or an overflow is not a measurement: no limit holds for it, either way round
+        if not math.isfinite(observed):
             return False
         if self.op == ">=":
             return observed >= self.value

@@ -36,6 +36,8 @@ def default_tracking_uri(out_dir: Path, configured: str | None, environ: Mapping
         return configured
     if environ.get("MLFLOW_TRACKING_URI"):
         return environ["MLFLOW_TRACKING_URI"]
+    if environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return "databricks"  # inside a Databricks job (run-on: databricks): its workspace's
     # MLflow's file store now refuses to start without MLFLOW_ALLOW_FILE_STORE; sqlite it is
     return f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
 

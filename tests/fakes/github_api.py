@@ -1,4 +1,7 @@
-"""A small fake of the GitHub REST API: the issue and issue-comment endpoints PyGithub calls.
+"""A small fake of the GitHub REST API: the issue and issue-comment endpoints PyGithub calls,
+and `POST /repos/{owner}/{repo}/dispatches` (repository_dispatch: 204 with no body; 422 when
+`event_type` is missing or over 100 characters, or `client_payload` has more than 10
+top-level properties, as GitHub's docs state; each accepted event is in `dispatches`).
 
 Tokens decide rights, as on GitHub: a write token may create and edit comments; a read-only
 token (what a fork's pull request gets) is answered 403 "Resource not accessible by
@@ -22,6 +25,7 @@ READ_TOKEN = "ghs_read_only_token_for_tests_98765"
 class FakeGitHub:
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)  # opened through the API
+    dispatches: list[dict[str, Any]] = field(default_factory=list)  # repository_dispatch events
     requests: list[tuple[str, str]] = field(default_factory=list)
     next_id: int = 1000
     server: ThreadingHTTPServer | None = None
@@ -69,7 +73,31 @@ class FakeGitHub:
                 if method in ("POST", "PATCH") and token != WRITE_TOKEN:
                     self._send(403, {"message": "Resource not accessible by integration"})
                     return
-                if m := re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues", path):
+                if (m := re.fullmatch(r"/repos/([^/]+)/([^/]+)/dispatches", path)) and method == (
+                    "POST"
+                ):
+                    body = self._body()
+                    event, payload = body.get("event_type"), body.get("client_payload") or {}
+                    if not isinstance(event, str) or not 1 <= len(event) <= 100:
+                        self._send(422, {"message": "Invalid request: event_type"})
+                        return
+                    if not isinstance(payload, dict) or len(payload) > 10:
+                        count = len(payload) if isinstance(payload, dict) else "?"
+                        self._send(
+                            422,
+                            {
+                                "message": "Invalid request.\n\nNo more than 10 properties "
+                                f"are allowed; {count} were supplied."
+                            },
+                        )
+                        return
+                    fake.dispatches.append(
+                        {"repository": f"{m[1]}/{m[2]}", "event_type": event, "payload": payload}
+                    )
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif m := re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues", path):
                     owner, repo = m.groups()
                     if method == "GET":
                         self._send(200, [i for i in fake.issues.values() if i["state"] == "open"])

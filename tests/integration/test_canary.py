@@ -153,7 +153,11 @@ def test_a_healthy_canary_advances_then_is_promoted(canary: Canary, ws: FakeData
     assert second.code == 0, second.text
     assert "healthy, promote" in second.out
     assert canary.routes() == {"bot-13": 100}
-    assert canary.tags() == {"genai-gate.champion": "bot-13", "genai-gate.step": "100"}
+    assert canary.tags() == {
+        "genai-gate.champion": "bot-13",
+        "genai-gate.step": "100",
+        "genai-gate.previous-champion": "main.ml.bot/12",
+    }
     records = read_records(canary.root / "out" / "evidence.json")
     assert [r.get("decision") for r in records if r["kind"] == "analysis"] == ["advance", "promote"]
 
@@ -163,10 +167,21 @@ def test_a_worse_challenger_is_rolled_back_on_quality(canary: Canary, ws: FakeDa
     ws.model_versions[("main.ml.bot", "13")].answer = sloppy
     deploy_challenger(canary)
     canary.traffic(800)
-    result = canary.run("analyze", "--apply", extra=WAREHOUSE)
+    judged = "judged-table: main.mon.judged\n"
+    result = canary.run("analyze", "--apply", extra=WAREHOUSE + judged)
     assert result.code == 1, result.text
     assert "unhealthy, roll back" in result.out
     assert "polite/mean vs champion" in result.out
+    # both samples' scores went back through the warehouse, for the dashboard (issue #16)
+    written = ws.sql(
+        "SELECT served_entity, source, count(*) AS n, avg(score) AS mean "
+        "FROM main.mon.judged GROUP BY 1, 2 ORDER BY 1"
+    )
+    assert [(r["served_entity"], r["source"], r["n"]) for r in written] == [
+        ("bot-12", "analyze", 30),
+        ("bot-13", "analyze", 30),
+    ]
+    assert written[0]["mean"] > written[1]["mean"]
     assert canary.routes() == {"bot-12": 100}
     assert "genai-gate.challenger" not in canary.tags()
 
@@ -313,10 +328,11 @@ def test_traffic_never_moves_from_a_pull_request(
     assert canary.routes() == {"bot-12": 90, "bot-13": 10}
 
 
-def test_a_schedule_with_no_canary_in_flight_is_skipped(
+def test_a_schedule_with_no_canary_in_flight_monitors_the_champion(
     canary: Canary, ws: FakeDatabricks, job: dict[str, str]
 ) -> None:
-    """Only the champion serves: nothing is judged, so the step says `skipped`, not `passed`."""
+    """Only the champion serves: the schedule runs `monitor` (issue #16); with no traffic
+    nothing is judged, so the step says `skipped`, not `passed`."""
     env = {
         **job,
         "GENAI_GATE_CONFIG": str(canary.config(WAREHOUSE)),
@@ -324,7 +340,7 @@ def test_a_schedule_with_no_canary_in_flight_is_skipped(
     }
     result: CliResult = canary.cli("action", env=env)
     assert result.code == 0, result.text
-    assert "has no canary to analyze" in result.out
+    assert "genai-gate monitor `bot`: not enough traffic" in result.out
     outputs = read_outputs(Path(job["GITHUB_OUTPUT"]))
     assert outputs["result"] == "skipped" and outputs["passed"] == "false"
     assert canary.routes() == {"bot-12": 100}

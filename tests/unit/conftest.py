@@ -16,6 +16,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests here are derandomized, so every run (and every mutant mutmut tries) sees the
+# same examples: a failure reproduces, and the mutation score does not drift. No example
+# database (nothing is written into the checkout) and no deadline (the machine is shared).
+settings.register_profile(
+    "unit", derandomize=True, database=None, deadline=None, max_examples=60, print_blob=True
+)
+settings.load_profile("unit")
 
 # what a unit test did that it must not, in the phase (setup, call, teardown) being run
 _violations: list[str] = []

@@ -23,6 +23,7 @@ from genai_gate.report.plan import render_plan
 from genai_gate.rollout.plan import (
     TAG_CHALLENGER,
     TAG_CHAMPION,
+    TAG_PREVIOUS,
     TAG_STARTED,
     TAG_STEP,
     TAG_STEP_AT,
@@ -144,7 +145,8 @@ def test_without_tags_the_entity_with_most_traffic_is_champion() -> None:
 def test_canary_percent_100_replaces_the_champion() -> None:
     plan = deploy(served((v("12"), 100)), percent=100)
     assert plan.routes == {"bot-13": 100}
-    assert plan.tags == {TAG_CHAMPION: "bot-13", TAG_STEP: "100"}
+    # the retired champion is remembered, for monitor's rollback
+    assert plan.tags == {TAG_CHAMPION: "bot-13", TAG_STEP: "100", TAG_PREVIOUS: "main.ml.bot/12"}
 
 
 def test_deploying_the_champion_version_changes_nothing() -> None:

@@ -8,7 +8,8 @@ from mlflow.genai.scorers import Scorer
 from rouge_score import rouge_scorer
 
 from genai_gate.errors import ConfigError
-from genai_gate.scoring.builtin import make_builtin, normalize_answer, rouge_l_f, squad_f1
+from genai_gate.scorer import normalize_answer
+from genai_gate.scoring.builtin import make_builtin, rouge_l_f, squad_f1
 from genai_gate.scoring.registry import build_scorers
 from genai_gate.thresholds import Threshold
 

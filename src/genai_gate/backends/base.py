@@ -1,5 +1,5 @@
-"""The serving-backend seam: what `plan`, `deploy`, `analyze`, `promote` and `rollback` ask
-of a serving platform. Databricks Model Serving (backends/databricks) and KServe
+"""The serving-backend seam: what `plan`, `deploy`, `analyze`, `promote`, `rollback` and
+`monitor` ask of a serving platform. Databricks Model Serving (backends/databricks) and KServe
 (backends/kserve) implement the same protocol, and the commands, the rollout core and the
 reports stay as they are. `config_version` is the platform's own counter of the serving
 config (a Databricks config version, an InferenceService's metadata.generation).
@@ -7,10 +7,10 @@ config (a Databricks config version, an InferenceService's metadata.generation).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-from genai_gate.rollout.measures import EntityTraffic, Exchange
+from genai_gate.rollout.measures import EntityTraffic, Exchange, JudgedScore
 from genai_gate.rollout.plan import Change, Entity, Rollout
 
 
@@ -102,9 +102,40 @@ class TrafficReader(Protocol):
     @property
     def where(self) -> str: ...
 
-    def stats(self, endpoint: str, since_ms: int) -> dict[str, EntityTraffic]: ...
+    def stats(
+        self, endpoint: str, since_ms: int, until_ms: int | None = None
+    ) -> dict[str, EntityTraffic]:
+        """Per served entity, the requests logged in [since_ms, until_ms) (epoch ms)."""
+        ...
 
-    def sample(self, endpoint: str, entity: str, since_ms: int, k: int) -> list[Exchange]: ...
+    def sample(
+        self, endpoint: str, entity: str, since_ms: int, k: int, until_ms: int | None = None
+    ) -> list[Exchange]:
+        """Up to k answered requests of one entity, the same ones on a re-run."""
+        ...
+
+
+class PublishedDashboard(Protocol):
+    """A dashboard (and its alerts) that `dashboard` created or updated in place."""
+
+    @property
+    def dashboard_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def action(self) -> str:
+        """created | updated"""
+        ...
+
+    @property
+    def alerts(self) -> tuple[tuple[str, str, str], ...]:
+        """(name, id, created | updated) of each alert."""
+        ...
 
 
 class ServingBackend(Protocol):
@@ -153,3 +184,33 @@ class ServingBackend(Protocol):
     def apply(self, plan: Any, timeout: float) -> Applied: ...
 
     def traffic(self, state: Any) -> TrafficReader: ...
+
+    # -------------------------------------------------------------- what `monitor` adds
+
+    def set_tags(self, endpoint: str, tags: Mapping[str, str]) -> None:
+        """Add or replace these `genai-gate.*` keys beside the rollout state, which survives
+        between scheduled runs (the retraining cool-down is kept there)."""
+        ...
+
+    def served_entity(self, model: str, version: str) -> Entity | None:
+        """The entity that would serve this registered model version (a rollback target),
+        or None when the registry no longer holds it."""
+        ...
+
+    def run_job(self, job: str, parameters: Mapping[str, str], idempotency_key: str) -> str:
+        """Start the platform's retraining job with these parameters; returns where the run
+        can be seen. A repeated key starts no second run. ConfigError if unsupported."""
+        ...
+
+    def record_judged(self, state: Any, scores: Sequence[JudgedScore]) -> str | None:
+        """Write judged scores beside the traffic, for dashboards; where they went, or None
+        when no place is configured."""
+        ...
+
+    def publish_dashboard(
+        self, state: Any, *, name: str, folder: str, floors: Mapping[str, tuple[str, float]]
+    ) -> PublishedDashboard:
+        """Create or update, by name, the platform's dashboard over the endpoint's traffic and
+        judged quality, and its alerts (`floors`: scorer -> the gate's op and limit).
+        ConfigError where the platform has none."""
+        ...

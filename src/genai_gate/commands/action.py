@@ -18,10 +18,14 @@ from pathlib import Path
 
 from genai_gate import secrets
 from genai_gate.commands.canary import AnalyzeReport, Mode, run_analyze
+from genai_gate.commands.dashboard import DashboardReport, run_dashboard
 from genai_gate.commands.deploy import DeployReport, preflight, run_deploy
-from genai_gate.commands.eval import EvalReport, run_eval
+from genai_gate.commands.eval import EvalReport, every_problem
+from genai_gate.commands.job_eval import run_gate
+from genai_gate.commands.monitor import MonitorReport, run_monitor
 from genai_gate.commands.run import Result, Run
 from genai_gate.config import Config, LoadedConfig, load_config
+from genai_gate.config.load import InvalidConfig
 from genai_gate.errors import ConfigError, GateError
 from genai_gate.github import (
     CommentResult,
@@ -36,7 +40,7 @@ from genai_gate.report.summary import render_error
 from genai_gate.results import PhaseProgress
 
 _WATCH: tuple[Mode, ...] = ("analyze", "promote", "rollback")
-COMMANDS = ("eval", "plan", "deploy", *_WATCH)
+COMMANDS = ("eval", "plan", "deploy", *_WATCH, "monitor", "dashboard")
 _TRUE = ("true", "1", "yes", "on")
 
 
@@ -47,10 +51,16 @@ class ActionResult:
     deploy: DeployReport | None
     comment: CommentResult | None
     analysis: AnalyzeReport | None = None
+    monitor: MonitorReport | None = None
+    dashboard: DashboardReport | None = None
 
     @property
     def result(self) -> Result:
-        ran = (r for r in (self.report, self.deploy, self.analysis) if r is not None)
+        ran = (
+            r
+            for r in (self.report, self.deploy, self.analysis, self.monitor, self.dashboard)
+            if r is not None
+        )
         return Result.overall(r.result for r in ran)
 
 
@@ -62,7 +72,8 @@ def choose_commands(
     A pull request is gated with `eval` and, when deploy is configured, shown the `plan`
     that merging would apply. A push to the default branch runs `eval`, then `deploy`.
     `schedule` and `workflow_dispatch` watch the canary (`analyze`, then apply its
-    decision). Anything else runs `eval`.
+    decision); with no canary in flight the router then runs `monitor` on the champion.
+    Anything else runs `eval`.
     """
     if explicit and explicit.strip():
         command = explicit.strip()
@@ -271,6 +282,18 @@ def _analysis_outputs(
     return summary
 
 
+def _monitor_outputs(
+    runner: Runner, report: MonitorReport | DashboardReport, secrets: list[str]
+) -> str:
+    for name, value in report.outputs().items():
+        runner.set_output(name, value)
+    for notice in report.notices:
+        runner.annotate("notice", _scrub(notice, secrets), title="genai-gate monitor")
+    summary = _scrub(report.summary, secrets)
+    runner.append_summary(summary)
+    return summary
+
+
 def run_action(
     *,
     config_path: str | None,
@@ -284,6 +307,8 @@ def run_action(
     refused: GateError | None = None
     try:
         loaded = load_config(config_path, environ=environ, require_data=False)
+    except InvalidConfig as exc:
+        refused = every_problem(exc)
     except GateError as exc:
         refused = exc  # raised below, where the failure report can be written
     secrets = _secrets(environ, loaded.config if loaded else None)
@@ -305,6 +330,8 @@ def run_action(
     report: EvalReport | None = None
     deployed: DeployReport | None = None
     watched: AnalyzeReport | None = None
+    monitored: MonitorReport | None = None
+    charted: DashboardReport | None = None
     parts: list[str] = []
     try:
         if loaded is None:
@@ -322,13 +349,29 @@ def run_action(
         if "eval" in commands:
             command = "eval"
             with runner.group("genai-gate eval"):
-                report = run_eval(run, progress)
+                report = run_gate(run, progress, log)
             parts.append(_eval_outputs(runner, report, environ, secrets))
+        explicit = bool((environ.get("GENAI_GATE_COMMAND") or "").strip())
         for mode in (m for m in _WATCH if m in commands):
             command = mode
             with runner.group(f"genai-gate {mode}"):
                 watched = run_analyze(run, mode=mode, apply=True, progress=log)
+            if mode == "analyze" and not watched.in_flight and not explicit:
+                # no canary: the schedule watches the champion instead (issue #16)
+                watched = None
+                commands = ("monitor",)
+                break
             parts.append(_analysis_outputs(runner, watched, ctx, environ, token, secrets))
+        if "monitor" in commands:
+            command = "monitor"
+            with runner.group("genai-gate monitor"):
+                monitored = run_monitor(run, github_token=token, progress=log)
+            parts.append(_monitor_outputs(runner, monitored, secrets))
+        if "dashboard" in commands:
+            command = "dashboard"
+            with runner.group("genai-gate dashboard"):
+                charted = run_dashboard(run, progress=log)
+            parts.append(_monitor_outputs(runner, charted, secrets))
         gate_open = report is None or (report.verdict.passed and report.tracking_error is None)
         for command in (c for c in commands if c in ("plan", "deploy")):
             if command == "deploy" and not gate_open:
@@ -369,9 +412,9 @@ def run_action(
         _comment(runner, ctx, environ, token, brief(join(parts)))
         raise
     # one place decides `result` and `passed`, from every command that ran
-    reports = (r for r in (report, deployed, watched) if r is not None)
+    reports = (r for r in (report, deployed, watched, monitored, charted) if r is not None)
     for name, value in Result.overall(r.result for r in reports).outputs().items():
         runner.set_output(name, value)
     _scrub_files(out_dir, secrets)
     comment = _comment(runner, ctx, environ, token, brief(join(parts)))
-    return ActionResult(commands, report, deployed, comment, watched)
+    return ActionResult(commands, report, deployed, comment, watched, monitored, charted)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from genai_gate import __version__, artefacts, evidence
 from genai_gate.backends.base import Applied, ServingState
+from genai_gate.commands.judged import write_judged
 from genai_gate.commands.run import Result, Run, refuse_on_pull_request
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, GateError
@@ -177,6 +178,9 @@ def run_analyze(
                 + f" with {', '.join(s.name for s in scorers)}"
             )
             scores = score_traffic(loaded, scorers, sampled, environ, run.workspace, notices)
+            for entity in (champion, challenger):
+                scored = scores.get(entity.name, {})
+                write_judged(backend, state, entity, "analyze", since, scored, notices)
             deltas = quality_deltas(
                 scores.get(champion.name, {}), scores.get(challenger.name, {}), better
             )

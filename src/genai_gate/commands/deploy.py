@@ -17,6 +17,7 @@ from typing import Any
 
 from genai_gate import __version__, artefacts, evidence
 from genai_gate.backends.base import Applied, RolloutPlan
+from genai_gate.baseline import TAG_RUN_ENDPOINT, TAG_RUN_MODEL, TAG_RUN_VERSION
 from genai_gate.commands.run import Result, Run, refuse_on_pull_request
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import AuthError, GateError
@@ -209,10 +210,16 @@ def _log_to_eval_run(out_dir: Path, record: dict[str, Any], uri: str) -> str | N
     try:
         client = MlflowClient(uri)
         client.log_dict(run_id, record, "deploy.json")
-        client.set_tag(run_id, "genai-gate.endpoint", record["endpoint"])
+        client.set_tag(run_id, TAG_RUN_ENDPOINT, record["endpoint"])
         client.set_tag(
             run_id, "genai-gate.endpoint-config-version", str(record["config_version_after"])
         )
+        # what this run gated onto the endpoint: `monitor` finds its reference by these
+        deployed = record["challenger"] or record["champion"]
+        for entity in record.get("served_entities") or []:
+            if entity["name"] == deployed:
+                client.set_tag(run_id, TAG_RUN_MODEL, entity["model"])
+                client.set_tag(run_id, TAG_RUN_VERSION, entity["version"])
     except Exception as exc:  # the deploy happened; losing the MLflow copy must not hide that
         return (
             f"the deploy record was not attached to MLflow run {run_id} at {redact(uri)}: "

@@ -28,7 +28,7 @@ import yaml
 
 from genai_gate import __version__, artefacts, evidence
 from genai_gate.baseline import Baseline, Resolution, resolve_baseline
-from genai_gate.commands.run import Result, Run
+from genai_gate.commands.run import Result, Run, partition_workspace
 from genai_gate.compare import (
     Comparison,
     RowChange,
@@ -38,8 +38,9 @@ from genai_gate.compare import (
     regression_directions,
 )
 from genai_gate.config import LoadedConfig
-from genai_gate.data import load_dataset
-from genai_gate.errors import ConfigError, DeadlineError, TrackingError
+from genai_gate.config.load import InvalidConfig
+from genai_gate.data import load_dataset, load_table
+from genai_gate.errors import ConfigError, DeadlineError, ExitCode, GateError, TrackingError
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.github import run_links
@@ -65,6 +66,8 @@ from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
 from genai_gate.scoring.verdicts import VerdictCache
+from genai_gate.spark_runner import evaluate_on_spark
+from genai_gate.tables import TableReader
 from genai_gate.targets import Target, limits, resolve_target
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.targets.limits import run_limits
@@ -220,15 +223,105 @@ class _Prepared:
     notices: list[str]
 
 
+# the keys each input check reads: a check is left out when one of them is already known
+# wrong, as its default would stand in and only add a misleading second problem
+_SCORER_KEYS = frozenset(
+    {"scorers", "thresholds", "judge", "guidelines", "custom-judges", "repeat", "min-pass"}
+)
+_DATA_KEYS = frozenset({"data", "columns", "limit", "model"})
+
+
+def check_inputs(
+    loaded: LoadedConfig, notices: list[str], reader: TableReader | None = None
+) -> tuple[tuple[BoundScorer, ...], Dataset]:
+    """The scorers and the eval set, checked together against each other: every problem is
+    raised in one ConfigError, so that one run names them all. `reader` reads a uc: table."""
+    scorers, dataset, errors = _checked_inputs(loaded, notices, frozenset(), reader)
+    _raise_together(errors)
+    assert scorers is not None and dataset is not None  # both were built, or errors raised
+    return scorers, dataset
+
+
+def check_before_submitting(loaded: LoadedConfig) -> None:
+    """What can be checked here before a job evaluates elsewhere (run-on: databricks): the
+    scorers and thresholds, and a data file with its columns (a uc: table is the job's to
+    read), so that a typo costs seconds, not a job."""
+    _raise_together(_checked_inputs(loaded, [], frozenset())[2])
+
+
+def _checked_inputs(
+    loaded: LoadedConfig,
+    notices: list[str],
+    skip: frozenset[str],
+    reader: TableReader | None = None,
+) -> tuple[tuple[BoundScorer, ...] | None, Dataset | None, list[GateError]]:
+    cfg = loaded.config
+    errors: list[GateError] = []
+    scorers: tuple[BoundScorer, ...] | None = None
+    dataset: Dataset | None = None
+    if not skip & _SCORER_KEYS:
+        try:
+            scorers = configured_scorers(loaded, notices)
+        except GateError as exc:
+            errors.append(exc)
+    table = loaded.data_table
+    # a table is read only with a reader: a config already known wrong signs in to nothing
+    if not skip & _DATA_KEYS and (table is None or reader is not None):
+        try:
+            if table is not None and reader is not None:
+                dataset = load_table(
+                    table, reader, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+                )
+            else:
+                dataset = load_dataset(
+                    loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+                )
+        except GateError as exc:
+            errors.append(exc)
+    if scorers is not None and dataset is not None:
+        try:
+            preflight(loaded, dataset, scorers)
+        except GateError as exc:
+            errors.append(exc)
+    return scorers, dataset, errors
+
+
+def _raise_together(errors: Sequence[GateError]) -> None:
+    for exc in errors:
+        if exc.exit_code != ExitCode.BAD_INPUT:
+            raise exc  # a service, not an input: reported alone, with its own code
+    if errors:
+        raise errors[0] if len(errors) == 1 else _together(errors)
+
+
+def every_problem(exc: InvalidConfig) -> GateError:
+    """A config with wrong settings, and whatever its inputs (scorers, data, columns) have
+    wrong too, checked on the rest of the config."""
+    if exc.partial is None or exc.partial.config.data is None:
+        return exc  # no eval set to check (a deploy-only config) or not enough valid to try
+    more = _checked_inputs(exc.partial, [], exc.invalid)[2]
+    if any(e.exit_code != ExitCode.BAD_INPUT for e in more):
+        return exc
+    return _together([exc, *more]) if more else exc
+
+
+def _together(errors: Sequence[GateError]) -> ConfigError:
+    problems = [p for e in errors for p in (e.problems or [e.message])]
+    fixes = list(dict.fromkeys(e.fix.strip() for e in errors if e.fix.strip()))
+    return ConfigError(
+        f"{len(problems)} problem(s) in the settings and the inputs they name",
+        problems=problems,
+        fix="\n\n".join(fixes),
+    )
+
+
 def _prepare(run: Run, tracking_uri: str) -> _Prepared:
     loaded = run.loaded
     cfg = loaded.config
     notices = list(loaded.notices)
-    scorers = configured_scorers(loaded, notices)
-    dataset = load_dataset(
-        loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+    scorers, dataset = check_inputs(
+        loaded, notices, run.table_reader() if loaded.data_table is not None else None
     )
-    preflight(loaded, dataset, scorers)
     if cfg.model and (cfg.columns.outputs or "outputs" in dataset.columns):
         notices.append(
             "the data has an outputs column, but a model is configured: "
@@ -273,7 +366,22 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
 
         scoring_context = judging
 
+    spark_judges: list[dict[str, Any]] = []
+
     def run_target(answering: Target | None, phases: PhaseProgress | None) -> EvalResult:
+        if cfg.runner == "spark" and answering is prep.target:
+            # the candidate on Spark; a baseline model is evaluated here, with threads
+            result, judged = evaluate_on_spark(
+                loaded,
+                prep.dataset,
+                scorers,
+                answering,
+                progress=phases,
+                workspace=partition_workspace,
+            )
+            if judged is not None:
+                spark_judges.append(judged)
+            return result
         cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
         return evaluate(
             loaded,
@@ -294,8 +402,10 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     judge_stats: dict[str, Any] | None = None
     if scoring_context is not None:
         totals: dict[str, int] = {}
-        for gateway in gateways:
-            for key, value in gateway.stats.as_dict().items():
+        counted = [g.stats.as_dict() for g in gateways]
+        counted += [{k: v for k, v in j.items() if isinstance(v, int)} for j in spark_judges]
+        for stats in counted:
+            for key, value in stats.items():
                 totals[key] = totals.get(key, 0) + value
         judge_stats = {
             "model": cfg.judge,
@@ -435,6 +545,11 @@ def _report(
                 "digest": dataset.digest,
                 "file_sha256": dataset.file_sha256,
                 "rows": len(dataset.rows),
+                **(
+                    {"table": {"name": dataset.table.full_name, "version": dataset.table.version}}
+                    if dataset.table is not None
+                    else {}
+                ),
             },
             "model": doc["model_identity"] or {"uri": doc["model"]},
             "baseline": (

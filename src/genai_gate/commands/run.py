@@ -8,6 +8,7 @@ and one token.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,12 +18,18 @@ from pathlib import Path
 from genai_gate import secrets
 from genai_gate.backends.base import ServingBackend
 from genai_gate.backends.databricks.backend import DatabricksBackend
+from genai_gate.backends.databricks.endpoints import service_errors
+from genai_gate.backends.databricks.eval_job import DatabricksEvalJob, build_wheel, source_tree
 from genai_gate.backends.databricks.session import Workspace
+from genai_gate.backends.databricks.uc_table import UcTableReader
+from genai_gate.backends.databricks.warehouse import WarehouseEngine
 from genai_gate.backends.kserve.backend import KServeBackend
 from genai_gate.backends.kserve.session import ClusterSession
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ExitCode
 from genai_gate.github import Context, Runner, read_context
+from genai_gate.tables import TableReader
+from genai_gate.targets.base import ServingWorkspace
 
 
 class Result(StrEnum):
@@ -83,6 +90,48 @@ class Run:
             return KServeBackend(self.loaded, self.cluster, progress)
         return DatabricksBackend(self.loaded, self.workspace, progress)
 
+    def table_reader(self) -> TableReader:
+        """What reads a `data: uc:` table: the workspace's SQL warehouse (warehouse-id)."""
+        cfg = self.loaded.config
+        if not cfg.warehouse_id:
+            raise ConfigError(
+                f"data: {cfg.data} is a Unity Catalog table, and no SQL warehouse is "
+                "configured to read it",
+                fix="Name the warehouse that reads it (Statement Execution API):\n"
+                "  warehouse-id: 1234567890abcdef",
+            )
+        workspace = self.workspace
+        grant = "USE CATALOG, USE SCHEMA and SELECT on the table, and CAN USE on the warehouse"
+
+        def errors(what: str) -> contextlib.AbstractContextManager[None]:
+            return service_errors(what, workspace.refused, grant=grant)
+
+        engine = WarehouseEngine(
+            workspace.client(),
+            cfg.warehouse_id,
+            errors,
+            purpose="reading the eval table",
+            grant="the eval table",
+        )
+        return UcTableReader(engine)
+
+    def eval_job(self) -> DatabricksEvalJob:
+        """run-on: databricks: the job that evaluates next to the data (eval_job.py)."""
+        cfg = self.loaded.config
+        assert cfg.job_volume is not None  # checked by the caller, with its fix
+        workspace = self.workspace
+        grant = (
+            "READ VOLUME and WRITE VOLUME on job-volume, and the right to run jobs "
+            "(serverless, or CAN ATTACH TO on job-cluster-id)"
+        )
+
+        def errors(what: str) -> contextlib.AbstractContextManager[None]:
+            return service_errors(what, workspace.refused, grant=grant)
+
+        return DatabricksEvalJob(
+            workspace.client(), cfg.job_volume, cluster_id=cfg.job_cluster_id, errors=errors
+        )
+
     @property
     def cluster(self) -> ClusterSession:
         """The run's Kubernetes cluster (backend: kserve): one sign-in, one client."""
@@ -100,6 +149,26 @@ class Run:
             cfg = self.loaded.config
             self._workspace = Workspace(self.environ, cfg, cfg, self.ctx, mask=self._mask)
         return self._workspace
+
+
+def partition_workspace(loaded: LoadedConfig, environ: Mapping[str, str]) -> ServingWorkspace:
+    """The workspace a Spark partition signs in to from its environment (runner: spark):
+    top-level, so Spark ships it by name and the partition imports the backend itself."""
+    cfg = loaded.config
+    return Workspace(environ, cfg, cfg, read_context(environ))
+
+
+def wheel_of(package_dir: Path, into: Path) -> Path:
+    """A wheel of the running genai-gate, for a job to install (run-on: databricks)."""
+    source = source_tree(package_dir, os.environ)
+    if source is None:
+        raise ConfigError(
+            "run-on: databricks uploads a wheel of genai-gate, and its source is not here "
+            "(neither around the installed package nor in GITHUB_ACTION_PATH)",
+            fix="Run from the action (uses: <owner>/genai-gate@v1), or from a checkout of "
+            "genai-gate installed with pip install -e.",
+        )
+    return build_wheel(source, into)
 
 
 def refuse_on_pull_request(ctx: Context) -> None:

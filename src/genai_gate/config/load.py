@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from genai_gate import strict_yaml
+from genai_gate import strict_yaml, tables
 from genai_gate.config.model import (
     DATABRICKS_ONLY,
     KSERVE_ONLY,
@@ -30,6 +30,7 @@ from genai_gate.config.model import (
     ThresholdRule,
 )
 from genai_gate.errors import ConfigError
+from genai_gate.tables import TableRef
 from genai_gate.thresholds import (
     METRIC_ALIASES,
     THRESHOLD_HELP,
@@ -42,6 +43,8 @@ from genai_gate.thresholds import (
 )
 
 ENV_PREFIX = "GENAI_GATE_"
+# the keys in the thresholds' syntax: merged metric by metric, parsed by _parse_thresholds
+RULE_KEYS = ("thresholds", "monitor-rules")
 DEFAULT_CONFIG = "genai-gate.yml"
 
 # GENAI_GATE_* names that belong to the CLI or the action, not to the config model.
@@ -63,6 +66,9 @@ class LoadedConfig:
     origins: Mapping[str, str] = field(default_factory=dict)
     # the rules against the baseline (issue #5), next to the absolute `thresholds`
     relative: tuple[RelativeThreshold, ...] = ()
+    # `monitor-rules` (issue #16), parsed the same way; empty: the monitor's defaults
+    monitor_thresholds: tuple[Threshold, ...] = ()
+    monitor_relative: tuple[RelativeThreshold, ...] = ()
 
     def label(self, key: str) -> str:
         return self.origins.get(key, key)
@@ -73,6 +79,11 @@ class LoadedConfig:
         if self.config.data is None:
             raise _no_data(self.source)
         return self.config.data
+
+    @property
+    def data_table(self) -> TableRef | None:
+        """The Unity Catalog table `data:` names, or None for a file."""
+        return tables.parse(self.data) if tables.is_table(self.data) else None
 
     @property
     def data_path(self) -> Path:
@@ -171,9 +182,9 @@ def _split_list(text: str) -> list[str]:
 
 def coerce_text(key: str, text: str) -> Any:
     """Turn an environment or flag string into the shape the field wants."""
-    if key in ("scorers", "steps"):
+    if key in ("scorers", "steps", "on-drift"):
         return _split_list(text)
-    if key == "thresholds":
+    if key in RULE_KEYS:
         stripped = text.strip()
         if stripped.startswith("{"):
             return strict_yaml.load(stripped)
@@ -246,7 +257,7 @@ def _merge(
     for values, where in layers:
         for key, value in values.items():
             if (
-                key in ("thresholds", "columns")
+                key in (*RULE_KEYS, "columns")
                 and isinstance(merged.get(key), dict)
                 and isinstance(value, dict)
             ):
@@ -293,7 +304,7 @@ def _validation_problems(
     for err in exc.errors():
         loc = tuple(err["loc"])
         if (
-            loc[:1] == ("thresholds",)
+            str(loc[:1][0] if loc else "") in ("thresholds", "monitor_rules", "monitor-rules")
             and err["type"] in ("string_type", "float_type", "float_parsing")
             and isinstance(err.get("input"), dict)
         ):
@@ -369,7 +380,9 @@ def _rule(metric: str, spec: ThresholdRule) -> tuple[Threshold | None, RelativeT
 
 
 def _parse_thresholds(
-    raw: Mapping[str, str | float | ThresholdRule], origins: Mapping[str, str]
+    raw: Mapping[str, str | float | ThresholdRule],
+    origins: Mapping[str, str],
+    key: str = "thresholds",
 ) -> tuple[tuple[Threshold, ...], tuple[RelativeThreshold, ...], list[str], list[str]]:
     out: dict[str, Threshold] = {}
     relative: dict[str, RelativeThreshold] = {}
@@ -377,7 +390,7 @@ def _parse_thresholds(
     problems: list[str] = []
     notices: list[str] = []
     for given, spec in raw.items():
-        where = origins.get(f"thresholds.{given}", origins.get("thresholds", "thresholds"))
+        where = origins.get(f"{key}.{given}", origins.get(key, key))
         metric = given.strip()
         if metric in METRIC_ALIASES:
             new = METRIC_ALIASES[metric]
@@ -473,30 +486,21 @@ def load_config(
         fix = "Run `genai-gate schema` for every key and its type."
         if about_thresholds:  # the tutorial only where a threshold is wrong
             fix += "\n" + THRESHOLD_HELP
-        raise ConfigError(
-            _heading(problems, cfg_path.name, "problem(s)"), problems=problems, fix=fix
+        invalid = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        raise InvalidConfig(
+            _heading(problems, cfg_path.name, "problem(s)"),
+            problems=problems,
+            fix=fix,
+            partial=_salvage(merged, invalid, base_dir, source, origins),
+            invalid=frozenset(invalid),
         ) from None
     thresholds, relative, wrong, notices = _parse_thresholds(config.thresholds, origins)
+    watch, watch_relative, wrong_rules, _ = _parse_thresholds(
+        config.monitor_rules, origins, "monitor-rules"
+    )
+    wrong += wrong_rules
     backend_problems = _backend_problems(config, origins)
-    if backend_problems and not wrong:
-        raise ConfigError(
-            _heading(backend_problems, cfg_path.name, "problem(s)"),
-            problems=backend_problems,
-            fix=_BACKEND_FIX[config.backend],
-        )
-    problems += backend_problems
-    if problems or wrong:
-        problems += wrong
-        raise ConfigError(
-            _heading(
-                problems,
-                cfg_path.name,
-                "threshold problem(s)" if not (env_problems or backend_problems) else "problem(s)",
-            ),
-            problems=problems,
-            fix=THRESHOLD_HELP if wrong else "Run `genai-gate schema` for every key and its type.",
-        )
-    return LoadedConfig(
+    loaded = LoadedConfig(
         config=config,
         thresholds=thresholds,
         base_dir=base_dir,
@@ -504,6 +508,79 @@ def load_config(
         notices=(*role_notices, *notices),
         origins=origins,
         relative=relative,
+        monitor_thresholds=watch,
+        monitor_relative=watch_relative,
+    )
+    # keys of the other backend are refused with that backend's own fix, unless a threshold
+    # is wrong too (then the threshold tutorial is the fix that helps more)
+    problems += backend_problems
+    if problems or wrong:
+        problems += wrong
+        if wrong:
+            fix = THRESHOLD_HELP
+        elif backend_problems:
+            fix = _BACKEND_FIX[config.backend]
+        else:
+            fix = "Run `genai-gate schema` for every key and its type."
+        raise InvalidConfig(
+            _heading(
+                problems,
+                cfg_path.name,
+                "threshold problem(s)" if not (env_problems or backend_problems) else "problem(s)",
+            ),
+            problems=problems,
+            fix=fix,
+            partial=loaded,
+            invalid=frozenset(
+                ({"thresholds"} if len(wrong) > len(wrong_rules) else set())
+                | ({"monitor-rules"} if wrong_rules else set())
+            ),
+        )
+    return loaded
+
+
+class InvalidConfig(ConfigError):
+    """The settings are wrong. `partial` is the config without the keys in `invalid` (their
+    defaults instead), when that much is valid: a command can then check its inputs (scorers,
+    data, columns) too, so that one run names every mistake."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: list[str],
+        fix: str,
+        partial: LoadedConfig | None,
+        invalid: frozenset[str],
+    ) -> None:
+        super().__init__(message, problems=problems, fix=fix)
+        self.partial = partial
+        self.invalid = invalid
+
+
+def _salvage(
+    merged: Mapping[str, Any],
+    invalid: set[str],
+    base_dir: Path,
+    source: str,
+    origins: Mapping[str, str],
+) -> LoadedConfig | None:
+    """The config with its invalid keys left to their defaults, if that validates."""
+    try:
+        config = Config.model_validate({k: v for k, v in merged.items() if k not in invalid})
+    except ValidationError:
+        return None
+    thresholds, relative, _wrong, _notices = _parse_thresholds(config.thresholds, origins)
+    watch, watch_relative, _, _ = _parse_thresholds(config.monitor_rules, origins, "monitor-rules")
+    return LoadedConfig(
+        config=config,
+        thresholds=thresholds,
+        base_dir=base_dir,
+        source=source,
+        origins=dict(origins),
+        relative=relative,
+        monitor_thresholds=watch,
+        monitor_relative=watch_relative,
     )
 
 
@@ -609,14 +686,15 @@ def json_schema() -> dict[str, Any]:
     schema = Config.model_json_schema(by_alias=True)
     # The model takes a bare number only to refuse it with a fix (it has no direction);
     # the schema must not offer editors what the CLI refuses.
-    values = schema["properties"]["thresholds"]["additionalProperties"]
-    values["anyOf"] = [
-        {"type": "string", "pattern": THRESHOLD_PATTERN}
-        if branch.get("type") == "string"
-        else branch
-        for branch in values["anyOf"]
-        if branch.get("type") != "number"
-    ]
+    for key in RULE_KEYS:
+        values = schema["properties"][key]["additionalProperties"]
+        values["anyOf"] = [
+            {"type": "string", "pattern": THRESHOLD_PATTERN}
+            if branch.get("type") == "string"
+            else branch
+            for branch in values["anyOf"]
+            if branch.get("type") != "number"
+        ]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "genai-gate.yml"
     return schema

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import re
 import string
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from genai_gate import tables
 from genai_gate.secrets import looks_like_token
 from genai_gate.thresholds import Better
 
@@ -102,8 +104,8 @@ class Columns(_Model):
     )
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def _seconds(v: object, seconds: int, text: str) -> object:
@@ -202,8 +204,8 @@ class CanarySettings(_Model):
 
     warehouse_id: str | None = Field(
         default=None,
-        description="Databricks SQL warehouse that reads the inference table "
-        "(Statement Execution API).",
+        description="Databricks SQL warehouse that reads the inference table and a uc: "
+        "eval table (Statement Execution API).",
     )
     inference_data: str | None = Field(
         default=None,
@@ -355,8 +357,154 @@ DATABRICKS_ONLY = (
     "endpoint-config",
     "warehouse-id",
     "inference-data",
+    "retrain-job-id",
+    "judged-table",
+    "dashboard-name",
+    "dashboard-path",
+    "job-volume",
+    "job-cluster-id",
 )
 KSERVE_ONLY = tuple(_kebab(name) for name in KServeSettings.model_fields)
+
+
+DRIFT_ACTIONS = ("annotate", "issue", "retrain", "rollback")
+REFERENCE_FORMS = """\
+  monitor-reference: run:<mlflow-run-id>                 # a genai-gate eval run's rows
+  monitor-reference: window:2026-11-01..2026-11-08       # an earlier week of the table (UTC)
+  monitor-reference: none                                # absolute rules only"""
+
+
+class MonitorSettings(_Model):
+    """The keys `monitor` and `dashboard` read (issue #16)."""
+
+    monitor_window: float = Field(
+        default=86400.0,
+        gt=0,
+        le=90 * 86400,
+        description='The traffic each monitor run judges, ending now: seconds, or "24h", "7d".',
+    )
+    monitor_reference: str | None = Field(
+        default=None,
+        description="What the window is compared with: run:<mlflow-run-id> (a genai-gate eval "
+        "run's rows), window:<from>..<to> (an earlier window of the inference table, UTC "
+        "dates or times), or none. Default: the eval run that gated the version now serving, "
+        "found through evidence.json or the MLflow run's genai-gate tags.",
+    )
+    monitor_rules: dict[str, str | float | ThresholdRule] = Field(
+        default_factory=dict,
+        description="Drift rules in the thresholds' syntax, on errors/rate, latency/p50|p95|"
+        "p99, <scorer>/mean, prompt_length/ks and words/psi, e.g. {safety/mean: {max-drop: "
+        '0.05}, prompt_length/ks: "<= 0.1"}. Empty: the defaults in docs/monitor.md.',
+    )
+    monitor_inputs: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="Prompts of the window read for input drift (no model or judge call); the "
+        "judged sample (sample-size) is taken from them.",
+    )
+    monitor_min_inputs: int = Field(
+        default=50,
+        ge=2,
+        description="Prompts each side needs before input drift is tested; fewer is "
+        '"not enough traffic".',
+    )
+    monitor_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="The prompt-length test's significance level: drift needs p below it.",
+    )
+    on_drift: tuple[Literal["annotate", "issue", "retrain", "rollback"], ...] = Field(
+        default=(),
+        description="What a drift sets off, each opt-in: annotate (an ::error annotation), "
+        "issue (one GitHub issue per endpoint, updated), retrain (retrain-job-id and/or "
+        "retrain-event, once per retrain-cooldown), rollback (to the previous champion, on "
+        "quality or health drift).",
+    )
+    retrain_job_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="retrain: the Databricks job to run (jobs run-now), with the drift as its "
+        "job parameters.",
+    )
+    retrain_event: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="retrain: the repository_dispatch event type a training workflow listens "
+        "to (needs github-token with contents: write).",
+    )
+    retrain_cooldown: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        le=365 * 86400,
+        description='retrain: at most one retraining per this long, e.g. "7d" (kept in an '
+        "endpoint tag).",
+    )
+    judged_table: str | None = Field(
+        default=None,
+        pattern=r"^[^.\s`]+\.[^.\s`]+\.[^.\s`]+$",
+        description="catalog.schema.table the judged samples of analyze and monitor are "
+        "written to through the warehouse, for the dashboard.",
+    )
+    judged_data: str | None = Field(
+        default=None,
+        description="A local folder the judged samples are written to as Parquet instead "
+        "(with inference-data).",
+    )
+    dashboard_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The AI/BI dashboard's name (found and updated by it). Default: "
+        "genai-gate <endpoint>.",
+    )
+    dashboard_path: str = Field(
+        default="/Shared/genai-gate",
+        pattern=r"^/",
+        description="The workspace folder of the dashboard and its alerts.",
+    )
+
+    @field_validator("monitor_window", "retrain_cooldown", mode="before")
+    @classmethod
+    def _monitor_duration(cls, v: object) -> object:
+        return _seconds(v, 86400, "24h")
+
+    @field_validator("on_drift")
+    @classmethod
+    def _once_each(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v))
+
+    @field_validator("monitor_reference")
+    @classmethod
+    def _reference_form(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        text = v.strip()
+        if text.lower() == "none" or (text.startswith("run:") and text[4:].strip()):
+            return text
+        if text.startswith("window:"):
+            start, sep, end = text[7:].partition("..")
+            if sep and parse_instant(start) and parse_instant(end):
+                return text
+        raise ValueError(f"{v!r} is not a reference; write one of:\n{REFERENCE_FORMS}")
+
+    @model_validator(mode="after")
+    def _retrain_has_a_target(self) -> MonitorSettings:
+        if "retrain" in self.on_drift and not (self.retrain_job_id or self.retrain_event):
+            raise ValueError(
+                "on-drift: retrain needs retrain-job-id (a Databricks job) or retrain-event "
+                "(a repository_dispatch event type), or both"
+            )
+        return self
+
+
+def parse_instant(text: str) -> datetime | None:
+    """A UTC date (2026-11-01) or date and time (2026-11-01T12:00) of a reference window."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class DataSettings(_Model):
@@ -364,7 +512,8 @@ class DataSettings(_Model):
 
     data: str | None = Field(
         default=None,
-        description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file. "
+        description="Eval set: CSV, JSONL, JSON or Parquet, relative to this file, or a Unity "
+        "Catalog table, uc:catalog.schema.table[@version] (read through warehouse-id). "
         "Required by eval.",
     )
     columns: Columns = Field(default_factory=Columns)
@@ -375,6 +524,8 @@ class DataSettings(_Model):
     def _data_not_blank(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
             raise ValueError("must name a file")
+        if v is not None and tables.is_table(v):
+            tables.parse(v)  # ValueError says what the form is
         return v
 
 
@@ -749,9 +900,47 @@ TRACKING_SCHEMES = (
 )
 
 
+class ScaleSettings(_Model):
+    """Where the rows are evaluated: threads here, a Spark session, or a Databricks job
+    (issue #17, docs/scale.md)."""
+
+    runner: Literal["local", "spark"] = Field(
+        default="local",
+        description="local: threads in this process. spark: the rows are spread over a Spark "
+        "session's partitions (mapInPandas); concurrency and requests-per-minute then hold "
+        "for the whole cluster. Needs pyspark: the action's `extras: spark`, or the spark extra.",
+    )
+    spark_master: str | None = Field(
+        default=None,
+        min_length=1,
+        description="runner: spark outside Databricks: the Spark master, e.g. local[2]. "
+        "Default: the running session (a Databricks job's own), else local[*].",
+    )
+    run_on: Literal["runner", "databricks"] = Field(
+        default="runner",
+        description="runner: evaluate where genai-gate runs. databricks: upload the config, "
+        "the eval code and genai-gate to job-volume, run `genai-gate eval --runner spark` "
+        "as a one-time Databricks job next to the data, fetch its results and gate here.",
+    )
+    job_volume: str | None = Field(
+        default=None,
+        pattern=r"^/Volumes/[^/\s]+/[^/\s]+/[^/\s]+(/[^\s]*)?$",
+        description="run-on: databricks: the Unity Catalog volume folder the job's files go "
+        "to, /Volumes/<catalog>/<schema>/<volume>[/<folder>]. Each run uses its own subfolder.",
+    )
+    job_cluster_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="run-on: databricks: run on this existing cluster. Default: serverless "
+        "jobs compute.",
+    )
+
+
 class Config(
     # pydantic orders fields from the last base to the first: this reads data first
     KServeSettings,
+    ScaleSettings,
+    MonitorSettings,
     CanarySettings,
     DeploySettings,
     TrackingSettings,

@@ -15,6 +15,8 @@ from genai_gate.gate import Verdict
 from genai_gate.results import (
     RESULTS_SCHEMA,
     BaselineDoc,
+    Dataset,
+    DatasetDoc,
     EvalResult,
     ResultsDoc,
     RowResult,
@@ -33,6 +35,18 @@ class RunInfo:
 
 def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
+
+
+def _dataset_doc(dataset: Dataset) -> DatasetDoc:
+    doc: DatasetDoc = {
+        "path": str(dataset.path),
+        "format": dataset.format,
+        "rows": len(dataset.rows),
+        "file_sha256": dataset.file_sha256,
+    }
+    if dataset.table is not None:
+        doc["table"] = {"name": dataset.table.full_name, "version": dataset.table.version}
+    return doc
 
 
 def results_doc(
@@ -58,12 +72,7 @@ def results_doc(
         "dataset_digest": result.dataset.digest,
         "model": model,
         "model_identity": result.target.as_dict() if result.target else None,
-        "dataset": {
-            "path": str(result.dataset.path),
-            "format": result.dataset.format,
-            "rows": len(result.dataset.rows),
-            "file_sha256": result.dataset.file_sha256,
-        },
+        "dataset": _dataset_doc(result.dataset),
         "scorers": [s.name for s in result.scorers],
         "thresholds": [ThresholdDoc(metric=t.metric, op=t.op, value=t.value) for t in thresholds]
         + [

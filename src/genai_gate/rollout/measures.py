@@ -31,3 +31,20 @@ class Exchange:
     entity: str
     request: str
     response: str
+    duration_ms: float | None = None  # how long the endpoint took, where the log says
+
+
+@dataclass(frozen=True)
+class JudgedScore:
+    """One judged request's score, as analyze and monitor write it back for dashboards. Only
+    the score leaves the inference table: no request or response text is copied."""
+
+    endpoint: str
+    entity: str
+    model: str
+    version: str
+    source: str  # analyze | monitor
+    run: str  # the run that judged it (monitor's id)
+    judged_at: str  # UTC, "YYYY-MM-DD HH:MM:SS"
+    scorer: str
+    score: float

@@ -22,6 +22,10 @@ TAG_STARTED = "genai-gate.started-at"
 # when the current step began: the canary is judged on the traffic of its current share
 TAG_STEP_AT = "genai-gate.step-at"
 ROLLOUT_TAGS = (TAG_CHAMPION, TAG_CHALLENGER, TAG_STEP, TAG_STARTED, TAG_STEP_AT)
+# "<model>/<version>" of the champion a promotion retired: what `monitor` rolls back to.
+# Written by each promotion and left alone by every other plan (it is not a ROLLOUT_TAG),
+# so it outlives the canaries that come and go until the next promotion.
+TAG_PREVIOUS = "genai-gate.previous-champion"
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,11 @@ class Rollout:
     def tags(self) -> dict[str, str]:
         if self.challenger is None or self.percent >= 100:
             winner = self.challenger or self.champion
-            return {TAG_CHAMPION: winner.name, TAG_STEP: "100"}
+            tags = {TAG_CHAMPION: winner.name, TAG_STEP: "100"}
+            retired = self.champion if self.challenger is not None else None
+            if retired is not None and retired.version != "?" and not retired.same_model(winner):
+                tags[TAG_PREVIOUS] = f"{retired.model}/{retired.version}"
+            return tags
         tags = {
             TAG_CHAMPION: self.champion.name,
             TAG_CHALLENGER: self.challenger.name,

@@ -41,7 +41,7 @@ def reference_free(loaded: LoadedConfig, notices: list[str]) -> list[BoundScorer
     if skipped:
         notices.append(
             f"live traffic has no expected answers or retrieved context, so "
-            f"{', '.join(skipped)} cannot judge it; the canary is judged by "
+            f"{', '.join(skipped)} cannot judge it; live traffic is judged by "
             + (", ".join(s.name for s in kept) or "errors and latency only")
         )
     return kept
@@ -49,6 +49,19 @@ def reference_free(loaded: LoadedConfig, notices: list[str]) -> list[BoundScorer
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def prompt_of(inputs: Mapping[str, Any]) -> str:
+    """An eval row's inputs as the user's message, the way `as_row` reads a logged request:
+    the last user message of a chat, else the only input, else the inputs as JSON."""
+    messages = inputs.get("messages")
+    if isinstance(messages, list):
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            return _text(users[-1].get("content", ""))
+    if len(inputs) == 1:
+        return _text(next(iter(inputs.values())))
+    return _text(dict(inputs))
 
 
 def as_row(index: int, exchange: Exchange) -> EvalRow | None:
@@ -148,7 +161,7 @@ def directions(
             unknown.append(s.name)
     if unknown:
         notices.append(
-            f"the canary does not judge {', '.join(unknown)}: no threshold says whether "
+            f"live traffic is not judged by {', '.join(unknown)}: no threshold says whether "
             "higher or lower is better. Give one, e.g. thresholds: {"
             f"{unknown[0]}/mean: {{at-least: 0.8}}}}"
         )

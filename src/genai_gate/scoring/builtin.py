@@ -11,7 +11,6 @@ Why token F1 and ROUGE-L are written here rather than imported:
 from __future__ import annotations
 
 import re
-import string
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -24,16 +23,10 @@ from genai_gate.scorer import (
     LATENCY_METADATA_KEY,
     ScorerInputError,
     as_text,
+    normalize_answer,
     references,
 )
 from genai_gate.scoring import semantic
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
 
 
 def squad_f1(prediction: str, reference: str) -> float:

@@ -239,6 +239,19 @@ def build_scorers(
 
 def configured_scorers(loaded: LoadedConfig, notices: list[str]) -> tuple[BoundScorer, ...]:
     """The scorers a config asks for, with its judge settings."""
+    try:
+        return _build_configured(loaded, notices)
+    except ConfigError as exc:
+        # each problem under the name the user typed it (the file, --scorers, an env var)
+        for key in ("scorers", "thresholds", "judge"):
+            exc.problems = [
+                loaded.label(key) + p.removeprefix(key) if p.startswith(f"{key}: ") else p
+                for p in exc.problems
+            ]
+        raise
+
+
+def _build_configured(loaded: LoadedConfig, notices: list[str]) -> tuple[BoundScorer, ...]:
     cfg = loaded.config
     return build_scorers(
         cfg.scorers,

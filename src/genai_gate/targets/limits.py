@@ -133,6 +133,12 @@ def reachable(service: str) -> None:
         limits.failures[service] = 0
 
 
+def trip(reason: str) -> None:
+    """A service another process (a Spark partition) found broken, recorded here too."""
+    with _current.lock:
+        _current.open.setdefault(f"elsewhere-{len(_current.open)}", reason)
+
+
 def tripped() -> list[str]:
     """Why each broken service was cut off, for the run's error."""
     return list(_current.open.values())

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping, Sequence
 
+from genai_gate.backends.databricks import dashboard, judged
 from genai_gate.backends.databricks.endpoint_config import read_endpoint_config
 from genai_gate.backends.databricks.endpoints import ApplyResult, Endpoints, Progress
 from genai_gate.backends.databricks.inference_table import TrafficSource
@@ -27,9 +29,17 @@ from genai_gate.backends.databricks.plan import (
 )
 from genai_gate.backends.databricks.session import Workspace
 from genai_gate.backends.databricks.warehouse import WarehouseEngine, warehouse_source
+from genai_gate.backends.judged import write_parquet
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
-from genai_gate.rollout.plan import TAG_STARTED, TAG_STEP_AT, Rollout, rollout_for_challenger
+from genai_gate.rollout.measures import JudgedScore
+from genai_gate.rollout.plan import (
+    TAG_STARTED,
+    TAG_STEP_AT,
+    Entity,
+    Rollout,
+    rollout_for_challenger,
+)
 
 SETTINGS_EXAMPLE = """endpoint: my-genai
 model-name: main.genai.support_bot
@@ -136,11 +146,11 @@ def traffic_source(
         return warehouse_source(engine, table.table_name(state.name), models)
     if table is None:
         raise ConfigError(
-            f"endpoint {state.name} captures no traffic, so there is nothing to analyze",
+            f"endpoint {state.name} captures no traffic, so there is nothing to analyze or monitor",
             fix="Deploy with an inference table:\n  inference-table: main.genai_logs",
         )
     raise ConfigError(
-        "analyze needs warehouse-id (to query the inference table on Databricks) or "
+        "analyze and monitor need warehouse-id (to query the inference table on Databricks) or "
         "inference-data (local copies of it)",
         fix="  warehouse-id: 1234567890abcdef\nor\n  inference-data: captures/main.mon.bot_payload",
     )
@@ -209,3 +219,81 @@ class DatabricksBackend:
 
     def traffic(self, state: EndpointState) -> TrafficSource:
         return traffic_source(self.loaded, state, self.endpoints)
+
+    def set_tags(self, endpoint: str, tags: Mapping[str, str]) -> None:
+        self.endpoints.tag(endpoint, tags)
+
+    def served_entity(self, model: str, version: str) -> Entity | None:
+        """A Unity Catalog version as the served entity deploy would make of it."""
+        if model.count(".") != 2 or not version.isdigit():
+            return None  # not a Unity Catalog version: nothing to look up or re-serve
+        if not self.endpoints.model_version_exists(model, version):
+            return None
+        cfg = self.loaded.config
+        return entity_for(
+            model, version, workload_size=cfg.workload_size, scale_to_zero=cfg.scale_to_zero
+        )
+
+    def run_job(self, job: str, parameters: Mapping[str, str], idempotency_key: str) -> str:
+        """`jobs run-now` with job parameters; the idempotency token makes a retried call
+        (or a re-run of the same monitor window) start no second run."""
+        if not job.isdigit():
+            raise ConfigError(f"retrain-job-id: {job!r} is not a Databricks job id")
+        endpoints = self.endpoints
+        with endpoints._errors(f"starting Databricks job {job}"):
+            started = endpoints.w.jobs.run_now(
+                int(job), job_parameters=dict(parameters), idempotency_token=idempotency_key[:64]
+            )
+        run_id = started.bind().get("run_id")
+        return f"{endpoints.host.rstrip('/')}/jobs/{job}/runs/{run_id}"
+
+    def record_judged(self, state: EndpointState, scores: Sequence[JudgedScore]) -> str | None:
+        cfg = self.loaded.config
+        if not scores:
+            return None
+        if cfg.judged_table and cfg.warehouse_id:
+            endpoints = self.endpoints
+            engine = WarehouseEngine(endpoints.w, cfg.warehouse_id, endpoints._errors)
+            judged.write_to_table(engine, cfg.judged_table, scores)
+            return cfg.judged_table
+        if cfg.judged_data:
+            return str(write_parquet(self.loaded.resolve(cfg.judged_data), scores))
+        return None
+
+    def publish_dashboard(
+        self,
+        state: EndpointState,
+        *,
+        name: str,
+        folder: str,
+        floors: Mapping[str, tuple[str, float]],
+    ) -> dashboard.Published:
+        cfg = self.loaded.config
+        table = state.table if state.table and state.table.enabled else None
+        if table is None:
+            raise ConfigError(
+                f"endpoint {state.name} has no AI Gateway inference table, so there is no "
+                "traffic for a dashboard to show",
+                fix="Deploy with an inference table:\n  inference-table: main.genai_logs",
+            )
+        if not cfg.warehouse_id:
+            raise ConfigError(
+                "dashboard needs warehouse-id: the dashboard's queries and alerts run on a "
+                "SQL warehouse",
+                fix="  warehouse-id: 1234567890abcdef",
+            )
+        payload = table.table_name(state.name)
+        endpoints = self.endpoints
+        return dashboard.publish(
+            endpoints.w,
+            endpoints._errors,
+            endpoint=state.name,
+            name=name,
+            folder=folder,
+            warehouse_id=cfg.warehouse_id,
+            payload=payload,
+            judged=cfg.judged_table,
+            alerts=dashboard.alert_specs(
+                state.name, payload, cfg.judged_table, cfg.max_error_rate, floors
+            ),
+        )

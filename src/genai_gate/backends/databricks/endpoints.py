@@ -58,8 +58,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def service_errors(what: str, on_auth: Callable[[BaseException], AuthError]) -> Iterator[None]:
-    """Databricks' failures as ours: refused credentials exit 3, the rest exit 4."""
+def service_errors(
+    what: str,
+    on_auth: Callable[[BaseException], AuthError],
+    *,
+    grant: str = "CAN_MANAGE on the endpoint (CAN_VIEW is enough for plan) and USE/EXECUTE "
+    "on the Unity Catalog model",
+) -> Iterator[None]:
+    """Databricks' failures as ours: refused credentials exit 3, the rest exit 4. `grant`
+    says which permission the service principal needs."""
     import requests
     from databricks.sdk.errors import PermissionDenied, Unauthenticated
     from databricks.sdk.errors.base import DatabricksError
@@ -71,8 +78,7 @@ def service_errors(what: str, on_auth: Callable[[BaseException], AuthError]) -> 
     except (Unauthenticated, PermissionDenied) as exc:
         raise AuthError(
             f"Databricks refused {what}: {_first_line(exc)}",
-            fix="Give the service principal CAN_MANAGE on the endpoint (CAN_VIEW is enough "
-            "for plan) and USE/EXECUTE on the Unity Catalog model.",
+            fix=f"Give the service principal {grant}.",
         ) from None
     except ValueError as exc:
         # the SDK raises ValueError from the token exchange itself, before any API error;
@@ -362,6 +368,14 @@ class Endpoints:
                 plan.endpoint,
                 add_tags=[EndpointTag(key=k, value=v) for k, v in plan.tags.items()],
                 delete_tags=list(plan.delete_tags) or None,
+            )
+
+    def tag(self, name: str, tags: Mapping[str, str]) -> None:
+        from databricks.sdk.service.serving import EndpointTag
+
+        with self._errors(f"tagging endpoint {name}"):
+            self.w.serving_endpoints.patch(
+                name, add_tags=[EndpointTag(key=k, value=v) for k, v in tags.items()]
             )
 
     def _restore(self, before: EndpointState, cause: GateError, timeout: float) -> GateError:

@@ -51,22 +51,28 @@ def _not_eval(alias: str) -> str:
     return f"({column} IS NULL OR {column} NOT LIKE '{EVAL_REQUEST_PREFIX}%')"
 
 
-def _from(schema: Schema, payload: str, entities: str, legacy_map: str) -> str:
+def _from(
+    schema: Schema, payload: str, entities: str, legacy_map: str, *, until: bool = False
+) -> str:
+    """FROM and WHERE of the rows since `:since_ms` (and before `:until_ms` with `until`)."""
     if schema == "gateway":
         return (
             f"FROM {payload} p JOIN {_entity_map(schema, entities)} e "
             "ON p.served_entity_id = e.served_entity_id "
             # epoch milliseconds: an instant, whatever the warehouse's session time zone
             f"WHERE p.request_time >= timestamp_millis(:since_ms) AND {_not_eval('p')}"
+            + (" AND p.request_time < timestamp_millis(:until_ms)" if until else "")
         )
     return (
         f"FROM (SELECT *, {legacy_map} AS served_entity_name FROM {payload}) e "
         "WHERE e.timestamp_ms >= :since_ms "
-        f"AND {_not_eval('e')}"
+        f"AND {_not_eval('e')}" + (" AND e.timestamp_ms < :until_ms" if until else "")
     )
 
 
-def stats_sql(schema: Schema, payload: str, entities: str, legacy_map: str = "") -> str:
+def stats_sql(
+    schema: Schema, payload: str, entities: str, legacy_map: str = "", *, until: bool = False
+) -> str:
     duration = "execution_duration_ms" if schema == "gateway" else "execution_time_ms"
     logging = (
         "sum(CASE WHEN size(logging_error_codes) > 0 THEN 1 ELSE 0 END)"
@@ -80,17 +86,26 @@ def stats_sql(schema: Schema, payload: str, entities: str, legacy_map: str = "")
         f"percentile_approx({duration}, 0.5) AS p50, "
         f"percentile_approx({duration}, 0.95) AS p95, "
         f"percentile_approx({duration}, 0.99) AS p99 "
-        f"{_from(schema, payload, entities, legacy_map)} "
+        f"{_from(schema, payload, entities, legacy_map, until=until)} "
         "GROUP BY served_entity_name"
     )
 
 
-def sample_sql(schema: Schema, payload: str, entities: str, k: int, legacy_map: str = "") -> str:
+def sample_sql(
+    schema: Schema,
+    payload: str,
+    entities: str,
+    k: int,
+    legacy_map: str = "",
+    *,
+    until: bool = False,
+) -> str:
     # ordered by the request id, a uuid: an even spread over time, and the same sample on a
     # re-run (so the judges' answers come from the cache)
+    duration = "execution_duration_ms" if schema == "gateway" else "execution_time_ms"
     return (
-        "SELECT served_entity_name AS entity, request, response "
-        f"{_from(schema, payload, entities, legacy_map)} "
+        f"SELECT served_entity_name AS entity, request, response, {duration} AS duration_ms "
+        f"{_from(schema, payload, entities, legacy_map, until=until)} "
         "AND served_entity_name = :entity AND status_code = 200 "
         "AND request IS NOT NULL AND response IS NOT NULL "
         f"ORDER BY databricks_request_id LIMIT {int(k)}"
@@ -143,10 +158,20 @@ class TrafficSource:
             fix="Point inference-data at the endpoint's <prefix>_payload table files.",
         )
 
-    def stats(self, endpoint: str, since_ms: int) -> dict[str, EntityTraffic]:
+    def stats(
+        self, endpoint: str, since_ms: int, until_ms: int | None = None
+    ) -> dict[str, EntityTraffic]:
         schema = self._schema()
-        sql = stats_sql(schema, self.payload, self.entities, legacy_entity_case(self.models))
+        sql = stats_sql(
+            schema,
+            self.payload,
+            self.entities,
+            legacy_entity_case(self.models),
+            until=until_ms is not None,
+        )
         params = {"endpoint": (endpoint, "STRING"), "since_ms": (str(since_ms), "BIGINT")}
+        if until_ms is not None:
+            params["until_ms"] = (str(until_ms), "BIGINT")
         out: dict[str, EntityTraffic] = {}
         for row in self.engine.query(sql, params if schema == "gateway" else _no_endpoint(params)):
             if row["entity"] is None:
@@ -162,18 +187,34 @@ class TrafficSource:
             )
         return out
 
-    def sample(self, endpoint: str, entity: str, since_ms: int, k: int) -> list[Exchange]:
+    def sample(
+        self, endpoint: str, entity: str, since_ms: int, k: int, until_ms: int | None = None
+    ) -> list[Exchange]:
         if k <= 0:
             return []
         schema = self._schema()
-        sql = sample_sql(schema, self.payload, self.entities, k, legacy_entity_case(self.models))
+        sql = sample_sql(
+            schema,
+            self.payload,
+            self.entities,
+            k,
+            legacy_entity_case(self.models),
+            until=until_ms is not None,
+        )
         params = {
             "endpoint": (endpoint, "STRING"),
             "since_ms": (str(since_ms), "BIGINT"),
             "entity": (entity, "STRING"),
         }
+        if until_ms is not None:
+            params["until_ms"] = (str(until_ms), "BIGINT")
         rows = self.engine.query(sql, params if schema == "gateway" else _no_endpoint(params))
-        return [Exchange(str(r["entity"]), str(r["request"]), str(r["response"])) for r in rows]
+        return [
+            Exchange(
+                str(r["entity"]), str(r["request"]), str(r["response"]), _num(r.get("duration_ms"))
+            )
+            for r in rows
+        ]
 
 
 def _no_endpoint(params: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:

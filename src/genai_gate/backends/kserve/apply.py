@@ -14,6 +14,7 @@ the champion, challenger and step once the service is where the plan wanted it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,11 +29,13 @@ from genai_gate.backends.kserve.isvc import (
     traffic_progress,
 )
 from genai_gate.backends.kserve.plan import Plan, ServiceState, Write
-from genai_gate.backends.kserve.state import RolloutState
+from genai_gate.backends.kserve.state import RolloutState, is_kept
 from genai_gate.errors import GateError
 from genai_gate.rollout.plan import (
+    ROLLOUT_TAGS,
     TAG_CHALLENGER,
     TAG_CHAMPION,
+    TAG_PREVIOUS,
     TAG_STARTED,
     TAG_STEP,
     TAG_STEP_AT,
@@ -205,8 +208,23 @@ class Rollouts:
         final = self.cluster.read_service(name)
         if final is None:
             raise DeployError(f"InferenceService {name} disappeared while deploying")
-        state = self._save(final, state, _state_after(final, plan, state, champion_spec))
+        after = _with_previous(_state_after(final, plan, state, champion_spec), plan)
+        state = self._save(final, state, after)
         return ApplyResult("updated", version, ServiceState.of(final, state))
+
+    def set_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Add or replace keys of the rollout state (the monitor's cool-down), leaving the
+        rest as it is; the InferenceService itself is not touched (no new revision)."""
+        svc = self.cluster.read_service(name)
+        if svc is None:
+            raise DeployError(f"InferenceService {name} does not exist")
+        state = self.cluster.read_state(name)
+        rollout = {k: v for k, v in tags.items() if k in ROLLOUT_TAGS}
+        kept = {k: v for k, v in tags.items() if is_kept(k)}
+        wanted = dataclasses.replace(
+            state, tags={**state.tags, **rollout}, kept={**state.kept, **kept}
+        )
+        self._save(svc, state, wanted)
 
     def _champion_spec(self, svc: Service, state: RolloutState) -> Mapping[str, Any] | None:
         """The predictor of the revision that keeps the rest of the traffic: the current one
@@ -216,12 +234,18 @@ class Rollouts:
         return dict(state.champion_spec) if state.champion_spec is not None else None
 
     def _save(self, svc: Service, state: RolloutState, wanted: RolloutState) -> RolloutState:
-        if wanted.data() == state.data() and state.resource_version:
+        """Write `wanted` over `state`; the keys that outlive rollouts (state.py) are carried
+        over from what is stored, re-read on a conflict, unless `wanted` sets them."""
+        merged = wanted.carried_over(state)
+        if merged.data() == state.data() and state.resource_version:
             return state
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
                 return self.cluster.write_state(
-                    svc, RolloutState(wanted.tags, wanted.champion_spec, state.resource_version)
+                    svc,
+                    dataclasses.replace(
+                        wanted.carried_over(state), resource_version=state.resource_version
+                    ),
                 )
             except Conflict:
                 if attempt == CONFLICT_RETRIES:
@@ -282,6 +306,21 @@ def _pending(state: RolloutState, svc: Service, spec: Mapping[str, Any] | None) 
     if champion and (svc.canary_percent is None or len(svc.routes()) <= 1):
         tags = {TAG_CHAMPION: champion, TAG_STEP: "100"}
     return RolloutState(tags, spec, state.resource_version)
+
+
+def _with_previous(after: RolloutState, plan: Plan) -> RolloutState:
+    """A promotion records the champion it retired (`genai-gate.previous-champion`, as the
+    rollout core names it) and that champion's predictor, which the monitor's rollback
+    serves again: once promoted, no revision with traffic is left to pin it to."""
+    previous = plan.tags.get(TAG_PREVIOUS)
+    if not previous:
+        return after
+    retired = plan.rollout.champion.spec
+    return dataclasses.replace(
+        after,
+        kept={**after.kept, TAG_PREVIOUS: previous},
+        previous_spec=dict(retired) if retired else after.previous_spec,
+    )
 
 
 def _state_after(

@@ -1,5 +1,5 @@
-"""The KServe serving backend: what `plan`, `deploy` and the canary commands ask of a
-serving platform, done on an InferenceService in serverless (Knative) mode.
+"""The KServe serving backend: what `plan`, `deploy`, the canary commands and `monitor` ask
+of a serving platform, done on an InferenceService in serverless (Knative) mode.
 
 The settings name what the predictor should serve (storage-uri, predictor-image, or a
 predictor: fragment merged onto the current predictor); the rest is the same rollout core
@@ -9,8 +9,10 @@ as Databricks, behind `backends.base.ServingBackend`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
+from genai_gate.backends.base import PublishedDashboard
+from genai_gate.backends.judged import write_parquet
 from genai_gate.backends.kserve.apply import ApplyResult, Rollouts
 from genai_gate.backends.kserve.cluster import Cluster
 from genai_gate.backends.kserve.logs import EXAMPLE as LOG_EXAMPLE
@@ -27,7 +29,8 @@ from genai_gate.backends.kserve.plan import (
 from genai_gate.backends.kserve.session import ClusterSession
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError
-from genai_gate.rollout.plan import Rollout, rollout_for_challenger
+from genai_gate.rollout.measures import JudgedScore
+from genai_gate.rollout.plan import Entity, Rollout, rollout_for_challenger
 
 SETTINGS_EXAMPLE = """backend: kserve
 endpoint: support-bot            # the InferenceService
@@ -186,3 +189,57 @@ class KServeBackend:
                 fix=LOG_EXAMPLE,
             )
         return LoggedEvents(cfg.inference_log, self.loaded.base_dir, state.service.namespace)
+
+    # -------------------------------------------------------------- what `monitor` adds
+
+    def set_tags(self, endpoint: str, tags: Mapping[str, str]) -> None:
+        """Into the rollout-state ConfigMap, not the InferenceService's annotations: KServe
+        copies those into a new revision (state.py)."""
+        self.rollouts.set_tags(endpoint, tags)
+
+    def served_entity(self, model: str, version: str) -> Entity | None:
+        """A predictor this service served and the rollout state still holds (the retired
+        champion's, or the champion's), as a new revision would serve it again; None when
+        neither is that model and version (its predictor was never recorded)."""
+        endpoint = self.loaded.config.endpoint
+        if endpoint is None:
+            return None
+        state = self.cluster.read_state(endpoint)
+        for spec in (state.previous_spec, state.champion_spec):
+            if spec is None:
+                continue
+            entity = predictor_entity(NEW_REVISION, spec)
+            if (entity.model, entity.version) == (model, version):
+                return entity
+        return None
+
+    def run_job(self, job: str, parameters: Mapping[str, str], idempotency_key: str) -> str:
+        raise ConfigError(
+            "retrain-job-id starts a Databricks job, and backend is kserve: KServe has no "
+            "jobs of its own",
+            fix="Let a training workflow retrain, through repository_dispatch:\n"
+            "  on-drift: [retrain]\n  retrain-event: retrain-support-bot",
+        )
+
+    def record_judged(self, state: ServiceState, scores: Sequence[JudgedScore]) -> str | None:
+        """`judged-data`: Parquet parts in a local folder (judged-table is Databricks')."""
+        cfg = self.loaded.config
+        if not scores or not cfg.judged_data:
+            return None
+        return str(write_parquet(self.loaded.resolve(cfg.judged_data), scores))
+
+    def publish_dashboard(
+        self,
+        state: ServiceState,
+        *,
+        name: str,
+        folder: str,
+        floors: Mapping[str, tuple[str, float]],
+    ) -> PublishedDashboard:
+        raise ConfigError(
+            "dashboard publishes a Databricks AI/BI dashboard, and backend is kserve: "
+            "dashboards are Databricks-only",
+            fix="For KServe, read each monitor run's monitor.html (the self-contained report "
+            "in the output folder), and point your own dashboards at judged-data:\n"
+            "  judged-data: captures/judged",
+        )

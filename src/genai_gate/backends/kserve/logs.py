@@ -152,15 +152,25 @@ def _text_times_in_utc(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(row and row[0] and row[0] == row[1])
 
 
-def _window(since_ms: int) -> str:
-    return f"us >= {int(since_ms) * 1000}"
+def _window(since_ms: int, until_ms: int | None = None) -> str:
+    window = f"us >= {int(since_ms) * 1000}"
+    if until_ms is not None:
+        window += f" AND us < {int(until_ms) * 1000}"
+    return window
 
 
-def _text_window(since_ms: int) -> str:
-    """`time >= since` on RFC 3339 UTC text: exact when `since` is a whole second (a
-    fraction or the `Z` only follows the seconds of a later or equal instant)."""
-    stamp = datetime.fromtimestamp(since_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"time >= '{stamp}'"
+def _stamp(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _text_window(since_ms: int, until_ms: int | None = None) -> str:
+    """`since <= time < until` on RFC 3339 UTC text: exact when both are whole seconds (a
+    fraction or the `Z` only follows the seconds of a later or equal instant, so an event
+    at exactly `until`, `...:00Z`, sorts after `...:00` and is left out)."""
+    window = f"time >= '{_stamp(since_ms)}'"
+    if until_ms is not None:
+        window += f" AND time < '{_stamp(until_ms)}'"
+    return window
 
 
 def _pairs_sql(events: str, window: str) -> str:
@@ -220,7 +230,7 @@ class LoggedEvents:
     _spill: Any = field(default=None, repr=False)
     _scope: str = field(default="TRUE", repr=False)
     _utc_text: bool = field(default=False, repr=False)
-    _samples: dict[tuple[str, int, int], dict[str, list[Exchange]]] = field(
+    _samples: dict[tuple[str, int, int | None, int], dict[str, list[Exchange]]] = field(
         default_factory=dict, repr=False
     )
 
@@ -257,13 +267,17 @@ class LoggedEvents:
         except duckdb.Error as exc:
             raise DataError(f"reading the inference log {self.spec} failed: {exc}") from None
 
-    def _window(self, since_ms: int) -> str:
-        """The window as a filter the Parquet reader can push down when it can be one."""
-        if self._utc_text and since_ms % 1000 == 0:
-            return _text_window(since_ms)
-        return _window(since_ms)
+    def _window(self, since_ms: int, until_ms: int | None) -> str:
+        """The window [since, until) as a filter the Parquet reader can push down when it can
+        be one (whole seconds of UTC text), else on each event's instant."""
+        whole = since_ms % 1000 == 0 and (until_ms is None or until_ms % 1000 == 0)
+        if self._utc_text and whole:
+            return _text_window(since_ms, until_ms)
+        return _window(since_ms, until_ms)
 
-    def stats(self, endpoint: str, since_ms: int) -> dict[str, EntityTraffic]:
+    def stats(
+        self, endpoint: str, since_ms: int, until_ms: int | None = None
+    ) -> dict[str, EntityTraffic]:
         self._connection()
         scope = {"endpoint": endpoint, "namespace": self.namespace}
         revision_of = {
@@ -272,7 +286,7 @@ class LoggedEvents:
         counts: dict[str, list[int]] = {}
         latencies: dict[str, dict[int, int]] = {}
         for pod, unlogged, failed, ms, n in self._query(
-            _pairs_sql(self._events, self._window(since_ms)), scope
+            _pairs_sql(self._events, self._window(since_ms, until_ms)), scope
         ):
             revision = revision_of.get(int(pod))
             if revision is None:
@@ -300,24 +314,29 @@ class LoggedEvents:
             )
         return out
 
-    def sample(self, endpoint: str, entity: str, since_ms: int, k: int) -> list[Exchange]:
+    def sample(
+        self, endpoint: str, entity: str, since_ms: int, k: int, until_ms: int | None = None
+    ) -> list[Exchange]:
         """Up to `k` answered exchanges of `entity`, by smallest id (an even spread, and the
         same sample on a re-run, so the judges' answers come from the cache). Every
-        revision's sample is drawn at once, on the first call: two scans in all."""
+        revision's sample is drawn at once, on the first call: two scans in all. Each
+        exchange's duration is its response's time minus its request's (the agent's clock)."""
         if k <= 0:
             return []
-        key = (endpoint, since_ms, k)
+        key = (endpoint, since_ms, until_ms, k)
         if key not in self._samples:
-            self._samples[key] = self._sample_all(endpoint, since_ms, k)
+            self._samples[key] = self._sample_all(endpoint, since_ms, until_ms, k)
         return self._samples[key].get(entity, [])
 
-    def _sample_all(self, endpoint: str, since_ms: int, k: int) -> dict[str, list[Exchange]]:
+    def _sample_all(
+        self, endpoint: str, since_ms: int, until_ms: int | None, k: int
+    ) -> dict[str, list[Exchange]]:
         """Each pod's smallest request ids (a top-N per group, no payload read), then the
         bodies of just those ids; a failed call has no response, so more ids are asked for
         until every revision has `k` answered exchanges or the window has no more."""
         self._connection()
         scope: dict[str, Any] = {"endpoint": endpoint, "namespace": self.namespace}
-        window = self._window(since_ms)
+        window = self._window(since_ms, until_ms)
         revision_of = {
             int(pod): str(rev) for pod, rev in self._query(_pods_sql(self._scope), scope) if rev
         }
@@ -336,18 +355,28 @@ class LoggedEvents:
                 candidates[revision] = sorted(ids)[:wanted]
             everyone = [i for ids in candidates.values() for i in ids]
             bodies: dict[tuple[str, str], str] = {}
+            # the request's first and the response's last instant, as the pairing takes them
+            at: dict[tuple[str, str], int] = {}
             if everyone:
-                for id_, kind, body in self._query(
-                    f"SELECT id, type, any_value(body) FROM ({self._events}) "
+                for id_, kind, body, first, last in self._query(
+                    f"SELECT id, type, any_value(body), min(us), max(us) FROM ({self._events}) "
                     f"WHERE id IN (SELECT unnest($ids)) AND {window} "
                     f"AND type IN ('{REQUEST}', '{RESPONSE}') GROUP BY id, type",
                     {**scope, "ids": everyone},
                 ):
                     if body is not None:
                         bodies[(str(id_), str(kind))] = str(body)
+                        instant = first if kind == REQUEST else last
+                        if instant is not None:
+                            at[(str(id_), str(kind))] = int(instant)
             out = {
                 revision: [
-                    Exchange(revision, bodies[(i, REQUEST)], bodies[(i, RESPONSE)])
+                    Exchange(
+                        revision,
+                        bodies[(i, REQUEST)],
+                        bodies[(i, RESPONSE)],
+                        _duration_ms(at.get((i, REQUEST)), at.get((i, RESPONSE))),
+                    )
                     for i in ids
                     if (i, REQUEST) in bodies and (i, RESPONSE) in bodies
                 ][:k]
@@ -357,6 +386,14 @@ class LoggedEvents:
             if not short:
                 return out
             wanted *= 4
+
+
+def _duration_ms(request_us: int | None, response_us: int | None) -> float | None:
+    """How long the model took, from the logged times (None when either is missing, or the
+    clocks disagree so much the response precedes its request)."""
+    if request_us is None or response_us is None or response_us < request_us:
+        return None
+    return (response_us - request_us) / 1000.0
 
 
 def _num(value: Any) -> float | None:

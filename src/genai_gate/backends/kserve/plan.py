@@ -231,7 +231,7 @@ class ServiceState:
 
     @property
     def tags(self) -> Mapping[str, str]:
-        return self.rollout_state.tags
+        return self.rollout_state.all_tags()
 
     @property
     def capture(self) -> str | None:
@@ -511,7 +511,9 @@ def _changes(
     have, want = logger_url(svc.predictor), logger_url(after)
     if have != want:
         changes.append(Change("capture", "inference logger", have or "off", want or "off"))
-    changes += map_changes("rollout state", dict(state.tags), dict(tags))
+    # the keys that outlive rollouts stay unless the plan sets them (a promotion's
+    # previous-champion)
+    changes += map_changes("rollout state", dict(state.tags), {**state.rollout_state.kept, **tags})
     return changes
 
 

@@ -1,0 +1,165 @@
+"""`run-on: databricks` against the emulator: upload, submit, progress, fetch, gate.
+
+The emulator really runs the submitted task: `launch.py` from the uploaded bundle, with the
+bundle's config and files, in a subprocess of this checkout's interpreter; the eval there is
+`genai-gate eval --runner spark` on a local Spark session, logging to the emulator's stand-in
+for the workspace's MLflow (a sqlite store, through MLFLOW_TRACKING_URI in the job's env).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+from tests.fakes.databricks import FakeDatabricks
+
+pytestmark = pytest.mark.integration
+
+VOLUME = "/Volumes/main/eval/jobs/ci"
+
+
+@pytest.fixture
+def workspace(
+    databricks_workspace: FakeDatabricks, databricks_pat_env: dict[str, str], tmp_path: Path
+) -> FakeDatabricks:
+    databricks_workspace.job_env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'workspace-mlflow.db'}",
+    }
+    return databricks_workspace
+
+
+def _config(project: Project, extra: str = "") -> None:
+    project.config(
+        "data: qa.jsonl\nmodel: python:qa_model:predict\nscorers: [exact_match, token_f1]\n"
+        "thresholds:\n  exact_match/mean: '>= 0.5'\n"
+        f"job-volume: {VOLUME}\n" + extra
+    )
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "latency_ms"}
+        for line in path.read_text().splitlines()
+    ]
+
+
+@pytest.mark.slow
+def test_the_job_round_trip_gives_the_local_verdict_and_metrics(
+    project: Project, cli: Any, workspace: FakeDatabricks
+) -> None:
+    _config(project)
+    local = project.eval(cli)
+    assert local.code == 0, local.text
+    local_doc, local_rows = project.results(), _rows(project.out / "rows.jsonl")
+
+    remote = Project(project.root / "remote")  # its own --out, the same config
+    result = remote.eval(
+        cli, "--set", "run-on=databricks", config=str(project.root / "genai-gate.yml")
+    )
+    assert result.code == 0, result.text
+    doc = remote.results()
+    assert doc["passed"] is True and doc["metrics"] == local_doc["metrics"]
+    assert doc["checks"] == local_doc["checks"]
+    assert doc["dataset_digest"] == local_doc["dataset_digest"]
+    assert _rows(remote.out / "rows.jsonl") == local_rows
+    assert (remote.out / "summary.md").read_text().startswith("#")
+
+    (run,) = workspace.job_runs.values()
+    assert run.result == "SUCCESS"
+    assert doc["job"]["run_id"] == run.run_id and doc["job"]["url"].endswith(f"/{run.run_id}")
+    assert run.argv[3:] == ["eval", "-c", "genai-gate.yml", "--out", "out", "--runner", "spark",
+                            "--progress-file", "progress.json", "-q"]  # fmt: skip
+    # the run's progress and its page reached the log
+    assert f"databricks: run {run.run_id} RUNNING" in result.err
+    assert "#job/" in result.err
+    folder = workspace.volume_path(doc["job"]["folder"])
+    assert sorted(p.name for p in (folder / "wheels").iterdir())[0].startswith("genai_gate-")
+    assert (folder / "qa_model.py").is_file() and (folder / "data" / "qa.jsonl").is_file()
+    assert json.loads((folder / "out" / "exit.json").read_text()) == {"exit": 0}
+    record = json.loads((remote.out / "evidence.json").read_text())["records"][-1]
+    assert record["job"]["run_id"] == run.run_id
+    assert record["data"]["digest"] == local_doc["dataset_digest"]
+    uploads = [r for r in workspace.requests if r.method == "PUT" and "/fs/files/" in r.path]
+    assert uploads and {r.auth for r in uploads} == {"pat"}
+
+
+def test_a_run_that_fails_is_exit_4_with_its_url_and_error(
+    project: Project, cli: Any, workspace: FakeDatabricks
+) -> None:
+    _config(project, "run-on: databricks\n")
+    # the job's own environment carries a setting the job cannot use: exit 2 there
+    workspace.job_env["GENAI_GATE_MAX_ERRORS"] = "several"
+    result = project.eval(cli)
+    assert result.code == 4, result.text
+    (run,) = workspace.job_runs.values()
+    assert run.result == "FAILED"
+    assert f"#job/{run.run_id}/run/{run.run_id}" in result.err
+    assert "GENAI_GATE_MAX_ERRORS" in result.err  # the task's log tail, from runs/get-output
+    assert not (project.out / "results.json").exists()
+
+
+def test_a_job_that_ends_without_a_verdict_is_exit_4(
+    project: Project, cli: Any, workspace: FakeDatabricks
+) -> None:
+    # the driver imports the model, which ends the process: the run "succeeds", unverdicted
+    project.write("qa_model.py", "import os\nos._exit(0)\n")
+    _config(project, "run-on: databricks\n")
+    result = project.eval(cli)
+    assert result.code == 4, result.text
+    assert "left no out/exit.json" in result.err
+    (run,) = workspace.job_runs.values()
+    assert run.result == "SUCCESS"
+
+
+def test_a_volume_is_required(project: Project, cli: Any, workspace: FakeDatabricks) -> None:
+    project.config("data: qa.jsonl\nmodel: python:qa_model:predict\nrun-on: databricks\n")
+    result = project.eval(cli)
+    assert result.code == 2, result.text
+    assert "job-volume: /Volumes/" in result.err
+    assert not workspace.job_runs
+
+
+def test_a_cancelled_ci_job_cancels_the_databricks_run(
+    project: Project, workspace: FakeDatabricks, databricks_pat_env: dict[str, str]
+) -> None:
+    project.write("slow_model.py", "import time\n\ndef predict(question):\n    time.sleep(60)\n")
+    project.config(
+        "data: qa.jsonl\nmodel: python:slow_model:predict\nscorers: [exact_match]\n"
+        f"run-on: databricks\njob-volume: {VOLUME}\n"
+    )
+    script = Path(sys.executable).with_name("genai-gate")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GENAI_GATE_", "GITHUB_"))
+    } | databricks_pat_env
+    gate = subprocess.Popen(
+        [str(script), "eval", "-c", str(project.root / "genai-gate.yml"), "--out",
+         str(project.out), "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(
+        r.life_cycle == "RUNNING" for r in workspace.job_runs.values()
+    ):
+        assert gate.poll() is None, gate.communicate()
+        time.sleep(0.2)
+    (run,) = workspace.job_runs.values()
+    gate.send_signal(signal.SIGTERM)  # GitHub's cancel
+    _, err = gate.communicate(timeout=120)
+    assert gate.returncode != 0
+    assert run.cancelled, err
+    end = time.monotonic() + 60  # runs/cancel is asynchronous, as on Databricks
+    while run.life_cycle != "TERMINATED" and time.monotonic() < end:
+        time.sleep(0.1)
+    assert run.result == "CANCELED", err
+    assert run.process.poll() is not None  # the job's process is gone too
+    assert f"databricks: run {run.run_id} cancelled" in err
+    assert not (project.out / "results.json").exists()
