@@ -787,6 +787,9 @@ class FakeKubernetes:
     _owns_capture_dir: bool = field(default=False, init=False, repr=False)
     _jwks_clients: dict[str, jwt.PyJWKClient] = field(default_factory=dict, init=False, repr=False)
     _parts: Counter[tuple[str, str]] = field(default_factory=Counter, init=False, repr=False)
+    # the pairs emit_traffic wrote so far: each call numbers its ids after the last call's,
+    # so two batches in one capture folder never share an id (the reader pairs by id)
+    _emitted: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -2234,7 +2237,8 @@ class FakeKubernetes:
         `error_rate` drops responses (a failed call logs no response), its `latency` spaces
         response from request. Requests are `interval` s apart from `start` (default: now -
         n * interval). JSON lines (through DuckDB) unless `parquet`; within a part, requests
-        come before responses. Vectorised: 10 M pairs take seconds, not minutes."""
+        come before responses. Ids are unique across calls (numbered on from the last
+        call's). Vectorised: 10 M pairs take seconds, not minutes."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -2250,6 +2254,8 @@ class FakeKubernetes:
             revisions = {r.name: r for r in state.revisions}
             if state.mode == "Standard" and state.template is not None:
                 revisions[state.standard_pod] = Revision(state.standard_pod, state.template)
+            first_id = self._emitted
+            self._emitted += n
         names = list(weights)
         prompts = prompts or [f"question {i}" for i in range(20)]
         sources, latencies, error_rates = [], [], []
@@ -2303,7 +2309,7 @@ class FakeKubernetes:
             asked = np.round((begin + index * interval) * 1e6).astype(np.int64)
             answered = asked + np.round(np.array(latencies)[rev_index] * 1e6).astype(np.int64)
             # uuid-shaped ids from the pair's number, built by Arrow, not by a Python loop
-            hex_ids = pc.utf8_lpad(pc.cast(pa.array(index), pa.string()), 12, "0")
+            hex_ids = pc.utf8_lpad(pc.cast(pa.array(first_id + index), pa.string()), 12, "0")
             ids = pc.binary_join_element_wise("00000000-0000-4000-8000-", hex_ids, "")
             reply_index = rev_index * len(prompts) + prompt_index
             columns = {

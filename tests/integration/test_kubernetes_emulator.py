@@ -1032,6 +1032,14 @@ def test_bulk_events_as_json_lines_and_parquet(kube: FakeKubernetes) -> None:
         f"FROM read_parquet('{folder}/*.parquet')"
     ).fetchall()
     assert parquet == [(5000, [NS])]
+    # the second batch numbers its ids on from the first's: no id names two calls
+    shared = con.sql(
+        f"SELECT count(*) FROM (SELECT DISTINCT id FROM read_json('{folder}/*.jsonl', "
+        f"format='newline_delimited', columns={{{columns}}}) WHERE type = '{REQUEST_EVENT}') "
+        f"JOIN (SELECT DISTINCT id FROM read_parquet('{folder}/*.parquet') "
+        f"WHERE type = '{REQUEST_EVENT}') USING (id)"
+    ).fetchall()
+    assert shared == [(0,)]
 
 
 _OPS = st.lists(
