@@ -137,3 +137,29 @@ def test_the_window_starts_exactly_at_since_whatever_the_time_text(tmp_path: Pat
     shifted = LoggedEvents("offset", tmp_path, "models").stats("bot", SINCE)[R1]
     # w-0's request is before the window: its response alone is a logging error
     assert (shifted.requests, shifted.logging_errors) == (2, 1)
+
+
+def test_the_window_ends_before_until_and_each_exchange_has_its_duration(tmp_path: Path) -> None:
+    def pair(i: int, t0: str, t1: str) -> list[dict[str, object]]:
+        return [
+            event("request", f"u-{i}", R1, t0, ask(i)),
+            event("response", f"u-{i}", R1, t1, answer("a")),
+        ]
+
+    until = SINCE + 60_000  # 12:01:00Z
+    events = [
+        *pair(0, "2026-09-01T12:00:10Z", "2026-09-01T12:00:10.250Z"),
+        *pair(1, "2026-09-01T12:00:59.999999Z", "2026-09-01T12:00:59.999999Z"),
+        *pair(2, "2026-09-01T12:01:00Z", "2026-09-01T12:01:00.5Z"),  # at until: left out
+        *pair(3, "2026-09-01T13:00:00Z", "2026-09-01T13:00:01Z"),
+    ]
+    write_jsonl(tmp_path / "log" / "part-00000.jsonl", events)
+    logs = LoggedEvents("log", tmp_path, "models")
+    assert logs.stats("bot", SINCE, until)[R1].requests == 2
+    assert logs.stats("bot", SINCE)[R1].requests == 4
+    sample = logs.sample("bot", R1, SINCE, 5, until)
+    assert [json.loads(e.request) for e in sample] == [ask(0), ask(1)]
+    assert [e.duration_ms for e in sample] == [pytest.approx(250.0), pytest.approx(0.0)]
+    # an end within a second is compared on the instants, not as text
+    assert logs.stats("bot", SINCE, SINCE + 10_001)[R1].requests == 1
+    assert len(logs.sample("bot", R1, SINCE, 5, SINCE + 10_000)) == 0

@@ -375,3 +375,30 @@ def test_the_state_configmap_is_owned_by_the_service_and_round_trips() -> None:
     back = RolloutState.from_data(cm["data"], "8")
     assert back.tags == IN_FLIGHT.tags and back.champion_spec == LOGGED
     assert RolloutState.from_data({CHAMPION_SPEC: "{not json"}, "1").champion_spec is None
+
+
+def test_the_monitor_s_keys_outlive_the_rollout_keys() -> None:
+    data = {
+        "genai-gate.champion": rev(2),
+        "genai-gate.step": "100",
+        "genai-gate.previous-champion": "s3://models/bot/v1/abcd1234",
+        "genai-gate.retrained-at": "2026-11-02T09:00:00+00:00",
+        "genai-gate.previous-champion-spec": json.dumps(LOGGED),
+        "someone-else": "left out",
+    }
+    stored = RolloutState.from_data(data, "3")
+    assert stored.kept == {
+        "genai-gate.previous-champion": "s3://models/bot/v1/abcd1234",
+        "genai-gate.retrained-at": "2026-11-02T09:00:00+00:00",
+    }
+    assert stored.previous_spec == LOGGED
+    assert stored.all_tags()["genai-gate.retrained-at"] == "2026-11-02T09:00:00+00:00"
+    # a rollout writes only its own keys: the rest is carried over from what is stored
+    after = RolloutState({"genai-gate.champion": rev(3), "genai-gate.step": "100"}, LOGGED)
+    merged = after.carried_over(stored)
+    assert merged.data() == {
+        **{k: v for k, v in data.items() if k != "someone-else"},
+        "genai-gate.champion": rev(3),
+        CHAMPION_SPEC: json.dumps(LOGGED, sort_keys=True),
+        "genai-gate.previous-champion-spec": json.dumps(LOGGED, sort_keys=True),
+    }
