@@ -612,6 +612,8 @@ def test_a_pull_request_that_cannot_sign_in_at_all_fails(
     result = deploy(cli, tmp_path, env, command="plan")
     assert result.code == 3, result.text
     assert "not computed" not in result.out
+    # found by one short request, not after the SDK's two minutes of retries
+    assert "workspace at http://127.0.0.1:9 refused the connection" in result.err
 
 
 def test_plan_json_names_environment_variables_but_never_their_values(

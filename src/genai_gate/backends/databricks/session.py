@@ -80,6 +80,8 @@ class Workspace:
         require(self.auth, self.ctx)
         with self._lock:
             if self._client is None:
+                if self.auth.host:
+                    reach(self.auth.host)
                 self._client = make_client(
                     self.auth,
                     self.environ,
@@ -107,3 +109,25 @@ class Workspace:
         return f"{(client.config.host or '').rstrip('/')}/serving-endpoints", (
             client.config.authenticate
         )
+
+
+REACH_SECONDS = 10.0
+
+
+def reach(host: str, seconds: float = REACH_SECONDS) -> None:
+    """Find out in seconds that the workspace does not answer at all: the SDK retries a
+    refused port until its retry timeout (two minutes with the default `timeout`). Any HTTP
+    answer counts as up; auth and paths are the SDK's to check."""
+    import requests
+
+    url = host if "://" in host else f"https://{host}"
+    try:
+        requests.get(url.rstrip("/") + "/", timeout=(seconds, seconds), allow_redirects=False)
+    except requests.RequestException as exc:
+        what = "did not answer" if isinstance(exc, requests.Timeout) else "refused the connection"
+        raise AuthError(
+            f"the Databricks workspace at {host} {what} within {seconds:g} s "
+            f"({type(exc).__name__}), so genai-gate cannot sign in",
+            fix="Check DATABRICKS_HOST (or databricks-host:): the workspace URL, e.g.\n"
+            "  env:\n    DATABRICKS_HOST: https://adb-1234567890123456.7.azuredatabricks.net",
+        ) from None
