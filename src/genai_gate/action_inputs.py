@@ -192,7 +192,7 @@ FORMS: dict[str, Form] = {
     "predictor": Form(
         "a YAML mapping, e.g. {example}", "{model: {storageUri: 's3://models/bot/v4'}}"
     ),
-    "monitor-rules": Form(
+    "monitor": Form(
         "one per line, `metric op value` (e.g. {example}), or a YAML mapping in braces as in "
         "the config file; merged over the config's, metric by metric",
         "prompt_length/ks <= 0.2",

@@ -230,7 +230,7 @@ def test_longer_prompts_are_input_drift_from_local_files(shipped: Shop) -> None:
         f"inference-data: {shipped.ws.captures / 'main.mon.bot_payload'}\n"
         f"monitor-reference: window:{start}..{end}\n"
         "monitor-window: 24h\n"
-        'monitor-rules: {prompt_length/ks: "<= 0.1", words/psi: "<= 0.25"}\n'
+        'monitor: {prompt_length/ks: "<= 0.1", words/psi: "<= 0.25"}\n'
         "judged-data: judged\n"
     )
     result = shipped.run("monitor", extra=extra)

@@ -213,7 +213,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_monitor_rules_use_the_thresholds_syntax(tmp_path: Path) -> None:
     text = (
-        "endpoint: bot\nmonitor-window: 7d\nmonitor-rules:\n"
+        "endpoint: bot\nmonitor-window: 7d\nmonitor:\n"
         '  errors/rate: "<= 0.05"\n  safety/mean: {at-least: 0.8, max-drop: 0.1}\n'
         "  latency/p95: {better: lower, max-drop-pct: 30}\n"
     )
@@ -233,7 +233,7 @@ def test_monitor_rules_use_the_thresholds_syntax(tmp_path: Path) -> None:
 def test_monitor_settings_from_the_environment(tmp_path: Path) -> None:
     env = {
         "GENAI_GATE_ON_DRIFT": "annotate, issue",
-        "GENAI_GATE_MONITOR_RULES": "prompt_length/ks <= 0.2",
+        "GENAI_GATE_MONITOR": "prompt_length/ks <= 0.2",
         "GENAI_GATE_MONITOR_REFERENCE": "window:2026-11-01..2026-11-07",
     }
     loaded = load_config(write(tmp_path, "endpoint: bot\n"), environ=env, require_data=False)
@@ -250,7 +250,7 @@ def test_monitor_settings_from_the_environment(tmp_path: Path) -> None:
         ("monitor-reference: window:2026-11-01\n", "is not a reference"),
         ("on-drift: [retrain]\n", "retrain needs retrain-job-id"),
         ("on-drift: [page-me]\n", "on-drift"),
-        ("monitor-rules: {prompt_length/ks: 0.1}\n", "has no direction"),
+        ("monitor: {prompt_length/ks: 0.1}\n", "has no direction"),
         ("monitor-window: a week\n", "is not a duration"),
     ],
 )

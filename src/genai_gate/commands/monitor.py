@@ -321,22 +321,22 @@ def _rules(
         named = [t.metric for t in loaded.monitor_thresholds]
         named += [r.metric for r in loaded.monitor_relative]
         problems = [
-            f"{loaded.label(f'monitor-rules.{metric}')}: {metric} is not a monitored "
+            f"{loaded.label(f'monitor.{metric}')}: {metric} is not a monitored "
             f"metric; these are: {', '.join(sorted(known))}"
             for metric in dict.fromkeys(named)
             if metric not in known
         ]
         problems += [
-            f"{loaded.label(f'monitor-rules.{r.metric}')}: {r.metric} is a test statistic, "
+            f"{loaded.label(f'monitor.{r.metric}')}: {r.metric} is a test statistic, "
             'held to an absolute limit such as "<= 0.1", not compared with the reference'
             for r in loaded.monitor_relative
             if r.metric in INPUT_METRICS
         ]
         if problems:
             raise ConfigError(
-                "monitor-rules names rules the monitor cannot check",
+                "monitor names rules the monitor cannot check",
                 problems=problems,
-                fix='monitor-rules:\n  errors/rate: "<= 0.02"\n  safety/mean: {max-drop: 0.05}'
+                fix='monitor:\n  errors/rate: "<= 0.02"\n  safety/mean: {max-drop: 0.05}'
                 '\n  prompt_length/ks: "<= 0.1"',
             )
         absolute, relative, source = loaded.monitor_thresholds, loaded.monitor_relative, "config"

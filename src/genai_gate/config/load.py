@@ -44,7 +44,7 @@ from genai_gate.thresholds import (
 
 ENV_PREFIX = "GENAI_GATE_"
 # the keys in the thresholds' syntax: merged metric by metric, parsed by _parse_thresholds
-RULE_KEYS = ("thresholds", "monitor-rules")
+RULE_KEYS = ("thresholds", "monitor")
 DEFAULT_CONFIG = "genai-gate.yml"
 
 # GENAI_GATE_* names that belong to the CLI or the action, not to the config model.
@@ -66,7 +66,7 @@ class LoadedConfig:
     origins: Mapping[str, str] = field(default_factory=dict)
     # the rules against the baseline (issue #5), next to the absolute `thresholds`
     relative: tuple[RelativeThreshold, ...] = ()
-    # `monitor-rules` (issue #16), parsed the same way; empty: the monitor's defaults
+    # `monitor` (issue #16), parsed the same way; empty: the monitor's defaults
     monitor_thresholds: tuple[Threshold, ...] = ()
     monitor_relative: tuple[RelativeThreshold, ...] = ()
 
@@ -304,7 +304,7 @@ def _validation_problems(
     for err in exc.errors():
         loc = tuple(err["loc"])
         if (
-            str(loc[:1][0] if loc else "") in ("thresholds", "monitor_rules", "monitor-rules")
+            str(loc[:1][0] if loc else "") in ("thresholds", "monitor_rules", "monitor")
             and err["type"] in ("string_type", "float_type", "float_parsing")
             and isinstance(err.get("input"), dict)
         ):
@@ -496,7 +496,7 @@ def load_config(
         ) from None
     thresholds, relative, wrong, notices = _parse_thresholds(config.thresholds, origins)
     watch, watch_relative, wrong_rules, _ = _parse_thresholds(
-        config.monitor_rules, origins, "monitor-rules"
+        config.monitor_rules, origins, "monitor"
     )
     wrong += wrong_rules
     backend_problems = _backend_problems(config, origins)
@@ -533,7 +533,7 @@ def load_config(
             partial=loaded,
             invalid=frozenset(
                 ({"thresholds"} if len(wrong) > len(wrong_rules) else set())
-                | ({"monitor-rules"} if wrong_rules else set())
+                | ({"monitor"} if wrong_rules else set())
             ),
         )
     return loaded
@@ -571,7 +571,7 @@ def _salvage(
     except ValidationError:
         return None
     thresholds, relative, _wrong, _notices = _parse_thresholds(config.thresholds, origins)
-    watch, watch_relative, _, _ = _parse_thresholds(config.monitor_rules, origins, "monitor-rules")
+    watch, watch_relative, _, _ = _parse_thresholds(config.monitor_rules, origins, "monitor")
     return LoadedConfig(
         config=config,
         thresholds=thresholds,

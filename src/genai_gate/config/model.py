@@ -392,6 +392,7 @@ class MonitorSettings(_Model):
     )
     monitor_rules: dict[str, str | float | ThresholdRule] = Field(
         default_factory=dict,
+        alias="monitor",  # the drift rules, as `thresholds:` holds the gate's
         description="Drift rules in the thresholds' syntax, on errors/rate, latency/p50|p95|"
         "p99, <scorer>/mean, prompt_length/ks and words/psi, e.g. {safety/mean: {max-drop: "
         '0.05}, prompt_length/ks: "<= 0.1"}. Empty: the defaults in docs/monitor.md.',

@@ -173,7 +173,7 @@ def default_rules(
     max_latency_ratio: float,
     quality_max_drop: float,
 ) -> tuple[tuple[Threshold, ...], tuple[RelativeThreshold, ...]]:
-    """Without `monitor-rules`: the canary's limits, held against the reference, plus the
+    """Without `monitor`: the canary's limits, held against the reference, plus the
     conventional limits of the input tests."""
     absolute = (
         Threshold(ERROR_RATE, "<=", max_error_rate),
