@@ -88,6 +88,11 @@ def test_the_job_round_trip_gives_the_local_verdict_and_metrics(
     record = json.loads((remote.out / "evidence.json").read_text())["records"][-1]
     assert record["job"]["run_id"] == run.run_id
     assert record["data"]["digest"] == local_doc["dataset_digest"]
+    # the same audit record as a local run (the commit included), and where it ran
+    local_record = json.loads((project.out / "evidence.json").read_text())["records"][-1]
+    assert set(record) == set(local_record) | {"job"}
+    assert record["git"] == local_record["git"]
+    assert record["thresholds"] == local_record["thresholds"]
     uploads = [r for r in workspace.requests if r.method == "PUT" and "/fs/files/" in r.path]
     assert uploads and {r.auth for r in uploads} == {"pat"}
 

@@ -44,7 +44,7 @@ from genai_gate.errors import ConfigError, DeadlineError, ExitCode, GateError, T
 from genai_gate.evaluate import compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.github import run_links
-from genai_gate.provenance import collect
+from genai_gate.provenance import Provenance, collect
 from genai_gate.report.results import (
     RunInfo,
     baseline_doc,
@@ -423,6 +423,47 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     return _Evaluated(result, compared, judge_stats)
 
 
+def eval_record(
+    doc: ResultsDoc,
+    loaded: LoadedConfig,
+    prov: Provenance,
+    *,
+    started_at: str,
+    data: dict[str, Any],
+    effective: dict[str, Any],
+    tracking_uri: str | None,
+    run_id: str | None,
+    baseline: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The evidence record of one eval, wherever it ran (here, or as a Databricks job)."""
+    return {
+        "kind": "eval",
+        "started_at": started_at,
+        "recorded_at": _now(),
+        "genai_gate_version": __version__,
+        "verdict": doc["result"],
+        "data": data,
+        "model": doc["model_identity"] or {"uri": doc["model"]},
+        "baseline": baseline,
+        "thresholds": doc["thresholds"],
+        "metrics": doc["metrics"],
+        "failures": doc["failures"],
+        "errors": doc["errors"]["rows"],
+        "config": {"source": loaded.source, "effective": effective},
+        "mlflow": {
+            "tracking_uri": tracking_uri,
+            "experiment": loaded.config.experiment,
+            "run_id": run_id,
+        },
+        "git": {"sha": prov.sha, "branch": prov.branch, "repository": prov.repository},
+        "actor": prov.actor,
+        "event": prov.event,
+        "workflow_run_url": prov.workflow_run_url,
+        **extra,
+    }
+
+
 def _report(
     run: Run,
     prep: _Prepared,
@@ -532,27 +573,26 @@ def _report(
         summary = render()
         evidence.write_json_atomic(results_path, doc)
         evidence.write_text_atomic(summary_path, summary)
+    data_doc: dict[str, Any] = {
+        "path": str(dataset.path),
+        "digest": dataset.digest,
+        "file_sha256": dataset.file_sha256,
+        "rows": len(dataset.rows),
+    }
+    if dataset.table is not None:
+        data_doc["table"] = {"name": dataset.table.full_name, "version": dataset.table.version}
     evidence.append(
         evidence_path,
-        {
-            "kind": "eval",
-            "started_at": started_at,
-            "recorded_at": _now(),
-            "genai_gate_version": __version__,
-            "verdict": doc["result"],
-            "data": {
-                "path": str(dataset.path),
-                "digest": dataset.digest,
-                "file_sha256": dataset.file_sha256,
-                "rows": len(dataset.rows),
-                **(
-                    {"table": {"name": dataset.table.full_name, "version": dataset.table.version}}
-                    if dataset.table is not None
-                    else {}
-                ),
-            },
-            "model": doc["model_identity"] or {"uri": doc["model"]},
-            "baseline": (
+        eval_record(
+            doc,
+            loaded,
+            prov,
+            started_at=started_at,
+            data=data_doc,
+            effective=effective,
+            tracking_uri=info.tracking_uri,
+            run_id=info.run_id,
+            baseline=(
                 {
                     "ref": baseline_info["ref"],
                     "label": baseline_info["label"],
@@ -564,24 +604,7 @@ def _report(
                 if baseline_info
                 else None
             ),
-            "thresholds": doc["thresholds"],
-            "metrics": doc["metrics"],
-            "failures": doc["failures"],
-            "errors": doc["errors"]["rows"],
-            "config": {
-                "source": loaded.source,
-                "effective": effective,
-            },
-            "mlflow": {
-                "tracking_uri": info.tracking_uri,
-                "experiment": cfg.experiment,
-                "run_id": info.run_id,
-            },
-            "git": {"sha": prov.sha, "branch": prov.branch, "repository": prov.repository},
-            "actor": prov.actor,
-            "event": prov.event,
-            "workflow_run_url": prov.workflow_run_url,
-        },
+        ),
     )
 
     if mlflow_run is not None:

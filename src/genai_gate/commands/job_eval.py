@@ -31,12 +31,13 @@ from typing import Any, cast
 import yaml
 
 import genai_gate
-from genai_gate import __version__, artefacts, evidence, pyimport
-from genai_gate.commands.eval import EvalReport, check_before_submitting, run_eval
+from genai_gate import artefacts, evidence, pyimport
+from genai_gate.commands.eval import EvalReport, check_before_submitting, eval_record, run_eval
 from genai_gate.commands.run import Run
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ServiceError
 from genai_gate.gate import Check, Verdict, decide
+from genai_gate.provenance import collect
 from genai_gate.results import RESULTS_SCHEMA, PhaseProgress, ResultsDoc, RowError
 from genai_gate.thresholds import ABSOLUTE_OPS
 
@@ -209,37 +210,27 @@ def _gate_fetched(run: Run, job: Any, ended: Any, started_at: str) -> EvalReport
     evidence.write_json_atomic(results_path, doc)
     artefacts.write_text(summary_path, summary)
     artefacts.write_text(out / "rows.jsonl", rows_raw.decode())
+    data_doc: dict[str, Any] = {
+        "path": doc["dataset"]["path"],
+        "digest": doc["dataset_digest"],
+        "file_sha256": doc["dataset"]["file_sha256"],
+        "rows": doc["rows"],
+    }
+    if "table" in doc["dataset"]:
+        data_doc["table"] = doc["dataset"]["table"]
     evidence.append(
         out / "evidence.json",
-        {
-            "kind": "eval",
-            "started_at": started_at,
-            "recorded_at": _now(),
-            "genai_gate_version": __version__,
-            "verdict": doc["result"],
-            "data": {
-                "path": doc["dataset"]["path"],
-                "digest": doc["dataset_digest"],
-                "file_sha256": doc["dataset"]["file_sha256"],
-                "rows": doc["rows"],
-                **({"table": doc["dataset"]["table"]} if "table" in doc["dataset"] else {}),
-            },
-            "model": doc["model_identity"] or {"uri": doc["model"]},
-            "thresholds": doc["thresholds"],
-            "metrics": doc["metrics"],
-            "failures": doc["failures"],
-            "errors": doc["errors"]["rows"],
-            "config": {
-                "source": loaded.source,
-                "effective": cfg.model_dump(mode="json", by_alias=True, exclude_none=True),
-            },
-            "mlflow": {
-                "tracking_uri": doc.get("tracking_uri"),
-                "experiment": cfg.experiment,
-                "run_id": doc["run_id"],
-            },
-            "job": {"run_id": ended.run_id, "url": ended.url, "folder": ended.folder},
-        },
+        eval_record(
+            doc,
+            loaded,
+            collect(loaded.base_dir, run.environ),
+            started_at=started_at,
+            data=data_doc,
+            effective=cfg.model_dump(mode="json", by_alias=True, exclude_none=True),
+            tracking_uri=doc.get("tracking_uri"),
+            run_id=doc["run_id"],
+            job={"run_id": ended.run_id, "url": ended.url, "folder": ended.folder},
+        ),
     )
     return EvalReport(verdict, doc, out, results_path, summary_path, summary, None)
 
