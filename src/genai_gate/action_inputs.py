@@ -141,7 +141,9 @@ ACTION_ONLY: tuple[Input, ...] = (
         "extras",
         "Optional extras to install with genai-gate, comma-separated: `semantic` (the "
         "semantic_similarity scorer's local embedding model, about 125 MB), `spark` "
-        "(pyspark, for runner: spark; about 490 MB, and Java 17+ on the runner).",
+        "(pyspark, for runner: spark; about 490 MB, and Java 17+ on the runner), `gcs` and "
+        "`azure` (gcsfs, adlfs: KServe's inference-log in a gs:// or az:// bucket; s3:// "
+        "needs no extra).",
         cli=False,
         flavours=("composite",),
     ),

@@ -301,8 +301,10 @@ class KServeSettings(_Model):
     )
     inference_log: str | None = Field(
         default=None,
-        description="KServe: the logged CloudEvents that analyze reads (JSON lines or Parquet): "
-        "a file, a folder, a glob, or an s3:// gs:// https:// path DuckDB can read.",
+        description="KServe: the logged CloudEvents that analyze and monitor read (JSON lines or "
+        "Parquet): a file, a folder or a glob on the runner, or a bucket prefix or glob "
+        "(s3://, gs://, az://; e.g. s3://logs/bot/**/*.parquet), read with the cloud's "
+        "standard credentials.",
     )
     kube_server: str | None = Field(
         default=None,
