@@ -228,6 +228,7 @@ class Run:
     wall_s: float
     cpu_s: float
     calls: int
+    max_in_flight: int
     rows: int
     passed_rows: int  # rows the judge passed (promptfoo) or judged yes (genai-gate)
     error_rows: int
@@ -265,7 +266,7 @@ def run_genai_gate(
     fake.reset()
     fake.configure(latency=latency)
     wall, cpu, code = _timed(argv, child_env(), cfg.parent, out)
-    calls = fake.calls
+    calls, in_flight = fake.calls, fake.max_in_flight
     results = out / "results.json"
     # 0 passed, 1 gate failed (still a complete run); anything else is a real failure
     if code not in (0, 1) or not results.exists():
@@ -280,9 +281,8 @@ def run_genai_gate(
         if line.strip()
     ]
     passed = sum(1 for r in rows if _yes(r, "correctness"))
-    return Run(
-        "genai-gate", step, wall, cpu, calls, int(doc["rows"]), passed, int(doc["errors"]["rows"])
-    )
+    errors = int(doc["errors"]["rows"])
+    return Run("genai-gate", step, wall, cpu, calls, in_flight, int(doc["rows"]), passed, errors)
 
 
 def _yes(row: dict[str, Any], scorer: str) -> bool:
@@ -326,7 +326,7 @@ def run_promptfoo(
     fake.reset()
     fake.configure(latency=latency)
     wall, cpu, code = _timed(argv, env, cfg.parent, out)
-    calls = fake.calls
+    calls, in_flight = fake.calls, fake.max_in_flight
     if code not in PROMPTFOO_OK_CODES or not results.exists():
         raise BenchError(
             f"promptfoo eval ({out.name}) exited {code} after {wall:.1f} s:\n"
@@ -334,7 +334,8 @@ def run_promptfoo(
         )
     stats = json.loads(results.read_text(encoding="utf-8"))["results"]["stats"]
     passed, failed, errors = (int(stats.get(k, 0)) for k in ("successes", "failures", "errors"))
-    return Run("promptfoo", step, wall, cpu, calls, passed + failed + errors, passed, errors)
+    rows = passed + failed + errors
+    return Run("promptfoo", step, wall, cpu, calls, in_flight, rows, passed, errors)
 
 
 # -- the measurement ----------------------------------------------------------------------------
@@ -397,7 +398,8 @@ def one_repeat(
                 )
             print(
                 f"  {tool:10} {step:5} {run.wall_s:6.2f} s  CPU {run.cpu_s:5.2f} s  "
-                f"calls {run.calls:4d}  rows {run.rows} (judged pass {run.passed_rows}, "
+                f"calls {run.calls:4d} (max {run.max_in_flight} in flight)  rows {run.rows} "
+                f"(judged pass {run.passed_rows}, "
                 f"errors {run.error_rows})",
                 flush=True,
             )
