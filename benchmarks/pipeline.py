@@ -65,7 +65,11 @@ TARGET_FACTOR, TARGET_SLACK_S = 1.15, 3.0
 CALLS_PER_ROW = 2  # one model call and one judge call
 
 
-def write_config(root: Path, base_url: str, concurrency: int, *, cache: bool) -> Path:
+def write_config(
+    root: Path, base_url: str, concurrency: int, *, cache: bool, store: Path | None = None
+) -> Path:
+    """A genai-gate config in root (data root/data.jsonl, cache root/cache-cC); `store` is the
+    sqlite tracking store, root/mlflow.db unless another benchmark shares one across folders."""
     common: dict[str, Any] = {
         "data": "data.jsonl",
         "model": f"openai:/{MODEL}",
@@ -77,7 +81,7 @@ def write_config(root: Path, base_url: str, concurrency: int, *, cache: bool) ->
         "scorers": ["correctness", "latency"],
         "thresholds": {"correctness/mean": ">= 0.5", "latency/p50": "<= 5000"},
         "concurrency": concurrency,
-        "tracking-uri": f"sqlite:///{(root / 'mlflow.db').resolve()}",
+        "tracking-uri": f"sqlite:///{(store or root / 'mlflow.db').resolve()}",
         "experiment": "genai-gate-pipeline-bench",
         "cache": cache,
         "cache-dir": str(root / f"cache-c{concurrency}"),
