@@ -612,24 +612,29 @@ def assemble(
 ) -> EvalResult:
     """The run's result from its rows, whichever runner scored them (threads here, or Spark
     partitions in spark_runner.py): the row errors and the metrics come from the rows."""
-    row_errors: list[RowError] = []
-    for res in results:
-        if res.error is not None:
-            row_errors.append(RowError(res.where, "model", res.error))
-        row_errors.extend(
-            RowError(res.where, "scoring" if name == "*" else name, msg)
-            for name, msg in res.scorer_errors.items()
-        )
     return EvalResult(
         dataset=dataset,
         target=target,
         scorers=tuple(scorers),
         rows=tuple(results),
         metrics=compute_metrics(results, scorers),
-        row_errors=tuple(row_errors),
+        row_errors=row_errors(results),
         seconds=seconds,
         cache=cache,
     )
+
+
+def row_errors(results: Sequence[RowResult]) -> tuple[RowError, ...]:
+    """Each row's model error and scorer errors, as the gate counts them."""
+    errors: list[RowError] = []
+    for res in results:
+        if res.error is not None:
+            errors.append(RowError(res.where, "model", res.error))
+        errors.extend(
+            RowError(res.where, "scoring" if name == "*" else name, msg)
+            for name, msg in res.scorer_errors.items()
+        )
+    return tuple(errors)
 
 
 def evaluate_judged(
