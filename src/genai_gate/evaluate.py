@@ -44,7 +44,7 @@ from genai_gate.scorer import (
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.traces import row_trace
 from genai_gate.scoring.verdicts import VerdictCache
-from genai_gate.targets import Target
+from genai_gate.targets import Target, limits
 from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.targets.retry import remote_deadline
@@ -420,6 +420,12 @@ def _row_result(row: EvalRow, p: Outcome[Any], scored: Outcome[ScoredRow] | None
         )
     scores, rationales, errors = scored.value
     return dataclasses.replace(base, scores=scores, rationales=rationales, scorer_errors=errors)
+
+
+def not_run(row: EvalRow) -> RowResult:
+    """A row that max-duration left unstarted, recorded as the runner records one
+    (runner.Pool: an error that says so, no answer); within `limits.run_limits`."""
+    return _row_result(row, Outcome(None, limits.deadline_reason(), 0.0), None)
 
 
 def _pipelined(
