@@ -19,8 +19,9 @@ RUN if ! command -v python3 >/dev/null 2>&1; then \
     && python3 --version
 
 # ---------------------------------------------------------------- build: uv sync from the lock
-# Every extra is in the image (semantic: the semantic_similarity scorer's local model, ~125 MB):
-# a container action has no install step where a user could ask for one.
+# Every extra but spark (pyspark and a JVM, ~490 MB) is in the image (semantic: the
+# semantic_similarity scorer's local model, ~125 MB; gcs, azure: gs:// and az:// inference
+# logs): a container action has no install step where a user could ask for one.
 FROM base AS build
 ENV UV_PROJECT_ENVIRONMENT=/opt/genai-gate \
     UV_PYTHON_DOWNLOADS=never \
@@ -44,14 +45,14 @@ RUN --mount=type=secret,id=build-ca \
     --mount=type=cache,target=/root/.cache/uv \
     if [ -s /run/secrets/build-ca ]; then export SSL_CERT_FILE=/run/secrets/build-ca; fi \
     && /tmp/uv/bin/uv sync --frozen --no-dev --no-editable --compile-bytecode \
-        --extra semantic --no-install-project --python python3
+        --extra semantic --extra gcs --extra azure --no-install-project --python python3
 COPY README.md ./
 COPY src ./src
 RUN --mount=type=secret,id=build-ca \
     --mount=type=cache,target=/root/.cache/uv \
     if [ -s /run/secrets/build-ca ]; then export SSL_CERT_FILE=/run/secrets/build-ca; fi \
     && /tmp/uv/bin/uv sync --frozen --no-dev --no-editable --compile-bytecode --extra semantic \
-        --python python3 \
+        --extra gcs --extra azure --python python3 \
     && /opt/genai-gate/bin/genai-gate --version
 
 # ---------------------------------------------------------------- the image

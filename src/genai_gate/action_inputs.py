@@ -141,7 +141,9 @@ ACTION_ONLY: tuple[Input, ...] = (
         "extras",
         "Optional extras to install with genai-gate, comma-separated: `semantic` (the "
         "semantic_similarity scorer's local embedding model, about 125 MB), `spark` "
-        "(pyspark, for runner: spark; about 490 MB, and Java 17+ on the runner).",
+        "(pyspark, for runner: spark; about 490 MB, and Java 17+ on the runner), `gcs` and "
+        "`azure` (gcsfs, adlfs: KServe's inference-log in a gs:// or az:// bucket; s3:// "
+        "needs no extra).",
         cli=False,
         flavours=("composite",),
     ),
@@ -158,8 +160,8 @@ TEXT: dict[str, str] = {
     "data": "Eval set: CSV, JSONL, JSON or Parquet, relative to the config file's folder "
     "(working-directory without one). Required by eval.",
     "endpoint": "The Databricks Model Serving endpoint to deploy to (created if missing), or "
-    "with backend: kserve the InferenceService's name. Setting it turns on `plan` for pull "
-    "requests and `deploy` for pushes to the default branch.",
+    "with backend: kserve the InferenceService's name (created if missing too). Setting it "
+    "turns on `plan` for pull requests and `deploy` for pushes to the default branch.",
     "columns": "Which of the data file's columns hold the inputs, the expectations, precomputed "
     "outputs and the retrieved context.",
     "open-issue": "On a rollback, open (or update) one GitHub issue for the endpoint. "

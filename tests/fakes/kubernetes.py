@@ -30,8 +30,11 @@ Python API at a glance (details below):
 It serves:
 
 InferenceServices `/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices[/{name}]`
-  (list with labelSelector/fieldSelector metadata.name, get, create POST, replace PUT, patch,
-  delete) and `.../{name}/status` GET. `metadata.resourceVersion` is one counter for the whole
+  (list with labelSelector/fieldSelector metadata.name, get, create POST (201 Created; 409
+  AlreadyExists for a taken name, after admission as in the API server; 422 without a name),
+  replace PUT, patch, delete with DeleteOptions preconditions (a uid or resourceVersion that
+  differs is 409 Conflict `... Precondition failed: UID in precondition: ...`) and
+  `.../{name}/status` GET. `metadata.resourceVersion` is one counter for the whole
   fake (strings, monotonic), `generation` bumps on spec changes only, `uid`,
   `creationTimestamp`, `managedFields` (simplified, below). A PUT whose resourceVersion is stale
   is 409 Conflict ("Operation cannot be fulfilled on inferenceservices.serving.kserve.io ...");
@@ -1248,6 +1251,19 @@ class FakeKubernetes:
         name = str((body.get("metadata") or {}).get("name") or "")
         obj, warnings = self._prepare_isvc(namespace, name, body, _validation(query))
         name = obj["metadata"]["name"]
+        if not name:
+            # ObjectMeta validation (generateName is not served by the emulator)
+            required = "name or generateName is required"
+            raise ISVC.invalid(
+                "",
+                [
+                    crd_schema.FieldError(
+                        "metadata.name",
+                        "FieldValueRequired",
+                        f"metadata.name: Required value: {required}",
+                    )
+                ],
+            )
         self._webhook(None, obj)
         if (PLURAL, namespace, name) in self.objects:
             raise ISVC.exists(name)
@@ -1544,11 +1560,34 @@ class FakeKubernetes:
             )
         return self._update_configmap(namespace, name, result, query, manager, None, False)
 
-    def _delete(self, kind: _Kind, namespace: str, name: str, query: dict[str, list[str]]) -> Reply:
+    def _delete(
+        self, kind: _Kind, namespace: str, name: str, query: dict[str, list[str]], raw: bytes
+    ) -> Reply:
         key = (kind.plural, namespace, name)
         obj = self.objects.get(key)
         if obj is None:
             raise kind.not_found(name)
+        options = _load_json(raw) if raw.strip() else {}
+        if not isinstance(options, dict):
+            raise _bad_request("the body of the request was not a JSON object")
+        # DeleteOptions.preconditions: storage's Preconditions.Check, a Conflict naming both
+        preconditions = options.get("preconditions") or {}
+        meta = obj["metadata"]
+        for field_name, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+            wanted = preconditions.get(field_name)
+            if wanted is not None and wanted != meta.get(field_name):
+                storage_key = (
+                    f"/registry/{kind.group}/{kind.plural}/{namespace}/{name}"
+                    if kind.group
+                    else f"/registry/{kind.plural}/{namespace}/{name}"
+                )
+                message = (
+                    f'Operation cannot be fulfilled on {kind.qualified} "{name}": StorageError: '
+                    f"invalid object, Code: 4, Key: {storage_key}, ResourceVersion: 0, "
+                    f"AdditionalErrorMsg: Precondition failed: {label} in precondition: "
+                    f"{wanted}, {label} in object meta: {meta.get(field_name)}"
+                )
+                raise ApiError(409, "Conflict", message, kind.details(name))
         if _dry_run(query):
             return 200, copy.deepcopy(obj), {}
         del self.objects[key]
@@ -2567,7 +2606,7 @@ class FakeKubernetes:
         if method == "GET":
             return self._get(kind, namespace, name) if name else self._list(kind, namespace, query)
         if method == "DELETE":
-            return self._delete(kind, namespace, name, query)
+            return self._delete(kind, namespace, name, query, raw)
         if method == "PATCH":
             return self._patch(
                 kind, namespace, name, str(headers.get("Content-Type") or ""), raw, query, manager

@@ -4,6 +4,9 @@ judge gateway: verdicts reach the metrics and the gate; 429s are retried; re-run
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,6 +108,34 @@ def test_a_cached_rerun_does_no_judge_work_and_keeps_every_verdict(
         for line in text.splitlines()
     ]
     assert strip[: len(strip) // 2] == strip[len(strip) // 2 :]  # scores and rationales
+
+
+def test_a_rerun_in_another_process_finds_every_verdict(
+    project: Project, judge: FakeOpenAI
+) -> None:
+    """The verdict cache's key is the same in every process: MLflow serialises a judge's
+    `required_columns` (a set) in the order of the process's string-hash seed, and seeds 1
+    and 2 order it differently, so a key taken from that dump missed on every second run."""
+    setup(project, judge, '  correctness/mean: ">= 0.75"\n')
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GENAI_GATE_", "GITHUB_")) and k != "MLFLOW_TRACKING_URI"
+    }
+    env.update(JUDGE_KEY=JUDGE_KEY, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "genai_gate", "eval", "-q", "--out", str(project.out)],
+            cwd=project.root,
+            env={**env, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    again = project.results()
+    assert again["judge"]["calls"] == 0  # not one verdict went through MLflow's judge path
+    assert again["judge"]["cache"]["hits"] == 16
 
 
 def test_a_judge_that_keeps_failing_is_a_row_error_not_a_pass(

@@ -296,3 +296,145 @@ def test_a_deploy_waits_out_a_revision_someone_else_started(cluster: Cluster) ->
     state = cluster.state()
     assert state["genai-gate.champion"] == R2
     assert json.loads(state["genai-gate.champion-spec"])["model"]["storageUri"] == v15
+
+
+# -- an InferenceService that does not exist yet: deploy creates it ------------------------------
+
+CREATE = (
+    "predictor:\n  minReplicas: 1\n  model:\n    modelFormat: {name: huggingface}\n"
+    f"logger-url: {SINK}\n"
+)
+ROLE_USER = "github:repo:acme/shop:ref:refs/heads/main"
+
+
+@pytest.fixture
+def empty(cli: Any, tmp_path: Path, kube_cluster: FakeKubernetes) -> Cluster:
+    """The emulator with no InferenceService in the namespace."""
+    return Cluster(cli, tmp_path, kube_cluster)
+
+
+def gone(kube: FakeKubernetes) -> bool:
+    try:
+        kube.isvc("bot", NS)
+    except KeyError:
+        return True
+    return False
+
+
+def test_plan_of_a_missing_service_shows_a_create_and_writes_nothing(empty: Cluster) -> None:
+    result = empty.run("plan", extra=CREATE)
+    assert result.code == 0, result.text
+    assert "creates the endpoint" in result.out
+    assert "| service | `InferenceService` | — | models/bot |" in result.out
+    assert "| predictor | `model.storageUri` | — | s3\\://models/bot/v2 |" in result.out
+    assert "| route | `(new revision)` | — | 100% |" in result.out
+    assert "no canary" in result.out
+    assert empty.writes() == [] and gone(empty.kube)
+    plan = json.loads((empty.root / "out" / "plan.json").read_text())
+    assert plan["action"] == "create" and plan["routes"] == {"(new revision)": 100}
+    assert validate_inferenceservice(plan["manifest"]) == []
+
+
+def test_deploy_creates_a_missing_service_serving_the_challenger_at_100(empty: Cluster) -> None:
+    kube = empty.kube
+    result = empty.run("deploy", extra=CREATE)
+    assert result.code == 0, result.text
+    assert "Deploy `bot`: created" in result.out
+    posts = [r for r in empty.writes() if r.method == "POST"]
+    assert [(r.status, r.verb) for r in posts] == [(201, "create")]
+    assert kube.serving("bot", NS) == {R1: 100}
+    obj = empty.obj()
+    # serverless mode, asked for by its older name: KServe's webhook writes today's
+    assert obj["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    assert obj["status"]["deploymentMode"] == "Knative"
+    predictor = empty.predictor()
+    assert predictor["model"]["storageUri"] == V2 and predictor["minReplicas"] == 1
+    assert predictor["logger"] == {"mode": "all", "url": SINK}
+    assert "canaryTrafficPercent" not in predictor
+    validated(kube)
+    # the rollout state beside it, owned by it
+    state = empty.state()
+    assert (state["genai-gate.champion"], state["genai-gate.step"]) == (R1, "100")
+    assert json.loads(state["genai-gate.champion-spec"])["model"]["storageUri"] == V2
+    cm = kube.configmap("genai-gate-rollout-bot", NS)
+    assert cm is not None
+    owner = cm["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"], o["uid"]) for o in owner] == [
+        ("InferenceService", "bot", obj["metadata"]["uid"])
+    ]
+    deployed = json.loads((empty.root / "out" / "deploy.json").read_text())
+    assert deployed["action"] == "created" and deployed["routes_after"] == {R1: 100}
+    # the same deploy again changes nothing
+    again = empty.run("deploy", extra=CREATE)
+    assert again.code == 0, again.text
+    assert "already up to date" in again.out
+    assert len(empty.writes()) == 1
+    # and the next model rolls out onto it as a canary
+    nxt = empty.run("deploy", extra=CREATE.replace("minReplicas: 1", "minReplicas: 2"))
+    assert nxt.code == 0, nxt.text
+    assert kube.serving("bot", NS) == {R1: 90, R2: 10}
+
+
+def test_a_created_service_whose_first_revision_fails_is_deleted(empty: Cluster) -> None:
+    kube = empty.kube
+    kube.register_model(V2, fails="the bucket s3://models/bot/v2 is empty")
+    result = empty.run("deploy", extra=CREATE)
+    assert result.code == 4, result.text
+    assert f"revision {R1} of InferenceService bot failed: RevisionFailed" in result.err
+    assert "the bucket s3://models/bot/v2 is empty" in result.err  # not just RevisionMissing
+    assert "The new InferenceService bot was deleted" in result.err
+    assert gone(kube) and kube.configmap("genai-gate-rollout-bot", NS) is None
+    deletes = [r for r in kube.requests if r.method == "DELETE"]
+    assert [(r.status, r.resource) for r in deletes] == [(200, "inferenceservices")]
+    record = json.loads((empty.root / "out" / "deploy.json").read_text())
+    assert record["action"] == "failed" and record["exit_code"] == 4
+
+
+def test_creating_needs_create_and_delete_and_the_role_grants_them(
+    empty: Cluster, kube_oidc_env: dict[str, str]
+) -> None:
+    kube = empty.kube
+    # what deploy needs on an existing service, not more
+    kube.grant(ROLE_USER, Rule(("get", "patch"), ("inferenceservices",)))
+    kube.grant(ROLE_USER, Rule(("get", "create", "update"), ("configmaps",), api_groups=("",)))
+    env = {k: v for k, v in kube_oidc_env.items() if k.startswith("ACTIONS_")}
+    extra = CREATE + f"kube-server: {kube.host}\nkube-audience: {kube.audience}\n"
+    planned = empty.run("plan", extra=extra, env=env)
+    assert planned.code == 0, planned.text
+    result = empty.run("deploy", extra=extra, env=env)
+    assert result.code == 3, result.text
+    assert (
+        "genai-gate create inferenceservices.serving.kserve.io, delete "
+        "inferenceservices.serving.kserve.io in namespace models"
+    ) in result.err
+    assert "verbs: [get, patch, create, delete]" in result.err
+    assert empty.writes() == [] and gone(kube)
+    # the Role's verbs are enough
+    kube.grant(ROLE_USER, Rule(("create", "delete"), ("inferenceservices",)))
+    result = empty.run("deploy", extra=extra, env=env)
+    assert result.code == 0, result.text
+    assert kube.serving("bot", NS) == {R1: 100}
+
+
+def test_a_service_someone_else_creates_meanwhile_is_left_alone(
+    empty: Cluster, tmp_path: Path
+) -> None:
+    from genai_gate.backends.kserve.backend import KServeBackend
+    from genai_gate.backends.kserve.session import ClusterSession
+    from genai_gate.config import load_config
+    from genai_gate.errors import ServiceError
+    from genai_gate.github import read_context
+
+    loaded = load_config(empty.config(CREATE), require_data=False)
+    session = ClusterSession(empty.env, loaded.config, read_context({}), tmp_path)
+    backend = KServeBackend(loaded, session)
+    plan = backend.plan_deploy("bot", backend.read("bot"), "2026-12-01T00:00:00+00:00")
+    assert plan.action == "create"
+    empty.kube.add_inferenceservice(isvc())
+    with pytest.raises(ServiceError) as err:
+        backend.apply(plan, 60)
+    assert err.value.exit_code == 4
+    assert "created by someone else" in err.value.message and "409" in err.value.message
+    assert "Run the deploy again" in err.value.fix
+    assert empty.predictor()["model"]["storageUri"] == V1  # theirs, untouched
+    assert empty.kube.configmap("genai-gate-rollout-bot", NS) is None

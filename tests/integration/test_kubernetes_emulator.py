@@ -725,6 +725,88 @@ def test_configmaps_keep_owner_references_and_are_collected(kube: FakeKubernetes
     assert _status_body(err.value)["message"] == f'configmaps "{name}" not found'
 
 
+def test_create_is_201_then_409_already_exists_and_needs_a_name(
+    kube_cluster: FakeKubernetes,
+) -> None:
+    api = _api(kube_cluster)
+    created = _d(api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, _manifest("new")))
+    assert created["metadata"]["generation"] == 1 and created["metadata"]["uid"]
+    assert "status" not in created  # the controller writes it after the answer
+    assert [r.status for r in kube_cluster.requests if r.method == "POST"] == [201]
+    again = _manifest("new", uri="hf://acme/qa-v2")
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, again)
+    body = _status_body(err.value)
+    assert (err.value.status, body["reason"]) == (409, "AlreadyExists")
+    assert body["message"] == 'inferenceservices.serving.kserve.io "new" already exists'
+    assert body["details"] == {"name": "new", "group": GROUP, "kind": PLURAL}
+    assert _get(api, "new")["spec"]["predictor"]["model"]["storageUri"] == "hf://acme/qa-v1"
+    # admission runs before storage: a refused predictor is a 403 even when the name is taken
+    both = _manifest("new", containers=[{"name": "kserve-container", "image": "x"}])
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, both)
+    assert err.value.status == 403 and "admission webhook" in _status_body(err.value)["message"]
+    nameless = _manifest("x")
+    del nameless["metadata"]["name"]
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, nameless)
+    body = _status_body(err.value)
+    assert err.value.status == 422 and body["reason"] == "Invalid"
+    assert body["message"] == (
+        'InferenceService.serving.kserve.io "" is invalid: metadata.name: Required value: '
+        "name or generateName is required"
+    )
+
+
+def test_create_needs_the_create_verb_and_takes_no_resource_name(
+    kube_cluster: FakeKubernetes,
+) -> None:
+    user = "github:repo:acme/shop:ref:refs/heads/main"
+    token = kube_cluster.token_for(user)
+    api = _api(kube_cluster, token)
+    kube_cluster.grant(user, Rule(("get", "patch"), (PLURAL,)))
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, _manifest("new"))
+    body = _status_body(err.value)
+    assert err.value.status == 403 and body["reason"] == "Forbidden"
+    # a create names no object: the collection is forbidden
+    assert body["message"] == (
+        f'inferenceservices.serving.kserve.io is forbidden: User "{user}" cannot create '
+        'resource "inferenceservices" in API group "serving.kserve.io" in the namespace "default"'
+    )
+    # RBAC's resourceNames cannot restrict create (the name is not known when authorizing)
+    kube_cluster.grant(user, Rule(("create",), (PLURAL,), resource_names=("new",)))
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, _manifest("new"))
+    assert err.value.status == 403
+    kube_cluster.grant(user, Rule(("create",), (PLURAL,)))
+    created = _d(api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, _manifest("new")))
+    assert created["metadata"]["name"] == "new"
+    assert kube_cluster.settle("new")["status"]["components"]["predictor"]["traffic"]
+
+
+def test_delete_honours_a_uid_precondition(kube: FakeKubernetes) -> None:
+    api = _api(kube)
+    uid = _get(api)["metadata"]["uid"]
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="someone-elses"))
+    with pytest.raises(ApiException) as err:
+        api.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "my-model", body=stale)
+    body = _status_body(err.value)
+    assert (err.value.status, body["reason"]) == (409, "Conflict")
+    assert body["message"] == (
+        'Operation cannot be fulfilled on inferenceservices.serving.kserve.io "my-model": '
+        "StorageError: invalid object, Code: 4, Key: /registry/serving.kserve.io/"
+        "inferenceservices/default/my-model, ResourceVersion: 0, AdditionalErrorMsg: "
+        f"Precondition failed: UID in precondition: someone-elses, UID in object meta: {uid}"
+    )
+    assert _get(api)["metadata"]["uid"] == uid
+    mine = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+    api.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "my-model", body=mine)
+    with pytest.raises(ApiException) as err:
+        _get(api)
+    assert err.value.status == 404
+
+
 def test_github_oidc_tokens_audience_and_rbac(
     kube: FakeKubernetes, github_oidc: FakeGitHubOIDC
 ) -> None:

@@ -157,10 +157,14 @@ def test_a_403_names_the_verb_and_grants_it_to_the_user_the_server_named() -> No
     assert {
         "apiGroups": ["serving.kserve.io"],
         "resources": ["inferenceservices"],
-        "verbs": ["get", "patch"],
+        "verbs": ["get", "patch", "create", "delete"],
     } in role["rules"]
     assert binding["subjects"][0]["name"] == "github:repo:acme/shop:ref:refs/heads/main"
     assert yaml.safe_load_all(rbac_snippet("models", None))
+    # create and delete are said to be needed only to create a missing InferenceService
+    assert "verbs: [get, patch, create, delete]   # create, delete: only to create a missing" in (
+        rbac_snippet("models", None)
+    )
 
 
 def test_a_403_from_kserve_s_webhook_is_not_rbac() -> None:

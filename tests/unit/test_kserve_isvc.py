@@ -95,6 +95,32 @@ def test_a_failed_revision_reports_the_cause_from_predictor_ready() -> None:
     assert not starting(svc)  # it ended: someone else's deploy need not be waited for
 
 
+def test_a_first_revision_that_fails_reports_the_configuration_s_cause() -> None:
+    """No revision was ever ready: PredictorReady carries the route's RevisionMissing, the
+    revision's own failure is on PredictorConfigurationReady (FACTS.md section 3)."""
+    cause = f'Revision "{rev(1)}" failed with message: the bucket is empty.'
+    conditions = [
+        {
+            "type": "PredictorConfigurationReady",
+            "status": "False",
+            "reason": "RevisionFailed",
+            "message": cause,
+        },
+        {
+            "type": "PredictorReady",
+            "status": "False",
+            "reason": "RevisionMissing",
+            "message": 'Configuration "bot-predictor" does not have any ready Revision.',
+        },
+    ]
+    svc = Service.from_manifest(
+        manifest(created=1, ready=None, rolled_out=None, conditions=conditions, traffic=[])
+    )
+    progress = new_revision_progress(svc, before_created=None)
+    assert progress.phase == "failed" and progress.revision == rev(1)
+    assert progress.detail == f"RevisionFailed: {cause}"
+
+
 def test_a_failure_of_an_older_revision_is_not_the_new_one_s() -> None:
     conditions = [{"type": "PredictorReady", "status": "False", "reason": "RevisionFailed"}]
     svc = Service.from_manifest(manifest(created=1, ready=1, conditions=conditions))

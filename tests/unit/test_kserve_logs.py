@@ -105,8 +105,8 @@ def test_what_cannot_be_read_is_said(tmp_path: Path) -> None:
     (tmp_path / "mixed" / "a.csv").write_text("x\n1\n")
     with pytest.raises(ConfigError, match="JSON lines or Parquet"):
         LoggedEvents("mixed", tmp_path, "models").stats("bot", 0)
-    with pytest.raises(ConfigError, match=r"no \.jsonl or \.parquet"):
-        LoggedEvents("s3://logs/bot/", tmp_path, "models").stats("bot", 0)
+    with pytest.raises(ConfigError, match=r"on the runner or in a bucket \(s3://, gs://, az://\)"):
+        LoggedEvents("https://example.com/events.jsonl", tmp_path, "models").stats("bot", 0)
     write_jsonl(tmp_path / "other.jsonl", [{"hello": 1}])
     with pytest.raises(DataError):
         LoggedEvents("other.jsonl", tmp_path, "models").stats("bot", 0)

@@ -29,7 +29,7 @@ from genai_gate.backends.kserve.plan import (
 from genai_gate.backends.kserve.session import ClusterSession
 from genai_gate.backends.kserve.state import CHAMPION_SPEC, RolloutState, configmap_manifest
 from genai_gate.config import load_config
-from genai_gate.errors import ConfigError
+from genai_gate.errors import ConfigError, ServiceError
 from genai_gate.github import read_context
 from genai_gate.report.plan import render_plan
 from genai_gate.rollout.plan import (
@@ -306,6 +306,88 @@ def test_rollback_without_the_champion_s_predictor_only_pins() -> None:
     plan = plan_rollout(state, Rollout(champion))
     assert [(w.predictor, w.canary) for w in plan.writes] == [(None, 0)]
     assert any("not recorded" in n for n in plan.notices)
+
+
+CREATE = (
+    "predictor:\n"
+    "  minReplicas: 1\n"
+    "  model:\n"
+    "    modelFormat: {name: huggingface}\n"
+    "    env: [{name: HF_TOKEN, value: hf_secret_value}]\n"
+    f"storage-uri: {V2}\n"
+    f"logger-url: {LOGGER['url']}\n"
+    "canary-percent: 10\n"
+)
+
+
+def test_a_missing_service_is_created_serving_the_challenger_at_100_percent(
+    tmp_path: Path,
+) -> None:
+    plan = backend(tmp_path, CREATE).plan_deploy("bot", None, NOW)
+    assert (plan.action, plan.kind, plan.before, plan.writes) == ("create", "deploy", None, ())
+    # no canary: nothing serves yet to compare with, whatever canary-percent says
+    assert plan.routes == {NEW_REVISION: 100} and plan.rollout.challenger is None
+    assert plan.tags == {TAG_CHAMPION: NEW_REVISION, TAG_STEP: "100"}
+    assert any("creates it (serverless mode)" in n for n in plan.notices)
+    manifest_sent = plan.manifest
+    assert manifest_sent is not None
+    assert validate_inferenceservice(dict(manifest_sent)) == []
+    assert manifest_sent["metadata"] == {
+        "name": "bot",
+        "namespace": "models",
+        "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
+    }
+    predictor = manifest_sent["spec"]["predictor"]
+    assert predictor["model"]["storageUri"] == V2 and predictor["logger"] == LOGGER
+    assert "canaryTrafficPercent" not in predictor
+    changes = {(c.section, c.item): (c.before, c.after) for c in plan.changes}
+    assert changes[("service", "InferenceService")] == ("-", "models/bot")
+    assert changes[("predictor", "model.storageUri")] == ("-", V2)
+    assert changes[("route", NEW_REVISION)] == ("-", "100%")
+    assert changes[("capture", "inference logger")] == ("off", LOGGER["url"])
+    # the plan's files and report hide the environment values, the manifest's too
+    text = json.dumps(plan.as_json()) + render_plan(plan)
+    assert "hf_secret_value" not in text
+    assert plan.as_json()["manifest"]["spec"]["predictor"]["model"]["env"][0]["value"] == "***"
+    rendered = render_plan(plan)
+    assert "creates the endpoint" in rendered
+    # its first model, not the end of a canary
+    assert "| rollout state | challenger's share (`genai-gate.step`) | — | 100% |" in rendered
+
+
+def test_a_custom_container_is_created_as_given(tmp_path: Path) -> None:
+    text = (
+        "predictor:\n  containers:\n  - name: kserve-container\n"
+        "    image: vllm/vllm-openai:v0.9.0\n    args: [--model, /mnt/models]\n"
+        f"predictor-image: vllm/vllm-openai:v0.10.0\nlogger-url: {LOGGER['url']}\n"
+    )
+    plan = backend(tmp_path, text).plan_deploy("bot", None, NOW)
+    assert plan.manifest is not None
+    assert validate_inferenceservice(dict(plan.manifest)) == []
+    container = plan.manifest["spec"]["predictor"]["containers"][0]
+    assert container["image"] == "vllm/vllm-openai:v0.10.0"
+
+
+def test_a_missing_service_without_a_whole_predictor_is_refused_with_an_example(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        backend(tmp_path, f"storage-uri: {V2}\n").plan_deploy("bot", None, NOW)
+    assert "does not exist in namespace models" in err.value.message
+    assert len(err.value.problems) == 2
+    assert "a model: block with its modelFormat" in err.value.problems[0]
+    assert "logger-url" in err.value.problems[1]
+    assert "modelFormat: {name: huggingface}" in err.value.fix
+    assert "serving.kserve.io/deploymentMode: Serverless" in err.value.fix
+
+
+def test_a_service_being_deleted_is_not_rolled_out_onto(tmp_path: Path) -> None:
+    doc = manifest(predictor=LOGGED)
+    doc["metadata"]["deletionTimestamp"] = "2026-09-01T11:59:00Z"
+    with pytest.raises(ServiceError) as err:
+        backend(tmp_path, f"storage-uri: {V2}\n").plan_deploy("bot", state_of(doc), NOW)
+    assert err.value.exit_code == 4 and "is being deleted" in err.value.message
+    assert "creates a new one" in err.value.fix
 
 
 def test_the_plan_report_and_json_hide_environment_values(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from genai_gate import __version__, artefacts, evidence
+from genai_gate import __version__, artefacts, evidence, replay
 from genai_gate.baseline import Baseline, Resolution, resolve_baseline
 from genai_gate.commands.run import Result, Run, partition_workspace
 from genai_gate.compare import (
@@ -41,7 +41,7 @@ from genai_gate.config import Config, LoadedConfig
 from genai_gate.config.load import InvalidConfig
 from genai_gate.data import load_dataset, load_table
 from genai_gate.errors import ConfigError, DeadlineError, ExitCode, GateError, TrackingError
-from genai_gate.evaluate import compute_metrics, evaluate, preflight
+from genai_gate.evaluate import assemble, compute_metrics, evaluate, preflight
 from genai_gate.gate import Verdict, decide
 from genai_gate.github import run_links
 from genai_gate.provenance import Provenance, collect
@@ -170,6 +170,10 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
         probe(tracking_uri)
     except TrackingError as exc:
         unreachable = exc
+    if unreachable is None:
+        replayed = _replayed(run, tracking_uri, started_at)
+        if replayed is not None:
+            return replayed
     ensure_local_store(tracking_uri)
     with use_tracking_uri(tracking_uri), run_limits(run.loaded.config.max_duration):
         prepared = _prepare(run, tracking_uri)
@@ -194,6 +198,71 @@ def _check_limits(run: Run, report: EvalReport) -> None:
         fix="If the service is down, fix it and re-run (answers already received are "
         "cached). If the run is just long, allow it more time or evaluate fewer rows:\n"
         "  max-duration: 3h\n  limit: 200",
+    )
+
+
+def _replay_target(run: Run, dataset: Dataset) -> tuple[bool, Target | None]:
+    """The model whose cached answers a replay reads: (usable, target)."""
+    if not run.loaded.config.model:
+        return True, None
+    target = resolve_target(
+        run.loaded.config.model,
+        run.loaded,
+        input_keys=list(dataset.rows[0].inputs),
+        workspace=run.workspace,
+    )
+    return bool(target.remote and hasattr(target, "cache_identity")), target
+
+
+def _replayed(run: Run, tracking_uri: str, started_at: str) -> EvalReport | None:
+    """A run identical to one already evaluated and logged, from its replay record
+    (replay.py), or None for a full run. Anything that is not a clean replay (a config or
+    data problem included: the full run reports it with everything else) is a full run."""
+    loaded = run.loaded
+    cfg = loaded.config
+    if not replay.replayable(loaded):
+        return None
+    try:
+        dataset = load_dataset(
+            loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+        )
+        usable, target = _replay_target(run, dataset)
+    except GateError:
+        return None
+    if not usable:
+        return None
+    cache_dir = loaded.resolve(cfg.cache_dir)
+    cache = ResponseCache(cache_dir)
+    key = replay.replay_key(loaded, dataset, target, cache, run.environ)
+    found = replay.read_record(cache_dir, key) if key else None
+    if found is None or not replay.logged_run_exists(tracking_uri, found.run_id, run.environ):
+        return None
+    identity = target.identity if target is not None else None
+    result = assemble(
+        dataset,
+        found.scorers,
+        identity,
+        found.rows,
+        {"predict": 0.0, "score": 0.0},
+        cache.stats() if target is not None else None,
+    )
+    judge_stats = None
+    if any(s.judge for s in found.scorers):
+        judge_stats = {"model": cfg.judge, "calls": 0, "upstream_requests": 0, "failures": 0}
+    prep = _Prepared(
+        found.scorers,
+        dataset,
+        target,
+        Resolution(None),
+        [*loaded.notices, replay.notice(found, tracking_uri)],
+    )
+    return _report(
+        run,
+        prep,
+        _Evaluated(result, None, judge_stats),
+        tracking_uri,
+        started_at,
+        logged=(found.run_id, found.run_url),
     )
 
 
@@ -516,8 +585,10 @@ def _report(
     tracking_uri: str,
     started_at: str,
     unreachable: TrackingError | None = None,
+    logged: tuple[str, str | None] | None = None,
 ) -> EvalReport:
-    """The verdict, the files (results, summary, rows, evidence), then the MLflow run."""
+    """The verdict, the files (results, summary, rows, evidence), then the MLflow run;
+    `logged` is the run that already holds a replayed evaluation (nothing is logged)."""
     loaded, out_dir = run.loaded, run.out_dir
     cfg = loaded.config
     result, compared, dataset = done.result, done.compared, prep.dataset
@@ -551,9 +622,9 @@ def _report(
     # the verdict and the local files come first: the MLflow logging cannot delay the answer
     # CI waits for (issue #14); results.json gets the run's id once the run exists
     info = RunInfo(
-        run_id=None,
+        run_id=logged[0] if logged else None,
         tracking_uri=redact(tracking_uri),
-        run_url=None,
+        run_url=logged[1] if logged else None,
         experiment=cfg.experiment,
     )
     doc = results_doc(
@@ -599,7 +670,7 @@ def _report(
 
     tracking_error: TrackingError | None = unreachable
     mlflow_run = None
-    if unreachable is None:
+    if unreachable is None and logged is None:
         try:
             mlflow_run = start_run(tracking_uri, cfg.experiment, cfg.run_name, tags)
         except TrackingError as exc:
@@ -669,4 +740,30 @@ def _report(
             )
         except TrackingError as exc:
             tracking_error = exc
+        if tracking_error is None:
+            _keep_for_replay(run, prep, result, mlflow_run)
     return EvalReport(verdict, doc, out_dir, results_path, summary_path, summary, tracking_error)
+
+
+def _keep_for_replay(run: Run, prep: _Prepared, result: EvalResult, logged: Any) -> None:
+    """The replay record of a run that was logged whole, with no row to retry."""
+    loaded = run.loaded
+    if not replay.replayable(loaded) or limits.tripped() or limits.cut_short():
+        return
+    if any(r.error or r.scorer_errors for r in result.rows):
+        return
+    if prep.target is not None and not hasattr(prep.target, "cache_identity"):
+        return
+    cache_dir = loaded.resolve(loaded.config.cache_dir)
+    key = replay.replay_key(
+        loaded, prep.dataset, prep.target, ResponseCache(cache_dir), run.environ
+    )
+    if key is not None:
+        replay.write_record(
+            cache_dir,
+            key,
+            rows=result.rows,
+            scorers=prep.scorers,
+            run_id=logged.run_id,
+            run_url=logged.url,
+        )

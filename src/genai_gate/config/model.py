@@ -143,7 +143,7 @@ class DeploySettings(_Model):
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$",
         description="The Model Serving endpoint to deploy to (created if missing); with "
-        "backend: kserve, the InferenceService's name.",
+        "backend: kserve, the InferenceService's name (created if missing too).",
     )
     model_name: str | None = Field(
         default=None,
@@ -292,7 +292,8 @@ class KServeSettings(_Model):
         default_factory=dict,
         description="KServe: a predictor spec fragment, merged onto the current predictor "
         "(JSON merge patch: null removes a field), for changes storage-uri and "
-        "predictor-image do not cover.",
+        "predictor-image do not cover. To create a missing InferenceService, the whole "
+        "predictor: a model: block with its modelFormat, or containers:.",
     )
     logger_url: str | None = Field(
         default=None,
@@ -301,8 +302,10 @@ class KServeSettings(_Model):
     )
     inference_log: str | None = Field(
         default=None,
-        description="KServe: the logged CloudEvents that analyze reads (JSON lines or Parquet): "
-        "a file, a folder, a glob, or an s3:// gs:// https:// path DuckDB can read.",
+        description="KServe: the logged CloudEvents that analyze and monitor read (JSON lines or "
+        "Parquet): a file, a folder or a glob on the runner, or a bucket prefix or glob "
+        "(s3://, gs://, az://; e.g. s3://logs/bot/**/*.parquet), read with the cloud's "
+        "standard credentials.",
     )
     kube_server: str | None = Field(
         default=None,

@@ -37,7 +37,8 @@ def _change(plan: RolloutPlan, c: Change) -> tuple[str, str, str]:
         item = f"{_TAG_WORDS[c.item]} ({item})"
         if c.item == TAG_STEP:
             before = f"{inert(c.before)}%" if c.before not in ("-", "") else NONE
-            ended = plan.rollout.challenger is None
+            # a created endpoint serves its first model: no canary ran, so none ended
+            ended = plan.rollout.challenger is None and plan.action != "create"
             after = "canary ended" if ended else f"{inert(c.after)}%"
     return item, before, after
 

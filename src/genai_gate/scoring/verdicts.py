@@ -29,6 +29,38 @@ from genai_gate.targets.openai_chat import base_url
 SCHEMA = "genai-gate.verdict/v1"
 
 
+def scorer_identity(scorer: Any) -> Any:
+    """The scorer as MLflow serialises it, the same in every process.
+
+    MLflow dumps a set-typed field (a built-in judge's `required_columns`) as a list in the
+    set's iteration order, and that order follows the process's string-hash seed: taken as
+    it comes, a re-run missed every cached verdict about half the time and sent each one
+    through MLflow's judge path again. Such lists are sorted; every other list keeps its
+    order (a guideline's position is part of the prompt).
+    """
+    if not hasattr(scorer, "model_dump"):
+        return repr(scorer)
+    unordered = {
+        name
+        for name in getattr(type(scorer), "model_fields", {})
+        if isinstance(getattr(scorer, name, None), set | frozenset)
+    }
+    return _sorted_sets(scorer.model_dump(), unordered)
+
+
+def _sorted_sets(doc: Any, unordered: set[str]) -> Any:
+    if isinstance(doc, dict):
+        return {
+            k: sorted(v, key=repr)
+            if k in unordered and isinstance(v, list | set | frozenset)
+            else _sorted_sets(v, unordered)
+            for k, v in doc.items()
+        }
+    if isinstance(doc, list):
+        return [_sorted_sets(v, unordered) for v in doc]
+    return doc
+
+
 class VerdictCache:
     def __init__(self, cache: ResponseCache, judge: Mapping[str, str]) -> None:
         self.cache = cache
@@ -46,8 +78,7 @@ class VerdictCache:
         return cls(cache, {"judge": cfg.judge or "", "server": server.rstrip("/")})
 
     def key(self, scorer: Any, question: Mapping[str, Any], ask: int) -> str:
-        dump = scorer.model_dump() if hasattr(scorer, "model_dump") else repr(scorer)
-        identity = {"schema": SCHEMA, **self.judge, "scorer": dump, "ask": ask}
+        identity = {"schema": SCHEMA, **self.judge, "scorer": scorer_identity(scorer), "ask": ask}
         digest = self.cache.key(identity, question)
         with self._lock:
             nth = self._seen.get(digest, 0)

@@ -1,19 +1,53 @@
 """One POST of a chat completion, shared by `openai:/` models and the judge gateway.
 
-A pooled `requests.Session` per worker thread, the requests-per-minute cap, and the mapping
-of outcomes: 408/409/429/5xx, timeouts and dropped connections become `Retryable` (with the
-server's `Retry-After`); other errors are final. Every message is scrubbed of the key.
+urllib3 directly, not a `requests.Session`: requests re-reads the environment's proxy, CA
+and netrc settings and merges hooks and cookies on every call, about 0.25 ms of CPU a call
+that a run of thousands of calls on a 2-core runner feels (issue #14). The settings that
+requests would apply are resolved once per client with requests' own helpers (proxies and
+NO_PROXY, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, certifi), so a runner behind a proxy behaves
+as before. Retries and redirects are off in urllib3: `call_with_retries` owns the policy.
+
+The requests-per-minute cap and the mapping of outcomes: 408/409/429/5xx, timeouts and
+dropped connections become `Retryable` (with the server's `Retry-After`); other errors are
+final. Every message is scrubbed of the key.
 """
 
 from __future__ import annotations
 
-import queue
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
 from genai_gate.errors import ConfigError
 from genai_gate.targets import limits
 from genai_gate.targets.retry import RETRY_STATUSES, RateLimiter, Retryable, parse_retry_after
+
+# idle connections kept per host; more are opened when more calls are in flight, and those
+# beyond this are closed after use
+POOL_SIZE = 64
+
+
+def _pool(url: str, timeout: float) -> Any:
+    """A connection pool for `url` with the proxy and CA settings requests would apply."""
+    import urllib3
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, select_proxy
+
+    proxy = select_proxy(url, get_environ_proxies(url))
+    ca_certs = (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or DEFAULT_CA_BUNDLE_PATH
+    )
+    options: dict[str, Any] = {
+        "maxsize": POOL_SIZE,
+        "retries": False,
+        "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+        "ca_certs": ca_certs,
+    }
+    if proxy:
+        return urllib3.ProxyManager(proxy, **options)
+    return urllib3.PoolManager(**options)
 
 
 class ChatHTTPError(RuntimeError):
@@ -48,69 +82,58 @@ class ChatClient:
         secret: str = "",
         label: str = "",
     ) -> None:
-        import requests
-
         self.url = url
         self.timeout = timeout
         self.limiter = limiter
         self.auth_headers = auth_headers
         self.secret = secret
         self.label = label  # "judge " in the gateway's messages
-        self._requests = requests
-        # idle sessions, each used by one thread at a time: not one per thread, because the
-        # judge gateway answers each of MLflow's calls on a new thread (MLflow opens a new
-        # connection per call), and a session per thread would open a new connection to
-        # the judge's server for every verdict
-        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # thread-safe, and keeps connections alive across the workers' calls
+        self._pool = _pool(url, timeout)
 
     def scrub(self, text: str) -> str:
         return text.replace(self.secret, "***") if self.secret else text
 
-    def _session(self) -> Any:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return self._requests.Session()
-
     def post(self, payload: bytes) -> dict[str, Any]:
+        from urllib3.exceptions import HTTPError, TimeoutError
+
         if self.limiter is not None:
             self.limiter.acquire()
         service = f"{self.label or 'model '}server"
         limits.check(service)
         headers = {"Content-Type": "application/json", **self.auth_headers()}
-        session = self._session()
         try:
-            resp = session.post(self.url, data=payload, headers=headers, timeout=self.timeout)
-        except self._requests.Timeout:
+            resp = self._pool.request("POST", self.url, body=payload, headers=headers)
+        except TimeoutError:
             limits.unreachable(service, f"no answer within {self.timeout:g} s")
             raise Retryable(
                 f"the {self.label}server gave no answer within {self.timeout:g} s"
             ) from None
-        except self._requests.ConnectionError as exc:
+        except (HTTPError, OSError) as exc:
+            # refused, reset, dropped mid-answer, a proxy or TLS failure: worth another try
             limits.unreachable(service, "cannot connect")
             raise Retryable(
                 f"cannot reach the {self.label}server: {self.scrub(str(exc))[:300]}"
             ) from None
-        except self._requests.RequestException as exc:
+        except ValueError as exc:
             # e.g. a header the key made invalid; its message may quote the key
             raise RuntimeError(
                 f"the request to the {self.label}server failed: {type(exc).__name__}"
             ) from None
-        finally:
-            self._idle.put(session)
         limits.reachable(service)
-        if resp.status_code in RETRY_STATUSES:
+        text = resp.data.decode("utf-8", errors="replace")
+        if resp.status in RETRY_STATUSES:
             raise Retryable(
-                f"{self.label}HTTP {resp.status_code}: {self.scrub(resp.text)[:300]}",
+                f"{self.label}HTTP {resp.status}: {self.scrub(text)[:300]}",
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                status=resp.status_code,
+                status=resp.status,
             )
-        if resp.status_code >= 400:
-            raise ChatHTTPError(resp.status_code, self.scrub(resp.text)[:500], self.label)
+        if resp.status >= 400:
+            raise ChatHTTPError(resp.status, self.scrub(text)[:500], self.label)
         try:
-            answer = resp.json()
+            answer = json.loads(text)
         except ValueError:
-            raise RuntimeError(f"not JSON: {self.scrub(resp.text)[:300]}") from None
+            raise RuntimeError(f"not JSON: {self.scrub(text)[:300]}") from None
         if not isinstance(answer, dict):
-            raise RuntimeError(f"not a chat completion: {self.scrub(resp.text)[:300]}")
+            raise RuntimeError(f"not a chat completion: {self.scrub(text)[:300]}")
         return answer

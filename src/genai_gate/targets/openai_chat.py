@@ -1,9 +1,9 @@
 """`openai:/<model>`: any OpenAI-compatible chat-completions server, called over HTTP.
 
-`requests` rather than the `openai` SDK: the SDK retries on its own (two retries by default,
-without our `Retry-After` handling and bound), and every remote call must go through one retry
-policy so that concurrency, rate limits and attempt counts mean one thing. MLflow's own judge
-adapter makes the same choice (plain `requests.post`).
+Plain HTTP (`http_chat.ChatClient`, on urllib3) rather than the `openai` SDK: the SDK retries
+on its own (two retries by default, without our `Retry-After` handling and bound), and every
+remote call must go through one retry policy so that concurrency, rate limits and attempt
+counts mean one thing. MLflow's own judge adapter makes the same choice (plain HTTP).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from genai_gate.backends.databricks.inference_table import (
     SERVED_ENTITIES,
     TrafficSource,
 )
-from genai_gate.backends.files import connect, expand, files_in, sql_list
+from genai_gate.backends.files import connect, expand, files_in, is_remote, sql_list
 from genai_gate.errors import ConfigError, DataError
 
 _MACROS = (
@@ -98,6 +98,17 @@ def _duck_type(kind: str) -> str:
 
 
 def local_source(spec: str, base: Path, models: Mapping[tuple[str, str], str]) -> TrafficSource:
+    if is_remote(spec):
+        # the table's copies come with served_entities and may be Delta: both are looked up
+        # beside the files, which a bucket listing does not do (yet)
+        raise ConfigError(
+            f"inference-data: {spec!r} is a URL; inference-data reads copies of the inference "
+            "table on the runner",
+            fix="Read the table where it lives, through a SQL warehouse:\n"
+            "  warehouse-id: 1234567890abcdef\n"
+            "or copy its files to the runner in a step before:\n"
+            "  inference-data: captures/main.genai_logs.support-bot_payload",
+        )
     files = expand(spec, base)
     if not files:
         raise ConfigError(

@@ -10,6 +10,10 @@ ready) puts the previous predictor and `canaryTrafficPercent` back and exits 4 s
 The rollout state (state.py) is written beside the service: the champion's predictor
 before the canary's revision is created (a rollback needs it even if this run dies), and
 the champion, challenger and step once the service is where the plan wanted it.
+
+A plan that creates the InferenceService POSTs it whole, waits for its first revision, and
+deletes it again (by uid) when that revision fails, as the Databricks backend deletes an
+endpoint it created that never became ready.
 """
 
 from __future__ import annotations
@@ -167,6 +171,8 @@ class Rollouts:
     # ------------------------------------------------------------ apply
 
     def apply(self, plan: Plan, timeout: float) -> ApplyResult:
+        if plan.action == "create":
+            return self._create(plan, timeout)
         before = plan.before
         if before is None:
             raise DeployError(f"InferenceService {plan.endpoint} does not exist")
@@ -211,6 +217,63 @@ class Rollouts:
         after = _with_previous(_state_after(final, plan, state, champion_spec), plan)
         state = self._save(final, state, after)
         return ApplyResult("updated", version, ServiceState.of(final, state))
+
+    def _create(self, plan: Plan, timeout: float) -> ApplyResult:
+        """Create the InferenceService, wait for its first revision, then record the rollout
+        state beside it. A first revision that fails (or is not ready in time) takes the
+        service down again, so nothing is left half-created."""
+        name, manifest = plan.endpoint, plan.manifest
+        assert manifest is not None
+        self.cluster.preflight(name, write=True, create=True)
+        self.progress(f"InferenceService {name}: creating it, serving the challenger at 100%")
+        try:
+            created = self.cluster.create_service(manifest)
+        except Conflict:
+            raise DeployError(
+                f"InferenceService {name} was created by someone else while genai-gate was "
+                "creating it, or an older one of that name is still being deleted (409 "
+                "AlreadyExists); nothing was changed",
+                fix="Run the deploy again: it rolls the challenger out onto the existing "
+                "service as a canary (or creates it once the old one is gone).",
+            ) from None
+        try:
+            svc = self._wait(
+                name,
+                lambda svc: new_revision_progress(svc, None),
+                timeout,
+                "starting its first revision",
+            )
+        except GateError as exc:
+            raise self._remove(created, exc) from None
+        # a ConfigMap left by an older service of this name holds nothing of this one's
+        stale = self.cluster.read_state(name)
+        fresh = RolloutState(resource_version=stale.resource_version)
+        state = self._save(svc, fresh, _state_after(svc, plan, fresh, None))
+        return ApplyResult("created", None, ServiceState.of(svc, state))
+
+    def _remove(self, created: Service, cause: GateError) -> GateError:
+        """Delete the InferenceService this run created; the error to raise says so (or that
+        it could not be deleted) and keeps the cause's exit code."""
+        name = created.name
+        self.progress(f"InferenceService {name}: deleting it, it never served")
+        kind = type(cause)
+        try:
+            self.cluster.delete_service(name, created.uid)
+        except GateError as again:
+            return kind(
+                f"{cause.message}; deleting the new InferenceService also failed: {again.message}",
+                problems=cause.problems,
+                fix=f"Delete it by hand (kubectl delete inferenceservice {name} -n "
+                f"{created.namespace}), fix what failed, and deploy again.",
+            )
+        return kind(
+            f"{cause.message.rstrip('.')}. The new InferenceService {name} was deleted, so "
+            "nothing was left half-created.",
+            problems=cause.problems,
+            fix=cause.fix
+            or "Read why the revision failed (the PredictorReady condition above, the "
+            "revision's pod logs), correct predictor: or the model, and deploy again.",
+        )
 
     def set_tags(self, name: str, tags: Mapping[str, str]) -> None:
         """Add or replace keys of the rollout state (the monitor's cool-down), leaving the

@@ -311,13 +311,24 @@ READ_ONLY = {
     ("serving.kserve.io", "inferenceservices"): ("get",),
     ("", "configmaps"): ("get",),
 }
+# what a deploy that creates the InferenceService needs besides: create it, and delete it
+# again when its first revision fails (nothing is left half-created)
+CREATING = {
+    ("serving.kserve.io", "inferenceservices"): ("create", "delete"),
+}
+_WHY = {"create": "create, delete: only to create a missing InferenceService"}
 
 
 def rbac_snippet(namespace: str, user: str | None) -> str:
+    """The Role (and its binding) that grants everything genai-gate may need: the verbs of
+    CREATING are marked as needed only when a deploy creates the service."""
     rules = []
     for (group, resource), verbs in NEEDED.items():
+        more = CREATING.get((group, resource), ())
+        note = f"   # {_WHY['create']}" if more else ""
         rules.append(
-            f'- apiGroups: ["{group}"]\n  resources: ["{resource}"]\n  verbs: [{", ".join(verbs)}]'
+            f'- apiGroups: ["{group}"]\n  resources: ["{resource}"]\n'
+            f"  verbs: [{', '.join((*verbs, *more))}]{note}"
         )
     subject = user or "github:repo:<owner>/<repo>:ref:refs/heads/main"
     return (

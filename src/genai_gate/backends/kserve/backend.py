@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from genai_gate.backends.base import PublishedDashboard
 from genai_gate.backends.judged import write_parquet
 from genai_gate.backends.kserve.apply import ApplyResult, Rollouts
-from genai_gate.backends.kserve.cluster import Cluster
+from genai_gate.backends.kserve.cluster import Cluster, DeployError
 from genai_gate.backends.kserve.logs import EXAMPLE as LOG_EXAMPLE
 from genai_gate.backends.kserve.logs import LoggedEvents
 from genai_gate.backends.kserve.plan import (
@@ -23,8 +23,10 @@ from genai_gate.backends.kserve.plan import (
     ServiceState,
     desired_predictor,
     logger_url,
+    plan_create,
     plan_rollout,
     predictor_entity,
+    serving_block,
 )
 from genai_gate.backends.kserve.session import ClusterSession
 from genai_gate.config import LoadedConfig
@@ -39,6 +41,22 @@ storage-uri: s3://models/support-bot/v4
 canary-percent: 10
 logger-url: http://event-sink.models.svc.cluster.local
 inference-log: captures/models/support-bot"""
+
+
+CREATE_EXAMPLE = """Give the whole predictor in the config, and deploy creates the InferenceService:
+  backend: kserve
+  endpoint: support-bot
+  namespace: models
+  predictor:
+    model:
+      modelFormat: {name: huggingface}
+      resources: {limits: {cpu: "2", memory: 8Gi}}
+  storage-uri: s3://models/support-bot/v4
+  logger-url: http://event-sink.models.svc.cluster.local
+Or create it yourself first (kubectl apply -f isvc.yaml), in serverless mode:
+  metadata:
+    annotations:
+      serving.kserve.io/deploymentMode: Serverless"""
 
 
 def check_settings(loaded: LoadedConfig) -> str:
@@ -122,9 +140,10 @@ class KServeBackend:
         return check_settings(self.loaded)
 
     def preflight(self, endpoint: str) -> None:
-        """Before the eval of a deploy: sign in for real, and check every verb deploy needs."""
-        self.read(endpoint)
-        self.cluster.preflight(endpoint, write=True)
+        """Before the eval of a deploy: sign in for real, and check every verb deploy needs
+        (creating the InferenceService's too, when it does not exist yet)."""
+        state = self.read(endpoint)
+        self.cluster.preflight(endpoint, write=True, create=state is None)
 
     def read(self, endpoint: str) -> ServiceState | None:
         return self.rollouts.read(endpoint)
@@ -135,12 +154,13 @@ class KServeBackend:
     def plan_deploy(self, endpoint: str, state: ServiceState | None, now: str) -> Plan:
         cfg = self.loaded.config
         if state is None:
-            raise ConfigError(
-                f"InferenceService {endpoint} does not exist in namespace "
-                f"{self.cluster.namespace}; genai-gate rolls changes out to an existing one",
-                fix="Create it first (serverless mode), e.g. `kubectl apply -f isvc.yaml` with\n"
-                "  metadata:\n    annotations:\n"
-                "      serving.kserve.io/deploymentMode: Serverless",
+            return self._plan_create(endpoint, now)
+        if state.service.deleting:
+            raise DeployError(
+                f"InferenceService {endpoint} is being deleted (it has a deletionTimestamp), "
+                "so nothing can be rolled out onto it; nothing was changed",
+                fix="Run the deploy again once it is gone (kubectl get inferenceservice "
+                f"{endpoint} -n {state.service.namespace}): it then creates a new one.",
             )
         refuse_mode(state)
         current = state.service.predictor
@@ -173,6 +193,43 @@ class KServeBackend:
                     "rules cannot be checked until it is promoted or rolled back"
                 )
         return plan_rollout(state, rollout, notices=notices, capture_first=capture_first)
+
+    def _plan_create(self, endpoint: str, now: str) -> Plan:
+        """The InferenceService does not exist: create it from the config alone (as the
+        Databricks backend creates a missing endpoint), the challenger at 100%."""
+        cfg = self.loaded.config
+        # the config's, else the kubeconfig's (which the connection resolves)
+        namespace = cfg.namespace or self.cluster.namespace
+        desired, problems = desired_predictor(
+            {}, cfg.predictor, cfg.storage_uri, cfg.predictor_image, cfg.logger_url
+        )
+        if serving_block(desired)[0] is None:
+            # storage-uri and predictor-image have nowhere to go: one problem, not three
+            problems = [
+                "predictor: must say what serves, as there is no current predictor to change: "
+                "a model: block with its modelFormat (storage-uri and predictor-image fill it "
+                "in), or containers: for a custom predictor"
+            ]
+        if logger_url(desired) is None:
+            problems.append(
+                "logger-url: is required: the new predictor would log no requests and "
+                "responses, so the canaries after it could not be watched"
+            )
+        if problems:
+            raise ConfigError(
+                f"InferenceService {endpoint} does not exist in namespace {namespace}, and the "
+                "config does not say enough to create it",
+                problems=problems,
+                fix=CREATE_EXAMPLE,
+            )
+        challenger = predictor_entity(NEW_REVISION, desired)
+        rollout, notices = rollout_for_challenger(None, challenger, cfg.canary_percent, now)
+        notices.append(
+            f"InferenceService {endpoint} does not exist in namespace {namespace}: deploy "
+            "creates it (serverless mode), serving the challenger at 100%. There is no canary: "
+            "nothing serves yet to compare it with."
+        )
+        return plan_create(endpoint, namespace, desired, rollout, notices=notices)
 
     def plan_rollout(self, endpoint: str, state: ServiceState, rollout: Rollout) -> Plan:
         refuse_mode(state)

