@@ -1,7 +1,7 @@
 """Threads against Spark `local[2]` (issue #17): rows/s, a session's fixed cost, break-even.
 
     .venv/bin/python benchmarks/spark_runner.py                  # 4,000 rows, then extrapolated
-    .venv/bin/python benchmarks/spark_runner.py --rows 100000    # the issue's size (~20 min)
+    .venv/bin/python benchmarks/spark_runner.py --rows 100000    # the issue's size (~14 min here)
     .venv/bin/python benchmarks/spark_runner.py --remote-only    # just part 2
 
 1. CPU-bound: a `python:` model that answers at once, scored by `semantic_similarity` (the
