@@ -403,9 +403,9 @@ def _run_job(
             limits.mark_cut_short()
             worker.join(30.0)
             raise DeadlineError(
-                f"{limits.deadline_reason()}, and a Spark partition was still running "
-                f"{_STRAGGLER_GRACE:g} s later: the Spark job was cancelled, and no partial "
-                "results could be gathered",
+                f"the run reached max-duration ({shipped.loaded.config.max_duration:g} s), and "
+                f"a Spark partition was still running {_STRAGGLER_GRACE:g} s later: the Spark "
+                "job was cancelled, and no partial results could be gathered",
                 fix="Allow more time (max-duration: 3h) or evaluate fewer rows (limit: 200); "
                 "if a partition hangs, the executors' logs say where.",
             )
