@@ -345,15 +345,24 @@ def rows_from_table(table: Mapping[str, Any], scorer_names: set[str]) -> tuple[R
     """RowResults from an `eval_results.json` table (MLflow's log_table, orient "split"),
     keeping the scores of the scorers configured now."""
     columns = [str(c) for c in table.get("columns", [])]
+    records = [dict(zip(columns, cells, strict=False)) for cells in table.get("data", [])]
+    return rows_from_records(records, scorer_names)
+
+
+def rows_from_records(
+    records: Sequence[Mapping[str, Any]], scorer_names: set[str]
+) -> tuple[RowResult, ...]:
+    """RowResults from row records as `report.results.row_record` writes them (rows.jsonl,
+    or a row table's rows), keeping the scores of the scorers configured now. A scoring
+    crash (`*/error_message`) stays the row's error whatever is configured."""
     out: list[RowResult] = []
-    for i, cells in enumerate(table.get("data", [])):
-        rec = dict(zip(columns, cells, strict=False))
+    for i, rec in enumerate(records):
         scores: dict[str, float | None] = {}
         rationales: dict[str, str] = {}
         errors: dict[str, str] = {}
         for column, value in rec.items():
             name, _, kind = column.rpartition("/")
-            if not name or name.split("/", 1)[0] not in scorer_names:
+            if not name or (name != "*" and name.split("/", 1)[0] not in scorer_names):
                 continue
             if kind == "value" and (number := _number(value)) is not None:
                 scores[name] = number

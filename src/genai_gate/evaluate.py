@@ -44,7 +44,7 @@ from genai_gate.scorer import (
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.traces import row_trace
 from genai_gate.scoring.verdicts import VerdictCache
-from genai_gate.targets import Target
+from genai_gate.targets import Target, limits
 from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.cache import ResponseCache
 from genai_gate.targets.retry import remote_deadline
@@ -422,6 +422,12 @@ def _row_result(row: EvalRow, p: Outcome[Any], scored: Outcome[ScoredRow] | None
     return dataclasses.replace(base, scores=scores, rationales=rationales, scorer_errors=errors)
 
 
+def not_run(row: EvalRow) -> RowResult:
+    """A row that max-duration left unstarted, recorded as the runner records one
+    (runner.Pool: an error that says so, no answer); within `limits.run_limits`."""
+    return _row_result(row, Outcome(None, limits.deadline_reason(), 0.0), None)
+
+
 def _pipelined(
     target: Target,
     rows: Sequence[EvalRow],
@@ -612,24 +618,29 @@ def assemble(
 ) -> EvalResult:
     """The run's result from its rows, whichever runner scored them (threads here, or Spark
     partitions in spark_runner.py): the row errors and the metrics come from the rows."""
-    row_errors: list[RowError] = []
-    for res in results:
-        if res.error is not None:
-            row_errors.append(RowError(res.where, "model", res.error))
-        row_errors.extend(
-            RowError(res.where, "scoring" if name == "*" else name, msg)
-            for name, msg in res.scorer_errors.items()
-        )
     return EvalResult(
         dataset=dataset,
         target=target,
         scorers=tuple(scorers),
         rows=tuple(results),
         metrics=compute_metrics(results, scorers),
-        row_errors=tuple(row_errors),
+        row_errors=row_errors(results),
         seconds=seconds,
         cache=cache,
     )
+
+
+def row_errors(results: Sequence[RowResult]) -> tuple[RowError, ...]:
+    """Each row's model error and scorer errors, as the gate counts them."""
+    errors: list[RowError] = []
+    for res in results:
+        if res.error is not None:
+            errors.append(RowError(res.where, "model", res.error))
+        errors.extend(
+            RowError(res.where, "scoring" if name == "*" else name, msg)
+            for name, msg in res.scorer_errors.items()
+        )
+    return tuple(errors)
 
 
 def evaluate_judged(

@@ -13,6 +13,12 @@ at once, and each gets `concurrency // slots` workers (and `requests-per-minute 
 so model and judge calls in flight never exceed `concurrency`. There are up to four
 partitions per slot: a finished partition is progress the driver can report (Spark's
 status tracker counts finished tasks), and a slow one holds back less of the run.
+
+`max-duration` ends a Spark run as it ends a local one: each partition's runner stops at the
+run's deadline and records its unfinished rows as errors, a partition that starts after it
+records all of its rows so, and the driver gathers every row; the command then writes the
+partial results and exits 4. Only a partition stuck past the deadline where no deadline
+reaches (a model's import) makes the driver cancel the job, with no partial results.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from genai_gate.config import LoadedConfig
-from genai_gate.errors import ConfigError, ServiceError
-from genai_gate.evaluate import assemble, evaluate_judged
+from genai_gate.errors import ConfigError, DeadlineError, ServiceError
+from genai_gate.evaluate import assemble, evaluate_judged, not_run
 from genai_gate.results import Dataset, EvalResult, EvalRow, PhaseProgress, RowResult
 from genai_gate.scorer import BoundScorer
 from genai_gate.scoring.registry import configured_scorers
@@ -50,6 +56,9 @@ SPARK_FIX = (
 )
 # partitions per task slot: progress by finished partition, without rebuilding much
 _PARTITIONS_PER_SLOT = 4
+# how long after max-duration the driver waits for the partitions to return what they
+# finished, before it cancels the job; within limits.GRACE, so the results are still written
+_STRAGGLER_GRACE = limits.GRACE / 2
 # environment variables a partition may need that a cluster's workers do not inherit
 _SHARED_ENV = (
     "OPENAI_BASE_URL",
@@ -91,7 +100,9 @@ class Shipped:
     loaded: LoadedConfig
     input_keys: tuple[str, ...]
     environ: dict[str, str]
-    deadline: float | None  # seconds left of max-duration when the job started
+    # max-duration's end on the wall clock (a cluster's clocks are synchronised; a monotonic
+    # clock is per machine): a partition that starts late gets what is left, not a full share
+    deadline_at: float | None
     workspace: Callable[[LoadedConfig, Mapping[str, str]], ServingWorkspace] | None
 
 
@@ -155,40 +166,47 @@ def evaluate_partition(shipped: Shipped, key: bytes, rows: Sequence[EvalRow]) ->
     and its figures (seconds, cache, judge calls)."""
     for name, value in shipped.environ.items():
         os.environ[name] = value
-    target, scorers = _built(shipped, key)
     loaded = shipped.loaded
     cfg = loaded.config
-    dataset = Dataset(
-        path=loaded.base_dir,
-        format="partition",
-        rows=tuple(rows),
-        digest="",
-        file_sha256="",
-        columns=(),
-        has_outputs=cfg.model is None,
-    )
-    cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
-    limit = shipped.deadline if shipped.deadline is not None else cfg.max_duration
-    with limits.run_limits(max(limit, 0.001)):
-        result, judge = evaluate_judged(
-            loaded,
-            dataset,
-            scorers,
-            target,
-            environ=os.environ,
-            workspace=_workspace(shipped),
-            cache=cache,
-        )
-        cut = limits.cut_short()
-        tripped = limits.tripped()
-    return {
-        "rows": result.rows,
-        "seconds": result.seconds,
-        "cache": result.cache,
-        "judge": judge,
-        "cut_short": cut,
-        "tripped": tripped,
-    }
+    left = None if shipped.deadline_at is None else shipped.deadline_at - time.time()
+    # max-duration names the limit in the rows' errors; the partition has what is left of it.
+    # At the deadline its runner records the rows it had not finished as errors, as the local
+    # runner does, so the partition still returns every row and the driver writes them
+    with limits.run_limits(cfg.max_duration, remaining=left):
+        if limits.expired():
+            # started after the deadline: no model is built and no row is run
+            limits.mark_cut_short()
+            results, seconds, cache_stats, judge = [not_run(r) for r in rows], {}, None, None
+        else:
+            target, scorers = _built(shipped, key)
+            dataset = Dataset(
+                path=loaded.base_dir,
+                format="partition",
+                rows=tuple(rows),
+                digest="",
+                file_sha256="",
+                columns=(),
+                has_outputs=cfg.model is None,
+            )
+            cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
+            result, judge = evaluate_judged(
+                loaded,
+                dataset,
+                scorers,
+                target,
+                environ=os.environ,
+                workspace=_workspace(shipped),
+                cache=cache,
+            )
+            results, seconds, cache_stats = list(result.rows), result.seconds, result.cache
+        return {
+            "rows": results,
+            "seconds": seconds,
+            "cache": cache_stats,
+            "judge": judge,
+            "cut_short": limits.cut_short(),
+            "tripped": limits.tripped(),
+        }
 
 
 def _workspace(shipped: Shipped) -> ServingWorkspace:
@@ -298,7 +316,7 @@ def evaluate_on_spark(
             loaded=dataclasses.replace(loaded, config=share),
             input_keys=tuple(rows[0].inputs) if rows else (),
             environ={k: os.environ[k] for k in sorted(keys) if k in os.environ},
-            deadline=limits.remaining(),
+            deadline_at=None if (left := limits.remaining()) is None else time.time() + left,
             workspace=workspace,
         )
         collected, seconds = _run_job(spark, shipped, rows, layout, progress)
@@ -377,13 +395,19 @@ def _run_job(
     reported = -1
     while worker.is_alive():
         worker.join(1.0)
-        if limits.expired():
+        left = limits.remaining()
+        if left is not None and left < -_STRAGGLER_GRACE:
+            # the partitions stop at the deadline themselves; one still running this long
+            # after it is stuck where no deadline reaches (user code, a model load)
             spark.sparkContext.cancelJobGroup(group)
             limits.mark_cut_short()
             worker.join(30.0)
-            raise ServiceError(
-                f"the run reached max-duration ({limits.deadline_reason()}); "
-                "the Spark job was cancelled"
+            raise DeadlineError(
+                f"the run reached max-duration ({shipped.loaded.config.max_duration:g} s), and "
+                f"a Spark partition was still running {_STRAGGLER_GRACE:g} s later: the Spark "
+                "job was cancelled, and no partial results could be gathered",
+                fix="Allow more time (max-duration: 3h) or evaluate fewer rows (limit: 200); "
+                "if a partition hangs, the executors' logs say where.",
             )
         done = 0
         for job in tracker.getJobIdsForGroup(group):

@@ -1,4 +1,6 @@
-"""`run-on: databricks` against the emulator: upload, submit, progress, fetch, gate.
+"""`run-on: databricks` against the emulator: upload, submit, progress, fetch, gate; the
+summary rendered here with this run's links, and rules against the serving champion
+decided here again from both sides' fetched rows.
 
 The emulator really runs the submitted task: `launch.py` from the uploaded bundle, with the
 bundle's config and files, in a subprocess of this checkout's interpreter; the eval there is
@@ -19,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Project
-from tests.fakes.databricks import FakeDatabricks
+from tests.conftest import QA_ROWS, Project
+from tests.fakes.databricks import FakeDatabricks, ServedEntity
 
 pytestmark = pytest.mark.integration
 
@@ -52,28 +54,65 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     ]
 
 
+def _github(project: Project) -> dict[str, str]:
+    """What a workflow run's environment gives the links: the job, outside Actions, has none."""
+    return {
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/bot",
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_WORKSPACE": str(project.root),
+    }
+
+
+def _context_line(summary: str) -> str:
+    return summary.splitlines()[2]
+
+
 @pytest.mark.slow
-def test_the_job_round_trip_gives_the_local_verdict_and_metrics(
+def test_the_job_round_trip_gives_the_local_verdict_metrics_and_report(
     project: Project, cli: Any, workspace: FakeDatabricks
 ) -> None:
     _config(project)
-    local = project.eval(cli)
+    github = _github(project)
+    local = project.eval(cli, env=github)
     assert local.code == 0, local.text
     local_doc, local_rows = project.results(), _rows(project.out / "rows.jsonl")
 
     remote = Project(project.root / "remote")  # its own --out, the same config
     result = remote.eval(
-        cli, "--set", "run-on=databricks", config=str(project.root / "genai-gate.yml")
+        cli, "--set", "run-on=databricks", config=str(project.root / "genai-gate.yml"), env=github
     )
     assert result.code == 0, result.text
     doc = remote.results()
     assert doc["passed"] is True and doc["metrics"] == local_doc["metrics"]
     assert doc["checks"] == local_doc["checks"]
     assert doc["dataset_digest"] == local_doc["dataset_digest"]
+    assert doc["dataset"] == local_doc["dataset"]  # the data as the checkout names it
+    assert doc["provenance"] == local_doc["provenance"]  # where the PR ran, not the job
     assert _rows(remote.out / "rows.jsonl") == local_rows
-    assert (remote.out / "summary.md").read_text().startswith("#")
 
+    # summary.md is rendered here, by the local run's renderer, from the fetched results:
+    # the same report, with the commit and workflow run the job cannot know, and the job
+    summary, local_summary = (
+        (remote.out / "summary.md").read_text(),
+        (project.out / "summary.md").read_text(),
+    )
+    line = _context_line(summary)
+    commit = (
+        "[0123456](<https://github.com/acme/bot/commit/0123456789abcdef0123456789abcdef01234567>)"
+    )
+    assert line.startswith(
+        f"commit {commit} · [workflow run](<https://github.com/acme/bot/actions/runs/4242>) · "
+    )
     (run,) = workspace.job_runs.values()
+    assert f" · [Databricks run {run.run_id}](<{doc['job']['url']}>) · " in line
+    assert "MLflow run" in line and doc["run_id"] in line  # the workspace's, as the job logged
+    assert _context_line(local_summary).startswith(f"commit {commit} · [workflow run]")
+    # the rest is the local run's summary line for line; the config shows the flag's key too
+    rest = [x for x in summary.splitlines() if x != line and x != "run-on: databricks"]
+    assert rest == [x for x in local_summary.splitlines() if x != _context_line(local_summary)]
+
     assert run.result == "SUCCESS"
     assert doc["job"]["run_id"] == run.run_id and doc["job"]["url"].endswith(f"/{run.run_id}")
     assert run.argv[3:] == ["eval", "-c", "genai-gate.yml", "--out", "out", "--runner", "spark",
@@ -95,6 +134,90 @@ def test_the_job_round_trip_gives_the_local_verdict_and_metrics(
     assert record["thresholds"] == local_record["thresholds"]
     uploads = [r for r in workspace.requests if r.method == "PUT" and "/fs/files/" in r.path]
     assert uploads and {r.auth for r in uploads} == {"pat"}
+
+
+ANSWERS = {row["inputs"]["question"]: row["expectations"]["expected_response"] for row in QA_ROWS}
+
+
+@pytest.fixture
+def champion(workspace: FakeDatabricks) -> FakeDatabricks:
+    """qa-bot's champion answers every row right; the project's model misses one of four."""
+
+    def right(messages: list[dict[str, Any]]) -> str:
+        return ANSWERS.get(str(messages[-1]["content"]), "?")
+
+    workspace.add_endpoint("qa-bot", ServedEntity("champion", "main.ml.qa", "3", right, 100))
+    return workspace
+
+
+def _against_champion(project: Project, max_drop: float) -> None:
+    project.config(
+        "data: qa.jsonl\nmodel: python:qa_model:predict\nscorers: [exact_match]\n"
+        "baseline: endpoints:/qa-bot\n"
+        f"thresholds:\n  exact_match/mean: {{at-least: 0.5, max-drop: {max_drop}}}\n"
+        f"run-on: databricks\njob-volume: {VOLUME}\n"
+    )
+
+
+@pytest.mark.slow
+def test_a_rule_against_the_serving_champion_that_fails_in_the_job_fails_here(
+    project: Project, cli: Any, champion: FakeDatabricks
+) -> None:
+    _against_champion(project, 0.1)  # 0.75 against 1.0: Δ -0.25, 4 pairs give no interval
+    result = project.eval(cli, env=_github(project))
+    assert result.code == 1, result.text
+    (run,) = champion.job_runs.values()
+    assert run.result == "SUCCESS"  # the gate said no; the job did its work
+    folder = champion.volume_path(project.results()["job"]["folder"])
+    assert json.loads((folder / "out" / "exit.json").read_text()) == {"exit": 1}
+    assert dict(champion.served) == {"champion": 4}  # the job called the champion's route
+    doc = project.results()
+    check = doc["checks"][1]
+    assert (check["op"], check["value"], check["baseline"], check["delta"]) == (
+        "max-drop", 0.75, 1.0, -0.25,
+    )  # fmt: skip
+    assert (check["passed"], check["status"]) == (False, "inconclusive")
+    assert doc["baseline"]["ref"] == "endpoints:/qa-bot" and doc["baseline"]["pairs"] == 4
+    # both sides' rows are here, as after a local run, and the report names the row that
+    # got worse and the champion
+    assert len((project.out / "baseline_rows.jsonl").read_text().splitlines()) == 4
+    summary = (project.out / "summary.md").read_text()
+    assert "exact\\_match/mean fell 25 points" in summary
+    assert "Rows that got worse than the baseline (1)" in summary
+    assert "**Baseline** <code>endpoints\\:/qa-bot \\(champion champion\\: main.ml.qa v3" in summary
+    assert "[workflow run](<https://github.com/acme/bot/actions/runs/4242>)" in summary
+    record = json.loads((project.out / "evidence.json").read_text())["records"][-1]
+    assert record["verdict"] == "failed" and record["baseline"]["ref"] == "endpoints:/qa-bot"
+
+
+@pytest.mark.slow
+def test_a_rule_against_the_serving_champion_that_passes_in_the_job_passes_here(
+    project: Project, cli: Any, champion: FakeDatabricks
+) -> None:
+    _against_champion(project, 0.3)
+    result = project.eval(cli)
+    assert result.code == 0, result.text
+    check = project.results()["checks"][1]
+    assert (check["op"], check["delta"], check["passed"]) == ("max-drop", -0.25, True)
+    assert "Rows that got worse than the baseline (1)" in (project.out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_job_whose_rules_say_otherwise_than_here_is_no_verdict(
+    project: Project, cli: Any, champion: FakeDatabricks
+) -> None:
+    # the job's environment lets an inconclusive rule pass; this run's config does not
+    champion.job_env["GENAI_GATE_INCONCLUSIVE"] = "pass"
+    _against_champion(project, 0.1)
+    result = project.eval(cli)
+    assert result.code == 4, result.text
+    (run,) = champion.job_runs.values()
+    folder = Path(run.argv[2])  # the bundle's folder, as the job saw it
+    assert json.loads((folder / "out" / "exit.json").read_text()) == {"exit": 0}
+    assert "(passed, exit 0) is not the one its metrics and rows give here; no verdict" in (
+        result.err
+    )
+    assert not (project.out / "results.json").exists()
 
 
 def test_a_run_that_fails_is_exit_4_with_its_url_and_error(

@@ -178,3 +178,73 @@ def test_concurrency_is_the_whole_clusters(spark: Any, cli: Any, tmp_path: Path)
         assert server.answered == 96  # a model call and a judge call per row
         assert 1 <= server.max_in_flight <= 3
         assert project.results()["judge"]["calls"] >= 48
+
+
+SLOW_MODEL = """
+import time
+
+
+def predict(question):
+    if int(question.split("-")[1]) >= 10:
+        time.sleep(120)  # past max-duration: the runner gives up on it
+    return question
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_max_duration_leaves_partial_results_as_the_local_runner_does(
+    spark: Any, cli: Any, tmp_path: Path
+) -> None:
+    """Rows 0-9 answer at once, the others would take two minutes each. At max-duration both
+    runners write every row (the answered ones, and the others as not finished), the same
+    files, and exit 4. On Spark (8 partitions of 5 rows, 2 at a time) partitions 0 and 1
+    finish, 2 and 3 are cut at the deadline, and 4 to 7 start after it and run nothing."""
+    local = Project(tmp_path / "p")
+    local.write("slow_rows.py", SLOW_MODEL)
+    local.jsonl(
+        "qa.jsonl",
+        [
+            {"inputs": {"question": f"q-{i}"}, "expectations": {"expected_response": f"q-{i}"}}
+            for i in range(40)
+        ],
+    )
+    local.config(
+        "data: qa.jsonl\nmodel: python:slow_rows:predict\nscorers: [exact_match]\n"
+        "thresholds:\n  exact_match/mean: '>= 0.2'\n"
+        "concurrency: 2\nmax-duration: 30\ntimeout: 300\ncache: false\n"
+    )
+    threads = local.eval(cli)
+    on_spark = Project(local.root / "spark")  # another --out, the same config
+    spark_run = on_spark.eval(cli, "--runner", "spark", config=str(local.root / "genai-gate.yml"))
+    not_finished = "not finished: the run reached max-duration (30 s)"
+
+    def rows(project: Project) -> list[dict[str, Any]]:
+        text = (project.out / "rows.jsonl").read_text()
+        return [
+            {k: v for k, v in json.loads(line).items() if k != "latency_ms"}
+            for line in text.splitlines()
+        ]
+
+    for run, project in ((threads, local), (spark_run, on_spark)):
+        assert run.code == 4, run.text
+        assert "the run reached max-duration (30 s). The partial results are in" in run.err
+        doc = project.results()
+        assert (doc["result"], doc["rows"]) == ("failed", 40)
+        assert {d["message"] for d in doc["errors"]["details"]} == {not_finished}
+        assert sorted(p.name for p in project.out.glob("*.*")) == [
+            "evidence.json", "mlflow.db", "results.json", "rows.jsonl", "summary.md"
+        ]  # fmt: skip
+        record = json.loads((project.out / "evidence.json").read_text())["records"][-1]
+        assert record["verdict"] == "failed"
+        # the rows past the first ten were never answered, on either runner
+        assert [r["error"] for r in rows(project)[10:]] == [not_finished] * 30
+    assert rows(on_spark)[10:] == rows(local)[10:]
+    # the first ten were answered on both; the threads runner scores after the last answer
+    # (that is, after the deadline), a partition as soon as its own rows are answered
+    assert [r["outputs"] for r in rows(local)[:10]] == [f"q-{i}" for i in range(10)]
+    assert {r["*/error_message"] for r in rows(local)[:10]} == {not_finished}
+    assert [r["exact_match/value"] for r in rows(on_spark)[:10]] == [1.0] * 10
+    assert on_spark.results()["metrics"]["exact_match/mean"] == 1.0
+    assert on_spark.results()["errors"]["rows"] == 30
+    assert "30 of 40 rows failed" in on_spark.results()["failures"][-1]

@@ -26,6 +26,18 @@ def test_past_max_duration_every_unfinished_task_is_an_error() -> None:
     assert not limits.expired() and not limits.cut_short()  # the bound belongs to one run
 
 
+def test_a_part_of_a_run_that_starts_late_gets_what_is_left_of_max_duration() -> None:
+    # a Spark partition: the run's limit names the deadline, the time left sets it
+    with limits.run_limits(600, remaining=-1.0):
+        assert limits.expired()
+        assert limits.deadline_reason() == ("not finished: the run reached max-duration (600 s)")
+    with limits.run_limits(600, remaining=30.0):
+        left = limits.remaining()
+        assert left is not None and 0 < left <= 30
+    with limits.run_limits(None, remaining=30.0):
+        assert limits.remaining() is None  # no max-duration, no deadline
+
+
 def test_the_breaker_opens_after_consecutive_failures_only() -> None:
     with limits.run_limits(None, trip_after=3):
         limits.unreachable("model server", "no answer within 1 s")

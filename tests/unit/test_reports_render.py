@@ -173,6 +173,17 @@ def test_8_context_links_paths_notices_and_rollbacks() -> None:
     local = {"run_id": "abc", "run_url": None, "tracking_uri": "sqlite:////w/out/mlflow.db"}
     line = visible(render(context_line(RunLinks(workspace="/w"), local)))
     assert "mlflow ui --backend-store-uri sqlite:///out/mlflow.db" in line
+    # run-on: databricks: the job's run beside the workflow run, a link only to a page
+    page_url = "https://adb-1.azuredatabricks.net/?o=1#job/7/run/7"
+    job = {**local, "job": {"run_id": 7, "url": page_url, "folder": "/Volumes/m/e/j/g"}}
+    line = render(
+        context_line(RunLinks(run_url="https://github.com/acme/bot/actions/runs/42"), job)
+    )
+    assert f'<a href="{html.escape(page_url)}">Databricks run 7</a>' in line
+    assert line.index("workflow run") < line.index("Databricks run") < line.index("MLflow run")
+    unlinked = {**job, "job": {"run_id": 7, "url": None, "folder": "/Volumes/m/e/j/g"}}
+    assert "Databricks run 7" in render(context_line(RunLinks(), unlinked))
+    assert "<a" not in render(context_line(RunLinks(), {**unlinked, "tracking_uri": None}))
     worse = render(cases.with_baseline())
     table = worse[worse.index("Rows that got worse") :]
     assert table[: table.index("</thead>")].count("<th>") == 3

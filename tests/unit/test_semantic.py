@@ -53,3 +53,20 @@ def test_paraphrases_score_high_and_unrelated_text_low() -> None:
         },
     )
     assert value == pytest.approx(cosine[0][1], abs=1e-5)  # the best reference counts
+
+
+def test_making_room_keeps_the_texts_about_to_be_scored(model: semantic.MiniLM) -> None:
+    """A baseline after a candidate: the references were embedded for the candidate, and
+    stay embedded when the baseline's answers overflow the cache, so that no row embeds its
+    reference again one text per call."""
+    embeddings = semantic.Embeddings()
+    embeddings.MAX_KEPT = 100
+    refs = [f"The reference number {i}" for i in range(40)]
+    candidate = [f"Candidate answer {i}" for i in range(40)]
+    baseline = [f"Baseline answer {i}" for i in range(40)]
+    embeddings.prepare(candidate + refs)
+    embeddings.prepare(baseline + refs)  # 120 texts: the candidate's answers make room
+    assert all(t in embeddings for t in baseline + refs)
+    assert not any(t in embeddings for t in candidate)
+    one_by_one = model.encode([refs[3]], batch_size=1)[0]
+    np.testing.assert_allclose(embeddings.vector(refs[3]), one_by_one, atol=1e-6, rtol=0)

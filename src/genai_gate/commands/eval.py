@@ -37,7 +37,7 @@ from genai_gate.compare import (
     regressed_rows,
     regression_directions,
 )
-from genai_gate.config import LoadedConfig
+from genai_gate.config import Config, LoadedConfig
 from genai_gate.config.load import InvalidConfig
 from genai_gate.data import load_dataset, load_table
 from genai_gate.errors import ConfigError, DeadlineError, ExitCode, GateError, TrackingError
@@ -317,11 +317,17 @@ def check_inputs(
     return scorers, dataset
 
 
-def check_before_submitting(loaded: LoadedConfig) -> None:
+def check_before_submitting(
+    loaded: LoadedConfig,
+) -> tuple[tuple[BoundScorer, ...], Dataset | None]:
     """What can be checked here before a job evaluates elsewhere (run-on: databricks): the
     scorers and thresholds, and a data file with its columns (a uc: table is the job's to
-    read), so that a typo costs seconds, not a job."""
-    _raise_together(_checked_inputs(loaded, [], frozenset())[2])
+    read), so that a typo costs seconds, not a job. Returns the scorers and the data file's
+    rows (None for a table), which the job's results are checked against."""
+    scorers, dataset, errors = _checked_inputs(loaded, [], frozenset())
+    _raise_together(errors)
+    assert scorers is not None  # built, or errors raised
+    return scorers, dataset
 
 
 def _checked_inputs(
@@ -539,6 +545,45 @@ def eval_record(
     }
 
 
+def shown_config(cfg: Config) -> tuple[dict[str, Any], str]:
+    """The effective config for the evidence (credentials in URIs redacted), and the keys
+    that were set as YAML for the summary (not ~60 lines of defaults, mostly deploy keys)."""
+    effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for key in ("tracking-uri", "base-url", "judge-base-url"):
+        if key in effective:
+            effective[key] = redact(effective[key])
+    defaults = cfg.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+    shown = {k: v for k, v in effective.items() if k in defaults}
+    return effective, yaml.safe_dump(shown, sort_keys=False)
+
+
+def data_evidence(doc: ResultsDoc) -> dict[str, Any]:
+    """The evidence record's `data` block, from results.json's dataset."""
+    data: dict[str, Any] = {
+        "path": doc["dataset"]["path"],
+        "digest": doc["dataset_digest"],
+        "file_sha256": doc["dataset"]["file_sha256"],
+        "rows": doc["rows"],
+    }
+    if "table" in doc["dataset"]:
+        data["table"] = doc["dataset"]["table"]
+    return data
+
+
+def baseline_evidence(info: BaselineDoc | None) -> dict[str, Any] | None:
+    """The evidence record's `baseline` block: what was compared with, not every delta."""
+    if info is None:
+        return None
+    return {
+        "ref": info["ref"],
+        "label": info["label"],
+        "kind": info["kind"],
+        "model_identity": info["model_identity"],
+        "pairs": info["pairs"],
+        "metrics": info["metrics"],
+    }
+
+
 def _report(
     run: Run,
     prep: _Prepared,
@@ -607,16 +652,9 @@ def _report(
         doc["model_identity"]["served_models"] = served()
     doc["judge"] = done.judge_stats
     doc["tracking_uri"] = info.tracking_uri
-    worst = worst_rows(result, loaded.thresholds, cfg.worst_rows)
-    # the keys set, not ~60 lines of defaults (most of them deploy and canary keys)
+    worst = worst_rows(result.rows, result.scorers, loaded.thresholds, cfg.worst_rows)
     # the evidence keeps the whole effective config; the summary shows the keys that were set
-    effective = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for key in ("tracking-uri", "base-url", "judge-base-url"):
-        if key in effective:
-            effective[key] = redact(effective[key])
-    defaults = cfg.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
-    shown = {k: v for k, v in effective.items() if k in defaults}
-    config_yaml = yaml.safe_dump(shown, sort_keys=False)
+    effective, config_yaml = shown_config(cfg)
     regressions = compared.regressions[: cfg.worst_rows] if compared else ()
 
     links = run_links(run.environ)
@@ -651,14 +689,6 @@ def _report(
         summary = render()
         evidence.write_json_atomic(results_path, doc)
         evidence.write_text_atomic(summary_path, summary)
-    data_doc: dict[str, Any] = {
-        "path": str(dataset.path),
-        "digest": dataset.digest,
-        "file_sha256": dataset.file_sha256,
-        "rows": len(dataset.rows),
-    }
-    if dataset.table is not None:
-        data_doc["table"] = {"name": dataset.table.full_name, "version": dataset.table.version}
     evidence.append(
         evidence_path,
         eval_record(
@@ -666,22 +696,11 @@ def _report(
             loaded,
             prov,
             started_at=started_at,
-            data=data_doc,
+            data=data_evidence(doc),
             effective=effective,
             tracking_uri=info.tracking_uri,
             run_id=info.run_id,
-            baseline=(
-                {
-                    "ref": baseline_info["ref"],
-                    "label": baseline_info["label"],
-                    "kind": baseline_info["kind"],
-                    "model_identity": baseline_info["model_identity"],
-                    "pairs": baseline_info["pairs"],
-                    "metrics": baseline_info["metrics"],
-                }
-                if baseline_info
-                else None
-            ),
+            baseline=baseline_evidence(baseline_info),
         ),
     )
 

@@ -8,10 +8,13 @@ runs the code this run runs, with no access to GitHub needed). The job runs
 `genai-gate eval --runner spark` and writes results.json, rows.jsonl and summary.md.
 
 Here, the fetched files are checked (complete, one row record per row, the exit code the
-job recorded) and the verdict is decided again from the fetched metrics and row errors
-with this run's thresholds: a missing or partial result, or a verdict that does not agree,
-is exit 4, never a pass. Then the files, the evidence and the outputs are written as a
-local run writes them.
+job recorded, the digest of the data uploaded) and the verdict is decided again as a local
+run decides it: this run's thresholds on the fetched metrics and row errors, and its rules
+against the baseline on a comparison computed again from both sides' fetched rows. A
+missing or partial result, or a verdict that does not agree check by check, is exit 4,
+never a pass. Then summary.md is rendered here by the local run's renderer (with this
+run's commit and workflow links, which the job cannot know), and the files, the evidence
+and the outputs are written as a local run writes them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import json
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -32,14 +36,28 @@ import yaml
 
 import genai_gate
 from genai_gate import artefacts, evidence, pyimport
-from genai_gate.commands.eval import EvalReport, check_before_submitting, eval_record, run_eval
+from genai_gate.baseline import rows_from_records
+from genai_gate.commands.eval import (
+    EvalReport,
+    baseline_evidence,
+    check_before_submitting,
+    data_evidence,
+    eval_record,
+    run_eval,
+    shown_config,
+)
 from genai_gate.commands.run import Run
+from genai_gate.compare import RowChange, compare, pair_rows, regressed_rows, regression_directions
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ServiceError
-from genai_gate.gate import Check, Verdict, decide
+from genai_gate.evaluate import row_errors
+from genai_gate.gate import Verdict, decide
+from genai_gate.github import run_links
 from genai_gate.provenance import collect
-from genai_gate.results import RESULTS_SCHEMA, PhaseProgress, ResultsDoc, RowError
-from genai_gate.thresholds import ABSOLUTE_OPS
+from genai_gate.report.results import worst_rows
+from genai_gate.report.summary import render_summary
+from genai_gate.results import RESULTS_SCHEMA, Dataset, PhaseProgress, ResultsDoc, RowResult
+from genai_gate.scorer import BoundScorer
 
 JOB_ARGS = [
     "eval",
@@ -135,7 +153,7 @@ def run_on_databricks(run: Run, log: Callable[[str], None]) -> EvalReport:
             "run-on: databricks needs a Unity Catalog volume for the job's files",
             fix="run-on: databricks\njob-volume: /Volumes/main/eval/genai-gate",
         )
-    check_before_submitting(loaded)
+    scorers, dataset = check_before_submitting(loaded)
     started_at = _now()
     run.out_dir.mkdir(parents=True, exist_ok=True)
     evidence.check_trail(run.out_dir / "evidence.json")
@@ -160,11 +178,28 @@ def run_on_databricks(run: Run, log: Callable[[str], None]) -> EvalReport:
             fix="Open the run's page for its log. A run that stopped on a config or data "
             "problem says so there; a cluster or library problem is the workspace's.",
         )
-    return _gate_fetched(run, job, ended, started_at)
+    return _gate_fetched(run, job, ended, started_at, scorers, dataset)
 
 
-def _fetched_json(job: Any, name: str, where: str) -> Any:
-    raw = job.fetch(name)
+# what the job leaves in its folder for the verdict here; summary.md is not among them:
+# the summary is rendered here, with this run's commit and workflow links, which the job
+# (outside Actions) cannot know
+FETCHED = ("out/exit.json", "out/results.json", "out/rows.jsonl", "out/baseline_rows.jsonl")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The job's files, checked: complete, one row record per row, a verdict recorded."""
+
+    exit_code: int
+    doc: ResultsDoc
+    rows_text: str
+    rows: tuple[RowResult, ...]
+    baseline_text: str | None  # with a baseline: its rows, as the job evaluated them
+    baseline_rows: tuple[RowResult, ...] | None
+
+
+def _json(raw: bytes | None, name: str, where: str) -> Any:
     if raw is None:
         raise ServiceError(f"the Databricks run {where} left no {name}; there is no verdict")
     try:
@@ -173,12 +208,28 @@ def _fetched_json(job: Any, name: str, where: str) -> Any:
         raise ServiceError(f"{name} from the Databricks run {where} is not JSON") from None
 
 
-def _gate_fetched(run: Run, job: Any, ended: Any, started_at: str) -> EvalReport:
-    loaded, cfg = run.loaded, run.loaded.config
-    where = ended.url or f"run {ended.run_id}"
-    code = _fetched_json(job, "out/exit.json", where)
-    doc = cast("ResultsDoc", _fetched_json(job, "out/results.json", where))
-    rows_raw, summary_raw = job.fetch("out/rows.jsonl"), job.fetch("out/summary.md")
+def _rows(
+    raw: bytes | None, name: str, count: int, scorer_names: set[str], where: str
+) -> tuple[str, tuple[RowResult, ...]]:
+    if raw is None:
+        raise ServiceError(f"the Databricks run {where} left no {name}; there is no verdict")
+    text = raw.decode()
+    try:
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        raise ServiceError(f"{name} from the Databricks run {where} is not JSON lines") from None
+    if len(records) != count or not all(isinstance(r, dict) for r in records):
+        raise ServiceError(
+            f"the Databricks run {where} wrote {len(records)} row records in {name} for "
+            f"{count} rows: the results are partial; no verdict"
+        )
+    return text, rows_from_records(records, scorer_names)
+
+
+def read_fetched(files: Mapping[str, bytes | None], scorer_names: set[str], where: str) -> Fetched:
+    """The fetched files (None: not there) as typed results, or ServiceError (exit 4)."""
+    code = _json(files.get("out/exit.json"), "out/exit.json", where)
+    doc = _json(files.get("out/results.json"), "out/results.json", where)
     exit_code = code.get("exit") if isinstance(code, dict) else None
     if exit_code not in (0, 1):
         raise ServiceError(f"the Databricks run {where} recorded exit {exit_code}; no verdict")
@@ -186,98 +237,141 @@ def _gate_fetched(run: Run, job: Any, ended: Any, started_at: str) -> EvalReport
         not isinstance(doc, dict)
         or doc.get("schema") != RESULTS_SCHEMA
         or doc.get("result") not in ("passed", "failed")
-        or rows_raw is None
-        or summary_raw is None
     ):
         raise ServiceError(f"the Databricks run {where} left incomplete results; no verdict")
-    records = [json.loads(line) for line in rows_raw.decode().splitlines() if line.strip()]
-    if len(records) != doc["rows"]:
-        raise ServiceError(
-            f"the Databricks run {where} wrote {len(records)} row records for {doc['rows']} "
-            "rows: the results are partial; no verdict"
+    results = cast("ResultsDoc", doc)
+    rows_text, rows = _rows(
+        files.get("out/rows.jsonl"), "out/rows.jsonl", results["rows"], scorer_names, where
+    )
+    base = results.get("baseline")
+    base_text, base_rows = None, None
+    if base is not None:
+        # the rules against the baseline are decided here again, from both sides' rows
+        base_text, base_rows = _rows(
+            files.get("out/baseline_rows.jsonl"),
+            "out/baseline_rows.jsonl",
+            base["rows"],
+            scorer_names,
+            where,
         )
-    verdict = _decide_again(loaded, doc, records)
-    if verdict.passed != doc["passed"] or verdict.passed != (exit_code == 0):
+    return Fetched(int(exit_code), results, rows_text, rows, base_text, base_rows)
+
+
+def decide_again(
+    loaded: LoadedConfig, scorers: Sequence[BoundScorer], fetched: Fetched
+) -> tuple[Verdict, list[RowChange]]:
+    """This run's thresholds and rules against the baseline, on the job's metrics and rows,
+    as a local run decides them (commands/eval.py `_compare`, then gate.decide): the
+    comparison is computed again from both sides' fetched rows. Also returns the rows that
+    got worse than the baseline, for the summary."""
+    cfg, doc = loaded.config, fetched.doc
+    metrics = {k: v for k, v in doc["metrics"].items() if v is not None}
+    comparisons, regressions = None, []
+    no_baseline, label = None, "the baseline"
+    base = doc.get("baseline")
+    if base is not None and fetched.baseline_rows is not None:
+        pairs = pair_rows(fetched.rows, fetched.baseline_rows)
+        base_metrics = {k: v for k, v in base["metrics"].items() if v is not None}
+        comparisons = compare(pairs, scorers, metrics, base_metrics)
+        directions = regression_directions(loaded.thresholds, loaded.relative, scorers)
+        regressions = regressed_rows(pairs, directions)
+        label = base["label"]
+    else:
+        # the job could not read its baseline: its notice says why, and the rules against
+        # the baseline fail with that reason, as they do locally
+        prefix = "no comparison: "
+        why = [n.removeprefix(prefix) for n in doc["notices"] if n.startswith(prefix)]
+        no_baseline = why[0] if why else None
+    verdict = decide(
+        loaded.thresholds,
+        metrics,
+        rows=doc["rows"],
+        row_errors=row_errors(fetched.rows),
+        allowed_errors=cfg.allowed_errors(doc["rows"]),
+        relative=loaded.relative,
+        comparisons=comparisons,
+        no_baseline=no_baseline,
+        baseline_label=label,
+        inconclusive=cfg.inconclusive,
+    )
+    return verdict, regressions
+
+
+def agrees(verdict: Verdict, fetched: Fetched) -> bool:
+    """Whether the job's own verdict is the one decided here: every check's rule, outcome
+    and status, the verdict, and the exit code the job recorded."""
+    mine = [(c.metric, c.op, c.passed, c.as_dict()["status"]) for c in verdict.checks]
+    theirs = [(c["metric"], c["op"], c["passed"], c["status"]) for c in fetched.doc["checks"]]
+    return (
+        mine == theirs
+        and verdict.passed == fetched.doc["passed"]
+        and verdict.passed == (fetched.exit_code == 0)
+    )
+
+
+def _gate_fetched(
+    run: Run,
+    job: Any,
+    ended: Any,
+    started_at: str,
+    scorers: Sequence[BoundScorer],
+    dataset: Dataset | None,
+) -> EvalReport:
+    loaded, cfg = run.loaded, run.loaded.config
+    where = ended.url or f"run {ended.run_id}"
+    fetched = read_fetched({n: job.fetch(n) for n in FETCHED}, {s.name for s in scorers}, where)
+    doc = fetched.doc
+    if dataset is not None and doc["dataset_digest"] != dataset.digest:
         raise ServiceError(
-            f"the verdict of the Databricks run {where} ({doc['result']}, exit {exit_code}) is "
-            "not the one its metrics give here; no verdict",
+            f"the Databricks run {where} evaluated other rows ({doc['dataset_digest'][:19]}) "
+            f"than {dataset.path} holds here ({dataset.digest[:19]}); no verdict",
+            fix="Check that the job ran this bundle (job-volume holds its copy).",
+        )
+    verdict, regressions = decide_again(loaded, scorers, fetched)
+    if not agrees(verdict, fetched):
+        raise ServiceError(
+            f"the verdict of the Databricks run {where} ({doc['result']}, exit "
+            f"{fetched.exit_code}) is not the one its metrics and rows give here; no verdict",
             fix="Check that the job ran this config (job-volume holds its copy).",
         )
-    doc["job"] = {"run_id": ended.run_id, "url": ended.url, "folder": ended.folder}
+    job_info = {"run_id": ended.run_id, "url": ended.url, "folder": ended.folder}
+    prov = collect(loaded.base_dir, run.environ)
+    doc["checks"] = [c.as_dict() for c in verdict.checks]
+    doc["failures"] = list(verdict.failures)
+    # where this run came from (the job knows no commit), and the data as this checkout
+    # names it, not as the job's copy of it
+    doc["provenance"] = prov.as_dict()
+    doc["job"] = job_info
+    if dataset is not None:
+        doc["dataset"]["path"] = str(dataset.path)
+    effective, config_yaml = shown_config(cfg)
+    summary = render_summary(
+        doc,
+        worst_rows(fetched.rows, scorers, loaded.thresholds, cfg.worst_rows),
+        config_yaml=config_yaml,
+        regressions=regressions[: cfg.worst_rows],
+        links=run_links(run.environ),
+    )
     out = run.out_dir
     results_path, summary_path = out / "results.json", out / "summary.md"
-    summary = summary_raw.decode()
     evidence.write_json_atomic(results_path, doc)
     artefacts.write_text(summary_path, summary)
-    artefacts.write_text(out / "rows.jsonl", rows_raw.decode())
-    data_doc: dict[str, Any] = {
-        "path": doc["dataset"]["path"],
-        "digest": doc["dataset_digest"],
-        "file_sha256": doc["dataset"]["file_sha256"],
-        "rows": doc["rows"],
-    }
-    if "table" in doc["dataset"]:
-        data_doc["table"] = doc["dataset"]["table"]
+    artefacts.write_text(out / "rows.jsonl", fetched.rows_text)
+    if fetched.baseline_text is not None:
+        artefacts.write_text(out / "baseline_rows.jsonl", fetched.baseline_text)
     evidence.append(
         out / "evidence.json",
         eval_record(
             doc,
             loaded,
-            collect(loaded.base_dir, run.environ),
+            prov,
             started_at=started_at,
-            data=data_doc,
-            effective=cfg.model_dump(mode="json", by_alias=True, exclude_none=True),
+            data=data_evidence(doc),
+            effective=effective,
             tracking_uri=doc.get("tracking_uri"),
             run_id=doc["run_id"],
-            job={"run_id": ended.run_id, "url": ended.url, "folder": ended.folder},
+            baseline=baseline_evidence(doc.get("baseline")),
+            job=job_info,
         ),
     )
     return EvalReport(verdict, doc, out, results_path, summary_path, summary, None)
-
-
-def _decide_again(loaded: LoadedConfig, doc: ResultsDoc, records: list[dict[str, Any]]) -> Verdict:
-    """This run's thresholds on the job's metrics and row errors. Rules against a baseline
-    need the job's comparison, so their checks are the job's."""
-    cfg = loaded.config
-    metrics = {k: v for k, v in doc["metrics"].items() if v is not None}
-    row_errors = [
-        RowError(str(r.get("row")), stage, str(message))
-        for r in records
-        for stage, message in [
-            *([("model", r["error"])] if r.get("error") else []),
-            *[
-                (k.removesuffix("/error_message"), v)
-                for k, v in r.items()
-                if k.endswith("/error_message")
-            ],
-        ]
-    ]
-    verdict = decide(
-        loaded.thresholds,
-        metrics,
-        rows=doc["rows"],
-        row_errors=row_errors,
-        allowed_errors=cfg.allowed_errors(doc["rows"]),
-        inconclusive=cfg.inconclusive,
-    )
-    if not loaded.relative:
-        return verdict
-    theirs = [c for c in doc["checks"] if c["op"] not in ABSOLUTE_OPS]
-    failed = [c for c in theirs if not c["passed"]]
-    checks = verdict.checks + tuple(
-        Check(
-            c["metric"],
-            c["op"],
-            c["threshold"],
-            c["value"],
-            c["passed"],
-            "" if c["passed"] else c["status"],
-            c["baseline"],
-            c["delta"],
-            (c["ci"][0], c["ci"][1]) if c["ci"] else None,
-            c["status"],
-        )
-        for c in theirs
-    )
-    extra = tuple(f for f in doc["failures"] if f not in verdict.failures) if failed else ()
-    return Verdict(verdict.passed and not failed, checks, verdict.failures + extra)

