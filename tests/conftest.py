@@ -23,9 +23,11 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -240,6 +242,17 @@ def databricks_job(
 
 # ---------------------------------------------------------------- fresh MLflow sqlite stores
 
+_template_lock = threading.Lock()
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
@@ -247,37 +260,35 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     Every `genai-gate eval` in tests/cli and tests/integration writes to a fresh
     sqlite:///<out>/mlflow.db, and MLflow creates each with its full chain of Alembic
-    migrations: 2-4 s on 2 cores, most of the time of tests/cli. One store is migrated by
-    MLflow for real at the start of the session and kept as a template; later ones get its
+    migrations: 2-4 s on 2 cores, most of the time of tests/cli. The first new store of the
+    session is migrated by MLflow for real and kept as a template; later ones get its
     content through SQLite's backup API: the same tables, rows and Alembic revision, which
-    MLflow's own schema check verifies right after. The same holds in the MLflow logging
-    process of each eval (tests/mlflow_template.py, preloaded by its forkserver). Other
-    databases, and genai-gate run in a subprocess, are untouched.
+    MLflow's own schema check verifies right after. Other databases, and genai-gate run in
+    a subprocess, are untouched.
     """
     from mlflow.store.db import utils as db_utils
 
-    from genai_gate import tracking_process
-    from tests import mlflow_template
-
-    if getattr(db_utils, "_initialize_tables", None) is None:
-        yield  # a layout change in MLflow: every store is migrated for real
+    real: Callable[[Any], None] | None = getattr(db_utils, "_initialize_tables", None)
+    if real is None:  # a layout change in MLflow: every store is migrated for real
+        yield
         return
     template = tmp_path_factory.mktemp("mlflow-sqlite-template") / "mlflow.db"
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    SqlAlchemyStore(
-        f"sqlite:///{template}", (template.parent / "artifacts").as_uri()
-    ).engine.dispose()
+    def initialize(engine: Any) -> None:
+        database = engine.url.database
+        if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            real(engine)
+            return
+        with _template_lock:
+            if template.exists():
+                _copy_sqlite(template, Path(database))
+            else:
+                real(engine)
+                _copy_sqlite(Path(database), template)
+
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(mlflow_template.TEMPLATE_ENV, str(template))
-        mp.setattr(
-            tracking_process, "PRELOAD", [*tracking_process.PRELOAD, "tests.mlflow_template"]
-        )
-        real = mlflow_template.install(template)
-        try:
-            yield
-        finally:
-            db_utils._initialize_tables = real
+        mp.setattr(db_utils, "_initialize_tables", initialize)
+        yield
 
 
 # ---------------------------------------------------------------- the MLflow tracking server

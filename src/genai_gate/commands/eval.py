@@ -74,12 +74,14 @@ from genai_gate.targets.limits import run_limits
 from genai_gate.tracking import (
     default_tracking_uri,
     ensure_local_store,
+    finish_run,
+    open_store_early,
     probe,
     redact,
+    start_run,
     tracking_env,
     use_tracking_uri,
 )
-from genai_gate.tracking_process import Tracking
 
 
 @dataclass(frozen=True)
@@ -172,23 +174,15 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
         replayed = _replayed(run, tracking_uri, started_at)
         if replayed is not None:
             return replayed
-    if (run.loaded.config.baseline or "").lower().startswith("run:"):
-        # the baseline run is read from this store before the logging process has opened it
-        ensure_local_store(tracking_uri)
-    # the store opens in the logging process while this one prepares and calls
-    tracker = Tracking(tracking_uri).start() if unreachable is None else None
-    try:
-        with use_tracking_uri(tracking_uri), run_limits(run.loaded.config.max_duration):
-            prepared = _prepare(run, tracking_uri)
-            evaluated = _evaluate(run, prepared, progress)
-            report = _report(
-                run, prepared, evaluated, tracking_uri, started_at, unreachable, tracker=tracker
-            )
-            _check_limits(run, report)
-            return report
-    finally:
-        if tracker is not None:
-            tracker.close()
+    ensure_local_store(tracking_uri)
+    with use_tracking_uri(tracking_uri), run_limits(run.loaded.config.max_duration):
+        prepared = _prepare(run, tracking_uri)
+        if unreachable is None:
+            open_store_early(tracking_uri)
+        evaluated = _evaluate(run, prepared, progress)
+        report = _report(run, prepared, evaluated, tracking_uri, started_at, unreachable)
+        _check_limits(run, report)
+        return report
 
 
 def _check_limits(run: Run, report: EvalReport) -> None:
@@ -592,7 +586,6 @@ def _report(
     started_at: str,
     unreachable: TrackingError | None = None,
     logged: tuple[str, str | None] | None = None,
-    tracker: Tracking | None = None,
 ) -> EvalReport:
     """The verdict, the files (results, summary, rows, evidence), then the MLflow run;
     `logged` is the run that already holds a replayed evaluation (nothing is logged)."""
@@ -677,9 +670,9 @@ def _report(
 
     tracking_error: TrackingError | None = unreachable
     mlflow_run = None
-    if unreachable is None and logged is None and tracker is not None:
+    if unreachable is None and logged is None:
         try:
-            mlflow_run = tracker.start_run(cfg.experiment, cfg.run_name, tags)
+            mlflow_run = start_run(tracking_uri, cfg.experiment, cfg.run_name, tags)
         except TrackingError as exc:
             tracking_error = exc
     if mlflow_run is not None:
@@ -704,7 +697,7 @@ def _report(
         ),
     )
 
-    if mlflow_run is not None and tracker is not None:
+    if mlflow_run is not None:
         params = {
             "model": doc["model"],
             "data": str(dataset.path),
@@ -731,7 +724,7 @@ def _report(
             if comparison.delta is not None:
                 metrics[f"delta/{name}"] = comparison.delta
         try:
-            tracker.finish_run(
+            finish_run(
                 mlflow_run,
                 params=params,
                 metrics=metrics,
