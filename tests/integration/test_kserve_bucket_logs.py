@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.kubernetes import FakeKubernetes
-from tests.integration.test_kserve_canary import Canary, good
-from tests.integration.test_kserve_deploy import NS, R1, R2, V1, V2, isvc
+from tests.integration.test_kserve_canary import Canary, deployed_at_ten, good
+from tests.integration.test_kserve_deploy import NS, R1, R2, V2
 
 pytestmark = pytest.mark.integration
 
@@ -113,15 +113,7 @@ def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> I
 
 @pytest.fixture
 def canary(cli: Any, tmp_path: Path, kube_cluster: FakeKubernetes) -> Canary:
-    """V1 serving, V2 deployed beside it as a 10% canary (as test_kserve_canary's)."""
-    kube_cluster.ready_polls = 0
-    kube_cluster.add_inferenceservice(isvc())
-    kube_cluster.register_model(V1, good)
-    kube_cluster.register_model(V2, good)
-    c = Canary(cli, tmp_path, kube_cluster)
-    result = c.run("deploy")
-    assert result.code == 0, result.text
-    assert c.serving() == {R1: 90, R2: 10}
+    c = deployed_at_ten(cli, tmp_path, kube_cluster)
     # the window starts at the step's start (second precision): traffic comes after it
     time.sleep(1.1)
     return c

@@ -95,8 +95,8 @@ class Canary:
         return component
 
 
-@pytest.fixture
-def canary(cli: Any, tmp_path: Path, kube_cluster: FakeKubernetes) -> Canary:
+def deployed_at_ten(cli: Any, tmp_path: Path, kube_cluster: FakeKubernetes) -> Canary:
+    """V1 serving, V2 deployed beside it as a 10% canary (both answer well)."""
     kube_cluster.ready_polls = 0
     kube_cluster.add_inferenceservice(isvc())
     kube_cluster.register_model(V1, good)
@@ -105,6 +105,12 @@ def canary(cli: Any, tmp_path: Path, kube_cluster: FakeKubernetes) -> Canary:
     result = c.run("deploy")
     assert result.code == 0, result.text
     assert c.serving() == {R1: 90, R2: 10}
+    return c
+
+
+@pytest.fixture
+def canary(cli: Any, tmp_path: Path, kube_cluster: FakeKubernetes) -> Canary:
+    c = deployed_at_ten(cli, tmp_path, kube_cluster)
     # the window starts at the step's start (second precision): traffic comes after it
     time.sleep(1.1)
     return c

@@ -18,8 +18,8 @@ from genai_gate.config import load_config
 from genai_gate.errors import ConfigError
 from genai_gate.github import read_context
 from tests.fakes.kubernetes import FakeKubernetes
-from tests.integration.test_kserve_canary import Canary, good, sloppy
-from tests.integration.test_kserve_deploy import NS, R1, R2, R3, V1, V2, isvc
+from tests.integration.test_kserve_canary import Canary, deployed_at_ten, good, sloppy
+from tests.integration.test_kserve_deploy import NS, R1, R2, R3, V1, V2
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +29,7 @@ PREVIOUS = "genai-gate.previous-champion"
 
 @pytest.fixture
 def canary(cli: Any, tmp_path: Path, kube_cluster: FakeKubernetes) -> Canary:
-    """V1 serving, V2 deployed beside it as a 10% canary (as test_kserve_canary's)."""
-    kube_cluster.ready_polls = 0
-    kube_cluster.add_inferenceservice(isvc())
-    kube_cluster.register_model(V1, good)
-    kube_cluster.register_model(V2, good)
-    c = Canary(cli, tmp_path, kube_cluster)
-    result = c.run("deploy")
-    assert result.code == 0, result.text
-    assert c.serving() == {R1: 90, R2: 10}
-    return c
+    return deployed_at_ten(cli, tmp_path, kube_cluster)
 
 
 def promoted(canary: Canary) -> Canary:
