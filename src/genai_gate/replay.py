@@ -61,6 +61,7 @@ def replayable(loaded: LoadedConfig) -> bool:
     cfg = loaded.config
     return (
         cfg.cache
+        and cfg.data is not None
         and cfg.runner == "local"
         and cfg.run_on == "runner"
         and (cfg.baseline is None or cfg.baseline.lower() == "none")
