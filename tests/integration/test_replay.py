@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,10 +83,9 @@ def test_an_identical_cached_rerun_reads_its_scores_back_and_logs_no_copy(
     # the audit trail has one record per run, both naming the run that holds the metrics
     records = json.loads((project.out / "evidence.json").read_text(encoding="utf-8"))
     records = records["records"] if isinstance(records, dict) else records
-    assert [rec.get("mlflow", {}).get("run_id") or rec.get("run_id") for rec in records][-2:] == [
-        first["run_id"],
-        first["run_id"],
-    ]
+    assert [rec["mlflow"]["run_id"] for rec in records][-2:] == [first["run_id"]] * 2
+    assert "replayed_from_run" not in records[-2]
+    assert records[-1]["replayed_from_run"] == first["run_id"]
 
 
 def test_a_replayed_run_imports_no_mlflow(project: Project, llm: FakeOpenAI) -> None:
@@ -191,7 +189,32 @@ def test_a_damaged_record_is_a_full_run(cli: Any, project: Project, llm: FakeOpe
     first = project.results()["run_id"]
     records = list((project.root / "cache" / "runs").glob("*.json"))
     assert len(records) == 1
-    records[0].write_text('{"schema": "genai-gate.replay/v1", "rows": [', encoding="utf-8")
+    good = records[0].read_text(encoding="utf-8")
+    records[0].write_text(good[: len(good) // 2], encoding="utf-8")  # cut short
     assert run(cli, project).code == 0
-    assert project.results()["run_id"] != first
-    assert Path(records[0]).exists()
+    second = project.results()["run_id"]
+    assert second != first
+    # valid JSON of the wrong shape (a row's scores as text) is no record either
+    doc = json.loads(records[0].read_text(encoding="utf-8"))
+    doc["rows"][0]["scores"] = "all good"
+    records[0].write_text(json.dumps(doc), encoding="utf-8")
+    assert run(cli, project).code == 0
+    assert project.results()["run_id"] not in (first, second)
+
+
+def test_a_record_of_other_answers_is_not_replayed(
+    cli: Any, project: Project, llm: FakeOpenAI
+) -> None:
+    """The rows of a record must be this data's rows with exactly the cached answers: a
+    record whose answers differ (a run beside this one on the same cache) is a full run."""
+    setup(project, llm, '  correctness/mean: ">= 0.5"\n')
+    assert run(cli, project).code == 0
+    first = project.results()["run_id"]
+    (record,) = (project.root / "cache" / "runs").glob("*.json")
+    doc = json.loads(record.read_text(encoding="utf-8"))
+    doc["rows"][0]["outputs"] = "an answer this run never got"
+    record.write_text(json.dumps(doc), encoding="utf-8")
+    calls = llm.calls
+    assert run(cli, project).code == 0
+    assert project.results()["run_id"] != first  # evaluated and logged anew
+    assert llm.calls == calls  # from the cache: the answers were there, the record was not right

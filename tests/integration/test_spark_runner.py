@@ -196,7 +196,8 @@ def predict(question):
 def test_max_duration_leaves_partial_results_as_the_local_runner_does(
     spark: Any, cli: Any, tmp_path: Path
 ) -> None:
-    """Rows 0-9 answer at once, the others would take two minutes each. At max-duration both
+    """Rows 0-9 answer at once, the others would take two minutes each. At max-duration (60 s:
+    a partition's start costs ~10 s on a started session, with room for a busy runner) both
     runners write every row (the answered ones, and the others as not finished), the same
     files, and exit 4. On Spark (8 partitions of 5 rows, 2 at a time) partitions 0 and 1
     finish, 2 and 3 are cut at the deadline, and 4 to 7 start after it and run nothing."""
@@ -212,12 +213,12 @@ def test_max_duration_leaves_partial_results_as_the_local_runner_does(
     local.config(
         "data: qa.jsonl\nmodel: python:slow_rows:predict\nscorers: [exact_match]\n"
         "thresholds:\n  exact_match/mean: '>= 0.2'\n"
-        "concurrency: 2\nmax-duration: 30\ntimeout: 300\ncache: false\n"
+        "concurrency: 2\nmax-duration: 60\ntimeout: 300\ncache: false\n"
     )
     threads = local.eval(cli)
     on_spark = Project(local.root / "spark")  # another --out, the same config
     spark_run = on_spark.eval(cli, "--runner", "spark", config=str(local.root / "genai-gate.yml"))
-    not_finished = "not finished: the run reached max-duration (30 s)"
+    not_finished = "not finished: the run reached max-duration (60 s)"
 
     def rows(project: Project) -> list[dict[str, Any]]:
         text = (project.out / "rows.jsonl").read_text()
@@ -228,7 +229,7 @@ def test_max_duration_leaves_partial_results_as_the_local_runner_does(
 
     for run, project in ((threads, local), (spark_run, on_spark)):
         assert run.code == 4, run.text
-        assert "the run reached max-duration (30 s). The partial results are in" in run.err
+        assert "the run reached max-duration (60 s). The partial results are in" in run.err
         doc = project.results()
         assert (doc["result"], doc["rows"]) == ("failed", 40)
         assert {d["message"] for d in doc["errors"]["details"]} == {not_finished}

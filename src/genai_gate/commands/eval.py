@@ -70,7 +70,9 @@ from genai_gate.spark_runner import evaluate_on_spark
 from genai_gate.tables import TableReader
 from genai_gate.targets import Target, limits, resolve_target
 from genai_gate.targets.cache import ResponseCache
+from genai_gate.targets.http_chat import check_key
 from genai_gate.targets.limits import run_limits
+from genai_gate.targets.openai_chat import DEFAULT_BASE, base_url
 from genai_gate.tracking import (
     default_tracking_uri,
     ensure_local_store,
@@ -227,15 +229,22 @@ def _replayed(run: Run, tracking_uri: str, started_at: str) -> EvalReport | None
             loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
         )
         usable, target = _replay_target(run, dataset)
+        if cfg.judge:
+            # the key a full run would send: a bad or missing one is that run's to report
+            key_value = check_key(cfg.judge_api_key_env, run.environ.get(cfg.judge_api_key_env, ""))
+            judge_base = base_url(cfg.judge_base_url or cfg.base_url, run.environ)
+            usable = usable and bool(key_value or judge_base != DEFAULT_BASE)
     except GateError:
         return None
     if not usable:
         return None
     cache_dir = loaded.resolve(cfg.cache_dir)
     cache = ResponseCache(cache_dir)
-    key = replay.replay_key(loaded, dataset, target, cache, run.environ)
-    found = replay.read_record(cache_dir, key) if key else None
-    if found is None or not replay.logged_run_exists(tracking_uri, found.run_id, run.environ):
+    answers = replay.replay_key(loaded, dataset, target, cache, run.environ)
+    found = replay.read_record(cache_dir, answers.key) if answers else None
+    if found is None or answers is None or not replay.matches(found.rows, dataset, answers):
+        return None
+    if not replay.logged_run_exists(tracking_uri, found.run_id, run.environ):
         return None
     identity = target.identity if target is not None else None
     result = assemble(
@@ -248,13 +257,21 @@ def _replayed(run: Run, tracking_uri: str, started_at: str) -> EvalReport | None
     )
     judge_stats = None
     if any(s.judge for s in found.scorers):
-        judge_stats = {"model": cfg.judge, "calls": 0, "upstream_requests": 0, "failures": 0}
+        # the verdicts are the replayed run's: none was asked, none read from the judge cache
+        judge_stats = {
+            "model": cfg.judge,
+            "calls": 0,
+            "upstream_requests": 0,
+            "failures": 0,
+            "cache": None,
+            "replayed": True,
+        }
     prep = _Prepared(
         found.scorers,
         dataset,
         target,
         Resolution(None),
-        [*loaded.notices, replay.notice(found, tracking_uri)],
+        [*found.notices, replay.notice(found, tracking_uri)],
     )
     return _report(
         run,
@@ -693,6 +710,7 @@ def _report(
             effective=effective,
             tracking_uri=info.tracking_uri,
             run_id=info.run_id,
+            **({"replayed_from_run": logged[0]} if logged else {}),
             baseline=baseline_evidence(baseline_info),
         ),
     )
@@ -755,15 +773,17 @@ def _keep_for_replay(run: Run, prep: _Prepared, result: EvalResult, logged: Any)
     if prep.target is not None and not hasattr(prep.target, "cache_identity"):
         return
     cache_dir = loaded.resolve(loaded.config.cache_dir)
-    key = replay.replay_key(
+    answers = replay.replay_key(
         loaded, prep.dataset, prep.target, ResponseCache(cache_dir), run.environ
     )
-    if key is not None:
+    # kept only when the cache holds the very answers these rows were scored on
+    if answers is not None and replay.matches(result.rows, prep.dataset, answers):
         replay.write_record(
             cache_dir,
-            key,
+            answers.key,
             rows=result.rows,
             scorers=prep.scorers,
+            notices=prep.notices,
             run_id=logged.run_id,
             run_url=logged.url,
         )
