@@ -159,13 +159,16 @@ def bucket_files(spec: str, key: str, example: str) -> BucketFiles:
             found = fs.glob(spec, detail=True)
         else:
             found = fs.find(spec, detail=True)
-        files = sorted(
-            fs.unstrip_protocol(path)
+        kept = sorted(
+            (fs.unstrip_protocol(path), int(info.get("size") or 0))
             for path, info in found.items()
             if info.get("type") == "file" and _data_file(PurePosixPath(path).name)
         )
-        if files:
-            fs.cat_file(files[0], start=0, end=1)
+        files = [path for path, _ in kept]
+        # a range read of an empty object is refused (416), so the probe reads a non-empty one
+        probe = next((path for path, size in kept if size > 0), None)
+        if probe is not None:
+            fs.cat_file(probe, start=0, end=1)
     except Exception as exc:
         raise bucket_error(exc, spec, key, store) from None
     if not files:

@@ -31,7 +31,13 @@ POOL_SIZE = 64
 def _pool(url: str, timeout: float) -> Any:
     """A connection pool for `url` with the proxy and CA settings requests would apply."""
     import urllib3
-    from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, select_proxy
+    from requests.utils import (
+        DEFAULT_CA_BUNDLE_PATH,
+        get_auth_from_url,
+        get_environ_proxies,
+        prepend_scheme_if_needed,
+        select_proxy,
+    )
 
     proxy = select_proxy(url, get_environ_proxies(url))
     ca_certs = (
@@ -45,9 +51,21 @@ def _pool(url: str, timeout: float) -> Any:
         "timeout": urllib3.Timeout(connect=timeout, read=timeout),
         "ca_certs": ca_certs,
     }
-    if proxy:
-        return urllib3.ProxyManager(proxy, **options)
-    return urllib3.PoolManager(**options)
+    if not proxy:
+        return urllib3.PoolManager(**options)
+    # as requests reads a proxy: `proxy.corp:8080` is http://, and user:password@ in its URL
+    # is sent as Proxy-Authorization (urllib3 alone drops both)
+    proxy = str(prepend_scheme_if_needed(proxy, "http"))  # type: ignore[no-untyped-call]
+    if not proxy.lower().startswith(("http://", "https://")):
+        raise ConfigError(
+            f"the proxy for {url} is {proxy.split('://', 1)[0]}://, and only http:// and "
+            "https:// proxies are supported",
+            fix="Point HTTPS_PROXY (and HTTP_PROXY) at an HTTP proxy, or add the model's host "
+            "to NO_PROXY:\n  env:\n    HTTPS_PROXY: http://proxy.internal:3128",
+        )
+    user, password = get_auth_from_url(proxy)
+    headers = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}") if user else None
+    return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
 
 
 class ChatHTTPError(RuntimeError):

@@ -243,12 +243,14 @@ class Rollouts:
                 timeout,
                 "starting its first revision",
             )
+            # a ConfigMap left by an older service of this name holds nothing of this one's;
+            # a service whose rollout state cannot be written is taken down too, as no later
+            # step could roll it back
+            stale = self.cluster.read_state(name)
+            fresh = RolloutState(resource_version=stale.resource_version)
+            state = self._save(svc, fresh, _state_after(svc, plan, fresh, None))
         except GateError as exc:
             raise self._remove(created, exc) from None
-        # a ConfigMap left by an older service of this name holds nothing of this one's
-        stale = self.cluster.read_state(name)
-        fresh = RolloutState(resource_version=stale.resource_version)
-        state = self._save(svc, fresh, _state_after(svc, plan, fresh, None))
         return ApplyResult("created", None, ServiceState.of(svc, state))
 
     def _remove(self, created: Service, cause: GateError) -> GateError:
