@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from genai_gate.commands.job_eval import agrees, bundle, decide_again, read_fetched
+from genai_gate.commands.job_eval import (
+    agrees,
+    bundle,
+    decide_again,
+    metrics_agree,
+    read_fetched,
+)
 from genai_gate.config import load_config
 from genai_gate.errors import ServiceError
 from genai_gate.progress import ProgressFile
@@ -120,6 +126,16 @@ def test_the_verdict_is_decided_again_from_the_fetched_metrics_and_row_errors(
     verdict = decide_again(loaded, scorers, _fetched(_doc(0.9, rows=6), more))[0]
     assert not verdict.passed
     assert "4 of 6 rows failed" in verdict.failures[0]
+
+
+def test_the_job_s_metrics_must_be_what_its_rows_give(tmp_path: Path) -> None:
+    """The gate decides on the metrics: a job whose metrics its own rows do not give (0.5 is
+    the mean of rows 1 and 4) is no verdict, not a pass on its word."""
+    loaded = _loaded(tmp_path, "data: qa.jsonl\nthresholds:\n  exact_match/mean: '>= 0.5'\n")
+    scorers = _scored(loaded)
+    assert metrics_agree(_fetched(_doc(0.5), RECORDS), scorers)
+    assert not metrics_agree(_fetched(_doc(0.9), RECORDS), scorers)
+    assert not metrics_agree(_fetched(_doc(0.5), RECORDS[:1] * 4), scorers)  # mean 1.0
 
 
 @pytest.mark.parametrize(

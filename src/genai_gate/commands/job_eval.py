@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import signal
 import tempfile
 import threading
@@ -50,7 +51,7 @@ from genai_gate.commands.run import Run
 from genai_gate.compare import RowChange, compare, pair_rows, regressed_rows, regression_directions
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ServiceError
-from genai_gate.evaluate import row_errors
+from genai_gate.evaluate import compute_metrics, row_errors
 from genai_gate.gate import Verdict, decide
 from genai_gate.github import run_links
 from genai_gate.provenance import collect
@@ -297,6 +298,16 @@ def decide_again(
     return verdict, regressions
 
 
+def metrics_agree(fetched: Fetched, scorers: Sequence[BoundScorer]) -> bool:
+    """Whether the job's metrics are what its fetched rows give, aggregated here: the gate
+    decides on those metrics, so they must not be taken on the job's word."""
+    mine = {k: v for k, v in compute_metrics(fetched.rows, scorers).items() if math.isfinite(v)}
+    theirs = {k: v for k, v in fetched.doc["metrics"].items() if v is not None}
+    return mine.keys() == theirs.keys() and all(
+        math.isclose(mine[k], theirs[k], rel_tol=1e-9, abs_tol=1e-12) for k in mine
+    )
+
+
 def agrees(verdict: Verdict, fetched: Fetched) -> bool:
     """Whether the job's own verdict is the one decided here: every check's rule, outcome
     and status, the verdict, and the exit code the job recorded."""
@@ -326,6 +337,13 @@ def _gate_fetched(
             f"the Databricks run {where} evaluated other rows ({doc['dataset_digest'][:19]}) "
             f"than {dataset.path} holds here ({dataset.digest[:19]}); no verdict",
             fix="Check that the job ran this bundle (job-volume holds its copy).",
+        )
+    if not metrics_agree(fetched, scorers):
+        raise ServiceError(
+            f"the metrics of the Databricks run {where} are not the ones its rows give here; "
+            "no verdict",
+            fix="Check that the job ran this config and genai-gate version (job-volume holds "
+            "its copy).",
         )
     verdict, regressions = decide_again(loaded, scorers, fetched)
     if not agrees(verdict, fetched):
