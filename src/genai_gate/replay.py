@@ -21,7 +21,6 @@ run with any row or scorer error (a re-run would retry those).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import json
@@ -66,19 +65,6 @@ class _ScorerDoc(_Frozen):
     needs_context: bool
 
 
-class _RowDoc(_Frozen):
-    index: int
-    where: str
-    inputs: dict[str, Any]
-    expectations: dict[str, Any] | None
-    outputs: Any
-    latency_ms: float | None
-    error: str | None
-    scores: dict[str, float | None]
-    rationales: dict[str, str]
-    scorer_errors: dict[str, str]
-
-
 class _Record(_Frozen):
     """<cache-dir>/runs/<key>.json, validated whole: anything else is a full run."""
 
@@ -87,7 +73,8 @@ class _Record(_Frozen):
     logged_at: str
     notices: tuple[str, ...]
     scorers: tuple[_ScorerDoc, ...]
-    rows: tuple[_RowDoc, ...]
+    # the run's own row type: pydantic validates each field of the dataclass
+    rows: tuple[RowResult, ...]
 
 
 @dataclass(frozen=True)
@@ -236,7 +223,7 @@ def write_record(
             )
             for s in scorers
         ),
-        rows=tuple(_RowDoc(**dataclasses.asdict(r)) for r in rows),
+        rows=tuple(rows),
     )
     with contextlib.suppress(OSError):
         artefacts.write_text(
@@ -264,8 +251,9 @@ def read_record(cache_dir: Path, key: str) -> Replay | None:
         )
         for s in record.scorers
     )
-    rows = tuple(RowResult(**r.model_dump()) for r in record.rows)
-    return Replay(rows, scorers, record.notices, record.run.id, record.run.url, record.logged_at)
+    return Replay(
+        record.rows, scorers, record.notices, record.run.id, record.run.url, record.logged_at
+    )
 
 
 def logged_run_exists(tracking_uri: str, run_id: str, environ: Mapping[str, str]) -> bool:
