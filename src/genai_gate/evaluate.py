@@ -531,7 +531,7 @@ def _pipelines(
 
     Only for remote targets: their URL and key are fixed when they are resolved, while a
     python: model may read OPENAI_BASE_URL on each call, and during judging that points at
-    the judges' gateway. Not when `_predict` would send batches (an uncached batched
+    the judges' own address. Not when `_predict` would send batches (an uncached batched
     endpoint), and not when a scorer's batch `prepare` needs every answer first.
     """
     batches = cache is None and target.batched and cfg.batch_size != 1
@@ -550,7 +550,7 @@ def evaluate(
     verdicts: VerdictCache | None = None,
 ) -> EvalResult:
     """Call the model and score the rows. `scoring_context` wraps the scoring (the judges'
-    gateway must not be what the model under test sees: see `_pipelines`)."""
+    address must not be what the model under test sees: see `_pipelines`)."""
     cfg = loaded.config
     seconds: dict[str, float] = {}
     rows = dataset.rows
@@ -654,18 +654,18 @@ def evaluate_judged(
     progress: PhaseProgress | None = None,
     cache: ResponseCache | None = None,
 ) -> tuple[EvalResult, dict[str, Any] | None]:
-    """`evaluate`, with the judge gateway open around scoring when a scorer is an LLM judge;
+    """`evaluate`, with the judge session open around scoring when a scorer is an LLM judge;
     also returns the judge's call and cache figures."""
     if not any(s.judge for s in scorers):
         return evaluate(loaded, dataset, scorers, target, progress=progress, cache=cache), None
     cfg = loaded.config
     judge_cache = ResponseCache(loaded.resolve(cfg.cache_dir)) if cfg.cache else None
-    gateways: list[Any] = []
+    transports: list[Any] = []
 
     @contextlib.contextmanager
     def judging() -> Iterator[None]:
-        with judge_session(cfg, judge_cache, environ, workspace) as gateway:
-            gateways.append(gateway)
+        with judge_session(cfg, judge_cache, environ, workspace) as transport:
+            transports.append(transport)
             yield
 
     result = evaluate(
@@ -680,7 +680,7 @@ def evaluate_judged(
     )
     stats = {
         "model": cfg.judge,
-        **(gateways[0].stats.as_dict() if gateways else {}),
+        **(transports[0].stats.as_dict() if transports else {}),
         "cache": judge_cache.stats() if judge_cache else None,
     }
     return result, stats

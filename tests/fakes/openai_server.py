@@ -15,7 +15,9 @@ MLflow 3.17's judges (`openai:/<model>` with `OPENAI_API_BASE=<url>/v1`) post wi
 
 Faults are set at runtime through attributes (or `configure(**faults)`): `latency`,
 `fail_429_every`, `fail_429_first`, `fail_429_ratio`, `fail_500_first`, `always_500`,
-`hang_first`, `echo_key` (a 500's message quotes the Authorization header). The `*_first`
+`hang_first`, `echo_key` (a 500's message quotes the Authorization header),
+`no_structured_output` (a 400 to any request with a `response_format`, as a server without
+structured output answers). The `*_first`
 faults are budgets that count down: `fake.fail_429_first = 2`
 means "the next two calls answer 429", whenever it is set. Counters: `calls`, `answered`,
 `status_counts`, `requests`, `headers`, `paths`, `max_in_flight`, `auth_headers_seen`,
@@ -51,6 +53,7 @@ _FAULTS = (
     "hang_first",
     "hang_seconds",
     "echo_key",
+    "no_structured_output",
 )
 _RATIONALE_NAMES = ("rationale", "justification", "explanation", "reasoning", "reason")
 _AFFIRMATIVE = ("yes", "true", "pass", "correct", "safe", "relevant")
@@ -214,6 +217,7 @@ class FakeOpenAI:
     hang_first: int = 0
     hang_seconds: float = 30.0
     echo_key: bool = False
+    no_structured_output: bool = False
     max_requests_kept: int = 10_000
     # counters
     calls: int = field(default=0, init=False)
@@ -277,6 +281,7 @@ class FakeOpenAI:
             self.hang_first = 0
             self.hang_seconds = 30.0
             self.echo_key = False
+            self.no_structured_output = False
             self._rng = random.Random(self.seed)
             self.calls = self.answered = 0
             self.status_counts.clear()
@@ -499,6 +504,13 @@ class FakeOpenAI:
                     return _error(
                         400,
                         "The request body must be a JSON object with a 'messages' list.",
+                        "invalid_request_error",
+                    )
+                if fake.no_structured_output and "response_format" in body:
+                    return _error(
+                        400,
+                        "Invalid parameter: 'response_format' of type 'json_schema' is not "
+                        "supported with this model.",
                         "invalid_request_error",
                     )
                 if fault == 500:

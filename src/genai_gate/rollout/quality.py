@@ -4,7 +4,7 @@ Production has no ground truth, so only reference-free scorers run here (safety,
 relevance_to_query, guidelines, custom judges, code scorers without `expectations`); the
 others are skipped with a notice. The logged request becomes the row's inputs (`query`: the
 last user message) and the logged response its outputs, and the rows go through the same
-`evaluate` (runner, retries, judge gateway, cache) as `eval`.
+`evaluate` (runner, retries, judge transport, cache) as `eval`.
 """
 
 from __future__ import annotations

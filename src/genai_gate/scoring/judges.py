@@ -2,22 +2,25 @@
 
 The judges are MLflow's own (`Correctness`, `RelevanceToQuery`, `Safety`, `Guidelines`,
 `RetrievalGroundedness`), so their prompts, verdict parsing and metric names
-(`correctness/mean`, ...) are MLflow's. Their
-HTTP calls go through `JudgeGateway`, so genai-gate's retry policy, rate limit and cache apply
-to them as they do to model calls.
+(`correctness/mean`, ...) are MLflow's. Their HTTP calls go through `JudgeTransport`
+(in-process by `judge_seam`, else over `JudgeGateway`'s loopback server), so genai-gate's
+retry policy, rate limit and cache apply to them as they do to model calls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from genai_gate.config import Config
 from genai_gate.errors import ConfigError
+from genai_gate.scoring import judge_seam
 from genai_gate.scoring.judge_gateway import JudgeGateway
+from genai_gate.scoring.judge_transport import JudgeTransport
 from genai_gate.targets.base import ServingWorkspace
 from genai_gate.targets.http_chat import check_key
 from genai_gate.targets.openai_chat import base_url
@@ -105,9 +108,16 @@ _SESSION = threading.Lock()
 
 @contextlib.contextmanager
 def judge_session(
-    cfg: Config, cache: Any, environ: Mapping[str, str], workspace: ServingWorkspace
-) -> Iterator[Any]:
-    """Start the gateway and point MLflow's judges at it for the duration of the scoring."""
+    cfg: Config,
+    cache: Any,
+    environ: Mapping[str, str],
+    workspace: ServingWorkspace,
+    *,
+    in_process: bool = True,
+) -> Iterator[JudgeTransport]:
+    """Route MLflow's judges to the judge model for the duration of the scoring: in-process
+    where MLflow's adapter has the seam (`judge_seam`), else through a loopback gateway
+    (`in_process=False` asks for the gateway)."""
 
     policy, limiter = policy_and_limiter(cfg.retries, cfg.requests_per_minute)
     auth_headers = None
@@ -115,7 +125,7 @@ def judge_session(
         upstream, auth_headers = workspace.chat_route()
     else:
         upstream = base_url(cfg.judge_base_url or cfg.base_url, environ)
-    gateway = JudgeGateway(
+    transport = JudgeTransport(
         upstream,
         api_key=check_key(cfg.judge_api_key_env, environ.get(cfg.judge_api_key_env, "")),
         auth_headers=auth_headers,
@@ -123,29 +133,35 @@ def judge_session(
         policy=policy,
         limiter=limiter,
         cache=cache,
-    ).start()
+    )
+    gateway = None if in_process and judge_seam.install() else JudgeGateway(transport).start()
+    judge_url = judge_seam.BASE_URL if gateway is None else gateway.base_url
     settings = {
-        "OPENAI_API_BASE": gateway.base_url,
-        "OPENAI_BASE_URL": gateway.base_url,
-        "OPENAI_API_KEY": gateway.local_key,
-        # longer than the gateway's own worst case, so MLflow never gives up (and retries)
-        # while the gateway is still trying
+        "OPENAI_API_BASE": judge_url,
+        "OPENAI_BASE_URL": judge_url,
+        # what MLflow sends along; the real key never leaves genai-gate
+        "OPENAI_API_KEY": secrets.token_urlsafe(24) if gateway is None else gateway.local_key,
+        # longer than the transport's own worst case, so MLflow never gives up (and retries)
+        # while the transport is still trying
         "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS": str(int(remote_deadline(cfg)) + 30),
     }
     # offline, MLflow's first judge call waits ~7 s on a model catalogue from GitHub
     if "MLFLOW_MODEL_CATALOG_URI" not in os.environ:
         settings["MLFLOW_MODEL_CATALOG_URI"] = ""
     # the settings are process-wide: one judging run at a time, or a second run would point
-    # MLflow at the first one's gateway (or, after it, at the public provider)
+    # MLflow at the first one's judge (or, after it, at the public provider)
     with _SESSION:
         before = {k: os.environ.get(k) for k in settings}
         os.environ.update(settings)
+        judge_seam.activate(transport)
         try:
-            yield gateway
+            yield transport
         finally:
+            judge_seam.activate(None)
             for key, value in before.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-            gateway.stop()
+            if gateway is not None:
+                gateway.stop()

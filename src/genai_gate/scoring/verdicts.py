@@ -1,17 +1,17 @@
 """Judge verdicts cached whole, so a re-run on unchanged answers makes no judge work at all.
 
-The judge gateway already caches the judge model's HTTP answers, but a cached answer still
-costs MLflow's judge path (the prompt, the request, the loopback hop, the parsing: about
-10 ms of client work a call, issue #14). This cache sits in front of that path: the key is a
+The judge transport already caches the judge model's HTTP answers, but a cached answer still
+costs MLflow's judge path (the prompt, the request schema, the parsing: about 1.5 ms of
+client work a call, issue #14). This cache sits in front of that path: the key is a
 sha256 over everything that decides the verdict (the scorer as MLflow serialises it, with its
 prompt settings and MLflow's version; the judge's server and model; the row's inputs,
-answer, expectations and context; which ask of a `repeat:` it is; and, as in the gateway, the
+answer, expectations and context; which ask of a `repeat:` it is; and, as in the transport, the
 n-th identical question of the run), and the value is the verdict and its rationale.
 
 Only a readable verdict is kept (a single Feedback, no error, a bool, number or yes/no
 string); anything else is asked again. Only `openai:/` judges are cached this way: their
 server is known from the config, while an `endpoints:/` judge's workspace is not part of
-its name, so its answers stay in the gateway's cache alone.
+its name, so its answers stay in the transport's cache alone.
 """
 
 from __future__ import annotations

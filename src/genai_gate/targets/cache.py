@@ -49,7 +49,7 @@ class ResponseCache:
 
     def get(self, key: str, *, count_miss: bool = True) -> CacheEntry | None:
         """The entry, or None; `count_miss=False` for a look-up whose miss is counted by the
-        layer behind it (the judge gateway, behind the verdict cache)."""
+        layer behind it (the judge transport, behind the verdict cache)."""
         path = self._path(key)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""One POST of a chat completion, shared by `openai:/` models and the judge gateway.
+"""One POST of a chat completion, shared by `openai:/` models and the judge transport.
 
 urllib3 directly, not a `requests.Session`: requests re-reads the environment's proxy, CA
 and netrc settings and merges hooks and cookies on every call, about 0.25 ms of CPU a call
@@ -105,7 +105,7 @@ class ChatClient:
         self.limiter = limiter
         self.auth_headers = auth_headers
         self.secret = secret
-        self.label = label  # "judge " in the gateway's messages
+        self.label = label  # "judge " in the judge transport's messages
         # thread-safe, and keeps connections alive across the workers' calls
         self._pool = _pool(url, timeout)
 
