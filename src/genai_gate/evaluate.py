@@ -41,7 +41,7 @@ from genai_gate.scorer import (
     not_an_answer,
     references,
 )
-from genai_gate.scoring.judges import judge_session
+from genai_gate.scoring.judges import judge_session, wait_for_route
 from genai_gate.scoring.traces import row_trace
 from genai_gate.scoring.verdicts import VerdictCache
 from genai_gate.targets import Target, limits
@@ -190,6 +190,8 @@ def _ask(
         hit = verdicts.get(key)
         if hit is not None:
             return hit
+    if s.judge:
+        wait_for_route()
     result = s.scorer.run(
         inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
     )

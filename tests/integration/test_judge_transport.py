@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from genai_gate.config import Config
 from genai_gate.scoring import judge_seam
-from genai_gate.scoring.judges import judge_session, make_judge_scorer
+from genai_gate.scoring.judges import judge_session, make_judge_scorer, wait_for_route
 from genai_gate.targets.base import Target
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -59,6 +59,7 @@ def config(fake: FakeOpenAI, **extra: Any) -> Config:
 
 def correctness(answer: str, judge: str = "openai:/gpt-4o-mini") -> Any:
     scorer = make_judge_scorer("correctness", ["mean"], judge=judge, guidelines=[])
+    wait_for_route()  # as genai-gate's scoring does before a judge's call
     return scorer(
         inputs={"question": "Capital of France?"},
         outputs=answer,

@@ -443,7 +443,7 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     loaded, scorers = run.loaded, prep.scorers
     cfg = loaded.config
     judge_cache = None
-    gateways: list[Any] = []
+    transports: list[Any] = []
     scoring_context = None
     verdicts = None
     if any(s.judge for s in scorers):
@@ -452,8 +452,8 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
 
         @contextlib.contextmanager
         def judging() -> Iterator[None]:
-            with judge_session(cfg, judge_cache, run.environ, run.workspace) as gateway:
-                gateways.append(gateway)
+            with judge_session(cfg, judge_cache, run.environ, run.workspace) as transport:
+                transports.append(transport)
                 yield
 
         scoring_context = judging
@@ -494,7 +494,7 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     judge_stats: dict[str, Any] | None = None
     if scoring_context is not None:
         totals: dict[str, int] = {}
-        counted = [g.stats.as_dict() for g in gateways]
+        counted = [g.stats.as_dict() for g in transports]
         counted += [{k: v for k, v in j.items() if isinstance(v, int)} for j in spark_judges]
         for stats in counted:
             for key, value in stats.items():

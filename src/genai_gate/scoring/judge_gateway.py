@@ -20,11 +20,11 @@ from genai_gate.scoring.judge_transport import GAVE_UP, JudgeCallFailed, JudgeTr
 
 
 class JudgeGateway:
-    def __init__(self, transport: JudgeTransport) -> None:
+    def __init__(self, transport: JudgeTransport, *, local_key: str = "") -> None:
         self.transport = transport
         self.stats = transport.stats
         # MLflow must present this to the gateway; the real key never leaves genai-gate
-        self.local_key = secrets.token_urlsafe(24)
+        self.local_key = local_key or secrets.token_urlsafe(24)
         self._server: ThreadingHTTPServer | None = None
 
     @property

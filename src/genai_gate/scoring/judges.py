@@ -104,6 +104,14 @@ def judge_model_name(judge: str) -> str | None:
 
 
 _SESSION = threading.Lock()
+# set while no judge session is being routed: the judges' calls wait on it (`wait_for_route`)
+_ROUTED = threading.Event()
+_ROUTED.set()
+
+
+def wait_for_route() -> None:
+    """Block until the open judge session knows how MLflow's judges reach the transport."""
+    _ROUTED.wait()
 
 
 @contextlib.contextmanager
@@ -117,7 +125,12 @@ def judge_session(
 ) -> Iterator[JudgeTransport]:
     """Route MLflow's judges to the judge model for the duration of the scoring: in-process
     where MLflow's adapter has the seam (`judge_seam`), else through a loopback gateway
-    (`in_process=False` asks for the gateway)."""
+    (`in_process=False` asks for the gateway).
+
+    The route is settled on a thread: putting the seam in imports MLflow's judge adapter
+    (0.05-0.3 s, more while the tracking store opens), and a remote model's first calls need
+    not wait for that; a judge call waits for it (`wait_for_route`), and none comes before a
+    model's first answer."""
 
     policy, limiter = policy_and_limiter(cfg.retries, cfg.requests_per_minute)
     auth_headers = None
@@ -134,13 +147,14 @@ def judge_session(
         limiter=limiter,
         cache=cache,
     )
-    gateway = None if in_process and judge_seam.install() else JudgeGateway(transport).start()
-    judge_url = judge_seam.BASE_URL if gateway is None else gateway.base_url
+    # what MLflow sends along; the real key never leaves genai-gate
+    local_key = secrets.token_urlsafe(24)
     settings = {
-        "OPENAI_API_BASE": judge_url,
-        "OPENAI_BASE_URL": judge_url,
-        # what MLflow sends along; the real key never leaves genai-gate
-        "OPENAI_API_KEY": secrets.token_urlsafe(24) if gateway is None else gateway.local_key,
+        # until the route is settled, and for good if it cannot be: an address that
+        # resolves nowhere, never the public provider
+        "OPENAI_API_BASE": judge_seam.BASE_URL,
+        "OPENAI_BASE_URL": judge_seam.BASE_URL,
+        "OPENAI_API_KEY": local_key,
         # longer than the transport's own worst case, so MLflow never gives up (and retries)
         # while the transport is still trying
         "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS": str(int(remote_deadline(cfg)) + 30),
@@ -148,20 +162,36 @@ def judge_session(
     # offline, MLflow's first judge call waits ~7 s on a model catalogue from GitHub
     if "MLFLOW_MODEL_CATALOG_URI" not in os.environ:
         settings["MLFLOW_MODEL_CATALOG_URI"] = ""
+    gateways: list[JudgeGateway] = []
+
+    def route() -> None:
+        try:
+            if in_process and judge_seam.install():
+                return
+            gateway = JudgeGateway(transport, local_key=local_key).start()
+            gateways.append(gateway)
+            os.environ.update(OPENAI_API_BASE=gateway.base_url, OPENAI_BASE_URL=gateway.base_url)
+        finally:
+            _ROUTED.set()
+
     # the settings are process-wide: one judging run at a time, or a second run would point
     # MLflow at the first one's judge (or, after it, at the public provider)
     with _SESSION:
         before = {k: os.environ.get(k) for k in settings}
         os.environ.update(settings)
         judge_seam.activate(transport)
+        _ROUTED.clear()
+        router = threading.Thread(target=route, name="genai-gate-judge-route", daemon=True)
+        router.start()
         try:
             yield transport
         finally:
+            router.join()
             judge_seam.activate(None)
             for key, value in before.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-            if gateway is not None:
+            for gateway in gateways:
                 gateway.stop()
