@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.scorers.split(",") if n.strip()]
     # genai-gate's default aggregations per built-in; eval_vs_mlflow.py only sets thresholds
     # on these, so genai-gate computes exactly the same aggregations
-    scorers = [make_builtin(n, BUILTINS[n][1]) for n in names]
+    scorers = [make_builtin(n, BUILTINS[n][1]).get() for n in names]
 
     mlflow.set_tracking_uri(args.tracking_uri)
     client = MlflowClient(args.tracking_uri)

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from genai_gate import mlflow_loading
 from genai_gate.config import Config, LoadedConfig
 from genai_gate.data import CONTEXT_COLUMNS
 from genai_gate.errors import ConfigError, DataError
@@ -186,13 +187,13 @@ def _ask(
             "expectations": row.expectations,
             "context": row.context,
         }
-        key = verdicts.key(s.scorer, question, ask)
+        key = verdicts.key(s.resolved, question, ask)
         hit = verdicts.get(key)
         if hit is not None:
             return hit
     if s.judge:
         wait_for_route()
-    result = s.scorer.run(
+    result = s.resolved.run(
         inputs=row.inputs, outputs=outputs, expectations=row.expectations, trace=trace
     )
     if key is not None and verdicts is not None:
@@ -229,6 +230,7 @@ def _score_row(
     scorers: Sequence[BoundScorer],
     verdicts: VerdictCache | None = None,
 ) -> ScoredRow:
+    mlflow_loading.wait()
     from mlflow.entities import Feedback
 
     scores: dict[str, float | None] = {}

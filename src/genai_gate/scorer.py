@@ -6,9 +6,11 @@ aggregations, and how an answer and its references are read as text.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import string
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +20,48 @@ import numpy as np
 EXPECTED_KEY = "expected_response"
 
 
+class LazyScorer:
+    """An MLflow scorer built on first use.
+
+    Importing MLflow takes about 1.1 s, most of the time to a remote model's first request;
+    the scorers are not needed before its first answer. So the config is checked up front
+    (every problem, before any call), the MLflow objects are built on a thread while the first
+    calls are in flight (`mlflow_loading`), and a row waits for them only if its answer
+    comes back first. A build that fails fails every row that needs it: never a pass."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._built: Any = None
+        self._error: BaseException | None = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._built is None and self._error is None:
+                try:
+                    self._built = self._build()
+                except Exception as exc:
+                    self._error = exc
+            if self._error is not None:
+                raise self._error
+            return self._built
+
+
+def build_scorers_now(scorers: Sequence[BoundScorer]) -> None:
+    """Build the lazy scorers (on MLflow's loading thread); a failure is left for each row
+    that needs the scorer to report."""
+    for s in scorers:
+        if isinstance(s.scorer, LazyScorer):
+            with contextlib.suppress(Exception):
+                s.scorer.get()
+
+
 @dataclass(frozen=True)
 class BoundScorer:
     name: str
-    scorer: Any  # mlflow.genai.scorers.Scorer; Any keeps mlflow out of import time
+    # an mlflow.genai.scorers.Scorer, or a LazyScorer that builds one; Any keeps mlflow out
+    # of import time. Read it through `resolved`.
+    scorer: Any
     aggregations: tuple[str, ...]
     needs_expectations: bool
     custom: bool
@@ -37,6 +77,11 @@ class BoundScorer:
     @property
     def metrics(self) -> tuple[str, ...]:
         return tuple(f"{self.name}/{a}" for a in self.aggregations)
+
+    @property
+    def resolved(self) -> Any:
+        """The MLflow scorer itself (built now if it was not yet)."""
+        return self.scorer.get() if isinstance(self.scorer, LazyScorer) else self.scorer
 
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -64,18 +65,28 @@ def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
 def use_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's global tracking (and registry) URI for the duration of one command.
 
-    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI to the process; restoring it
-    keeps a second run in the same process (tests, a library caller) from inheriting it.
+    MLflow reads MLFLOW_TRACKING_URI whenever no URI was set in the process, so setting the
+    variable is enough, and MLflow need not be imported here: it loads on a thread while a
+    remote model's first calls are in flight (scorer.LazyScorer). Where MLflow is already
+    imported (tests, a library caller), its global is set too, and restored after, so that a
+    second run in the same process does not inherit it.
     """
-    import mlflow
-
     before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    imported = sys.modules.get("mlflow")
+    if imported is not None:
+        imported.set_tracking_uri(uri)
     try:
         yield
     finally:
-        # None unsets it (and the variable); MLflow's annotation leaves None out
-        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]
+        mlflow = sys.modules.get("mlflow")
+        if mlflow is not None:
+            # None unsets it (and the variable); MLflow's annotation leaves None out
+            mlflow.set_tracking_uri(before)
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @dataclass(frozen=True)
@@ -104,13 +115,17 @@ def open_store_early(tracking_uri: str) -> None:
     ignored: `start_run` meets it again and reports it.
     """
 
-    def open_store() -> None:
-        from mlflow import MlflowClient
+    threading.Thread(
+        target=open_store, args=(tracking_uri,), name="genai-gate-tracking-store", daemon=True
+    ).start()
 
-        with contextlib.suppress(Exception):
-            MlflowClient(tracking_uri)._tracking_client.store  # noqa: B018  (the lookup opens it)
 
-    threading.Thread(target=open_store, name="genai-gate-tracking-store", daemon=True).start()
+def open_store(tracking_uri: str) -> None:
+    """Open (and cache, in MLflow) the tracking store; a failure is left for start_run."""
+    from mlflow import MlflowClient
+
+    with contextlib.suppress(Exception):
+        MlflowClient(tracking_uri)._tracking_client.store  # noqa: B018  (the lookup opens it)
 
 
 def _alive(pid: str) -> bool:

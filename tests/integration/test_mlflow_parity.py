@@ -67,7 +67,7 @@ def test_metrics_equal_mlflow_genai_evaluate(
             {"inputs": {"question": q}, "outputs": out, "expectations": {"expected_response": exp}}
             for q, exp, out in ROWS
         ],
-        scorers=[b.scorer for b in scorers],
+        scorers=[b.resolved for b in scorers],
     ).metrics
     assert set(ours) == set(theirs)
     for key, value in theirs.items():

@@ -39,13 +39,13 @@ def test_squad_normalisation_and_f1() -> None:
 
 
 def test_builtins_are_mlflow_scorers_with_their_aggregations() -> None:
-    em = make_builtin("exact_match", ("mean",))
+    em = make_builtin("exact_match", ("mean",)).get()
     assert isinstance(em, Scorer)
     assert em.name == "exact_match"
     assert em.run(outputs="paris.", expectations={"expected_response": "Paris"}) is True
-    lat = make_builtin("latency", ("p50", "p99"))
+    lat = make_builtin("latency", ("p50", "p99")).get()
     assert [getattr(a, "__name__", a) for a in lat.aggregations or []] == ["p50", "p99"]
-    f1 = make_builtin("token_f1", ("mean",))
+    f1 = make_builtin("token_f1", ("mean",)).get()
     # several references: the best one counts
     assert (
         f1.run(outputs="blue sky", expectations={"expected_response": ["red", "the blue sky"]})
@@ -97,7 +97,7 @@ def test_custom_scorers_plain_function_and_mlflow_scorer(tmp_path: Path) -> None
     assert set(by) == {"shouty", "polite", "needs_ref"}
     assert by["polite"].aggregations == ("mean", "min")
     assert by["needs_ref"].needs_expectations and not by["shouty"].needs_expectations
-    fb = by["polite"].scorer.run(outputs="yes please")
+    fb = by["polite"].resolved.run(outputs="yes please")
     assert isinstance(fb, Feedback) and fb.value is True
 
 
@@ -106,3 +106,63 @@ def test_duplicate_scorer_names(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         build_scorers(["exact_match", "python:dup_scorers_b:exact_match"], [], tmp_path)
     assert "both named 'exact_match'" in err.value.render()
+
+
+def test_a_lazy_scorer_is_built_once_for_every_thread() -> None:
+    """The scorers are built on MLflow's loading thread while the rows are scored on others:
+    every caller gets the one object, built once."""
+    import threading
+
+    from genai_gate.scorer import LazyScorer
+
+    builds: list[int] = []
+    started = threading.Event()
+
+    def build() -> object:
+        started.wait(1)
+        builds.append(1)
+        return object()
+
+    lazy = LazyScorer(build)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(lazy.get())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    started.set()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1
+    assert len({id(g) for g in got}) == 1
+
+
+def test_a_lazy_scorer_that_cannot_be_built_fails_every_use() -> None:
+    """A build that fails is not retried into a different answer, nor skipped: each row that
+    needs the scorer gets the error (and the row fails, closed)."""
+    from genai_gate.scorer import BoundScorer, LazyScorer, build_scorers_now
+
+    calls: list[int] = []
+
+    def build() -> object:
+        calls.append(1)
+        raise RuntimeError("MLflow refused the judge")
+
+    bound = BoundScorer("j", LazyScorer(build), ("mean",), False, False, judge=True)
+    build_scorers_now([bound])  # on the loading thread: the error is left for the rows
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="MLflow refused the judge"):
+            _ = bound.resolved
+    assert calls == [1]
+
+
+def test_configured_scorers_are_checked_before_mlflow_builds_them() -> None:
+    """Every config problem is found without building a scorer (so without importing
+    MLflow): a guidelines judge with no rules, and a judge with no judge model."""
+    with pytest.raises(ConfigError) as caught:
+        build_scorers(["guidelines", "safety"], [], Path("."), judge=None)
+    assert any("no judge model is configured" in p for p in caught.value.problems)
+    with pytest.raises(ConfigError) as caught:
+        build_scorers(["guidelines"], [], Path("."), judge="openai:/gpt-4o-mini")
+    assert any("needs the rules it checks" in p for p in caught.value.problems)
+    ok = build_scorers(["exact_match", "safety"], [], Path("."), judge="openai:/gpt-4o-mini")
+    assert [type(s.scorer).__name__ for s in ok] == ["LazyScorer", "LazyScorer"]
+    assert isinstance(ok[0].resolved, Scorer) and isinstance(ok[1].resolved, Scorer)

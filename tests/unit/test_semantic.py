@@ -45,7 +45,7 @@ def test_paraphrases_score_high_and_unrelated_text_low() -> None:
     cosine = REFERENCE["cosine"]
     assert cosine[0][1] > 0.9  # "The capital of France is Paris." ~ "Paris is France's capital"
     assert abs(cosine[0][2]) < 0.1  # ... ~ "A man is playing a guitar."
-    scorer = make_builtin(semantic.NAME, ("mean",))
+    scorer = make_builtin(semantic.NAME, ("mean",)).get()
     value = scorer.run(
         outputs="Paris is France's capital city.",
         expectations={

@@ -18,15 +18,16 @@ import contextlib
 import dataclasses
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from genai_gate import __version__, artefacts, evidence, replay
+from genai_gate import __version__, artefacts, evidence, mlflow_loading, replay
 from genai_gate.baseline import Baseline, Resolution, resolve_baseline
 from genai_gate.commands.run import Result, Run, partition_workspace
 from genai_gate.compare import (
@@ -62,7 +63,7 @@ from genai_gate.results import (
     ResultsDoc,
     RowResult,
 )
-from genai_gate.scorer import BoundScorer
+from genai_gate.scorer import BoundScorer, build_scorers_now
 from genai_gate.scoring.judges import judge_session
 from genai_gate.scoring.registry import configured_scorers
 from genai_gate.scoring.verdicts import VerdictCache
@@ -77,6 +78,7 @@ from genai_gate.tracking import (
     default_tracking_uri,
     ensure_local_store,
     finish_run,
+    open_store,
     open_store_early,
     probe,
     redact,
@@ -176,15 +178,41 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
         replayed = _replayed(run, tracking_uri, started_at)
         if replayed is not None:
             return replayed
-    ensure_local_store(tracking_uri)
+    # a baseline or a deploy's champion may be read from the store before the first call
+    store_first = not _store_can_wait(run.loaded.config)
+    if store_first:
+        ensure_local_store(tracking_uri)
     with use_tracking_uri(tracking_uri), run_limits(run.loaded.config.max_duration):
         prepared = _prepare(run, tracking_uri)
+        steps: list[Callable[[], None]] = []
+        if not store_first:
+            steps.append(partial(ensure_local_store, tracking_uri))
+        steps.append(partial(build_scorers_now, prepared.scorers))
         if unreachable is None:
-            open_store_early(tracking_uri)
+            steps.append(partial(open_store, tracking_uri))
+        target = prepared.target
+        if target is not None and target.remote and run.loaded.config.runner != "spark":
+            # nothing needs MLflow before the model's first answer (mlflow_loading)
+            mlflow_loading.load_in_background(steps)
+        else:
+            mlflow_loading.load_now()
+            if not store_first:
+                ensure_local_store(tracking_uri)
+            if unreachable is None:
+                open_store_early(tracking_uri)
         evaluated = _evaluate(run, prepared, progress)
+        mlflow_loading.wait_for_steps()  # the store is in place before the run is logged
         report = _report(run, prepared, evaluated, tracking_uri, started_at, unreachable)
         _check_limits(run, report)
         return report
+
+
+def _store_can_wait(cfg: Config) -> bool:
+    """Whether nothing before the first model call reads the tracking store: no baseline (a
+    run: baseline is read from it) and no deploy endpoint (whose champion's eval run is
+    looked up in it). Then a new local store is created on MLflow's loading thread."""
+    none = cfg.baseline is None or cfg.baseline.lower() == "none"
+    return none and cfg.endpoint is None
 
 
 def _check_limits(run: Run, report: EvalReport) -> None:

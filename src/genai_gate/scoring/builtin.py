@@ -13,20 +13,21 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
-
-from mlflow.entities import Trace
-from mlflow.genai.scorers import Scorer, scorer
+from typing import TYPE_CHECKING, Any
 
 from genai_gate.scorer import (
     AGGREGATIONS,
     LATENCY_METADATA_KEY,
+    LazyScorer,
     ScorerInputError,
     as_text,
     normalize_answer,
     references,
 )
 from genai_gate.scoring import semantic
+
+if TYPE_CHECKING:
+    from mlflow.entities import Trace
 
 
 def squad_f1(prediction: str, reference: str) -> float:
@@ -148,16 +149,23 @@ PREPARE: dict[str, Callable[[list[tuple[Any, dict[str, Any] | None]]], None]] = 
 }
 
 
-def make_builtin(name: str, aggregations: tuple[str, ...]) -> Scorer:
+def make_builtin(name: str, aggregations: tuple[str, ...]) -> LazyScorer:
+    """The built-in as an MLflow @scorer, built on first use (MLflow's import is not needed
+    to check the config: see LazyScorer)."""
     func, _, _, description = BUILTINS[name]
     if name == semantic.NAME:
         semantic.require()  # an optional extra: ConfigError with the install command
-    built: Scorer = scorer(
-        func,
-        name=name,
-        description=description,
-        aggregations=[AGGREGATIONS[a] for a in aggregations],  # type: ignore[misc]
-        # these are pure and fast; MLflow's default per-call timeout starts a thread per call
-        timeout=0,
-    )
-    return built
+
+    def build() -> Any:
+        from mlflow.genai.scorers import scorer
+
+        return scorer(
+            func,
+            name=name,
+            description=description,
+            aggregations=[AGGREGATIONS[a] for a in aggregations],  # type: ignore[misc]
+            # pure and fast; MLflow's default per-call timeout starts a thread per call
+            timeout=0,
+        )
+
+    return LazyScorer(build)

@@ -16,8 +16,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from genai_gate import mlflow_loading
 from genai_gate.config import Config
 from genai_gate.errors import ConfigError
+from genai_gate.scorer import LazyScorer
 from genai_gate.scoring import judge_seam
 from genai_gate.scoring.judge_gateway import JudgeGateway
 from genai_gate.scoring.judge_transport import JudgeTransport
@@ -55,10 +57,10 @@ def make_judge_scorer(
     judge: str | None,
     guidelines: Sequence[str],
     instructions: str | None = None,
+    lazy: bool = False,
 ) -> Any:
-    """One of MLflow's built-in judges, or a custom one from its instructions (make_judge)."""
-    import mlflow.genai.scorers as mlflow_scorers
-
+    """One of MLflow's built-in judges, or a custom one from its instructions (make_judge).
+    The settings are checked here; with `lazy`, the MLflow object is a LazyScorer."""
     if not judge:
         raise ConfigError(
             f"{name} is an LLM judge, and no judge model is configured", fix=JUDGE_FIX
@@ -70,30 +72,36 @@ def make_judge_scorer(
             fix="judge: openai:/gpt-4o-mini   # any OpenAI-compatible server\n"
             "judge: endpoints:/my-judge      # a Databricks serving endpoint",
         )
-    # MLflow always talks OpenAI's protocol to the gateway; the gateway knows the real server
-    judge = f"openai:/{model_name}"
-    if instructions is not None:
-        from mlflow.genai.judges import make_judge
-
-        custom = make_judge(
-            name=name, instructions=instructions, model=judge, feedback_value_type=bool
+    if instructions is None and name == "guidelines" and not guidelines:
+        raise ConfigError(
+            "the guidelines judge needs the rules it checks",
+            fix="guidelines:\n  - Answer in English.\n  - Cite no URLs.",
         )
-        custom.aggregations = list(aggregations)
-        custom.timeout = 0  # see below
-        return custom
-    cls = getattr(mlflow_scorers, JUDGES[name][0])
-    extra: dict[str, Any] = {}
-    if name == "guidelines":
-        if not guidelines:
-            raise ConfigError(
-                "the guidelines judge needs the rules it checks",
-                fix="guidelines:\n  - Answer in English.\n  - Cite no URLs.",
+    # MLflow always talks OpenAI's protocol to the transport; the transport knows the server
+    model = f"openai:/{model_name}"
+    aggs = list(aggregations)
+    rules = list(guidelines)
+
+    def build() -> Any:
+        if instructions is not None:
+            from mlflow.genai.judges import make_judge
+
+            custom = make_judge(
+                name=name, instructions=instructions, model=model, feedback_value_type=bool
             )
-        extra["guidelines"] = list(guidelines)
-    # timeout=0: MLflow's default per-call timeout starts a thread for every judge call
-    # (about a third of the client's work per call, issue #14); the runner's scoring
-    # deadline (evaluate.scoring_deadline) already bounds the call on a daemon thread
-    return cls(model=judge, aggregations=list(aggregations), timeout=0, **extra)
+            custom.aggregations = aggs
+            custom.timeout = 0  # see below
+            return custom
+        import mlflow.genai.scorers as mlflow_scorers
+
+        cls = getattr(mlflow_scorers, JUDGES[name][0])
+        extra: dict[str, Any] = {"guidelines": rules} if name == "guidelines" else {}
+        # timeout=0: MLflow's default per-call timeout starts a thread for every judge call
+        # (about a third of the client's work per call, issue #14); the runner's scoring
+        # deadline (evaluate.scoring_deadline) already bounds the call on a daemon thread
+        return cls(model=model, aggregations=aggs, timeout=0, **extra)
+
+    return LazyScorer(build) if lazy else build()
 
 
 def judge_model_name(judge: str) -> str | None:
@@ -166,6 +174,7 @@ def judge_session(
 
     def route() -> None:
         try:
+            mlflow_loading.wait()  # the seam is in MLflow: one thread imports it (see there)
             if in_process and judge_seam.install():
                 return
             gateway = JudgeGateway(transport, local_key=local_key).start()

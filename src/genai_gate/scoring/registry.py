@@ -69,8 +69,8 @@ def build_scorers(
     notices: list[str] | None = None,
 ) -> tuple[BoundScorer, ...]:
     """Resolve every configured scorer and check that every threshold can be produced."""
-    # builtin builds MLflow Scorer objects, and importing mlflow takes seconds: only a run
-    # that scores pays for it (the canary's quality sample may have no scorer at all)
+    # builtin builds MLflow Scorer objects (lazily: see LazyScorer), and importing mlflow
+    # takes seconds: only a run that scores pays for it
     from genai_gate.scoring.builtin import BUILTINS, PREPARE, make_builtin
 
     problems: list[str] = []
@@ -198,6 +198,7 @@ def build_scorers(
                     judge=judge,
                     guidelines=guidelines,
                     instructions=instructions_of.get(b.name),
+                    lazy=True,
                 )
             except ConfigError as exc:
                 alias = given_as.get(b.name)

@@ -1,0 +1,112 @@
+"""MLflow is imported once, by one thread (issue #14, `mlflow_loading`): for a remote model,
+the loading thread, so the model's first calls do not wait the second it takes; for a
+`python:` model, the main thread before any call, since the model's own code may import
+MLflow on any thread. Either way the run gates, judges and logs as before.
+
+Seen from inside the work process with an audit hook (a sitecustomize on PYTHONPATH) that
+records which thread loads the `mlflow` package."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from tests.fakes.openai_server import FakeOpenAI
+
+pytestmark = pytest.mark.integration
+
+KEY = "sk-loading-0123456789abcdef"
+HOOK = """\
+import os, sys, threading
+
+def _record(event, args):
+    if event == "import" and args[0] == "mlflow":
+        with open(os.environ["GG_MLFLOW_IMPORT_LOG"], "a", encoding="utf-8") as fh:
+            fh.write(threading.current_thread().name + "\\n")
+
+sys.addaudithook(_record)
+"""
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=KEY) as fake:
+        yield fake
+
+
+def run_with_hook(
+    project: Project, tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HOOK, encoding="utf-8")
+    log = tmp_path / "imports.log"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GENAI_GATE_", "GITHUB_")) and k != "MLFLOW_TRACKING_URI"
+    }
+    env.update(
+        LLM_KEY=KEY,
+        MLFLOW_DISABLE_TELEMETRY="true",
+        PYTHONPATH=os.pathsep.join([str(hook), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        GG_MLFLOW_IMPORT_LOG=str(log),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "genai_gate", "eval", "-q", "--out", str(project.out)],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    threads = log.read_text(encoding="utf-8").split() if log.exists() else []
+    return done, threads
+
+
+def test_a_remote_models_run_loads_mlflow_on_its_loading_thread(
+    project: Project, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    project.jsonl(
+        "qa.jsonl",
+        [
+            {"inputs": {"question": f"q{i}"}, "expectations": {"expected_response": "ok"}}
+            for i in range(12)
+        ],
+    )
+    project.config(
+        "data: qa.jsonl\nmodel: openai:/fake-model\n"
+        f"base-url: {llm.base_url}\napi-key-env: LLM_KEY\n"
+        f"judge: openai:/fake-model\njudge-base-url: {llm.base_url}\njudge-api-key-env: LLM_KEY\n"
+        "scorers: [correctness, exact_match, latency]\ncache: false\n"
+        'thresholds:\n  correctness/mean: ">= 0.5"\n  latency/p50: "<= 60000"\n'
+    )
+    done, threads = run_with_hook(project, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert threads == ["genai-gate-mlflow"]  # once, and not on the path to the first call
+    doc = json.loads((project.out / "results.json").read_text(encoding="utf-8"))
+    assert doc["metrics"]["correctness/mean"] == 1.0
+    assert doc["judge"]["calls"] == 12
+    assert doc["run_id"]  # logged, and read back, after the loading thread's import
+
+
+def test_a_python_models_run_loads_mlflow_before_any_call(project: Project, tmp_path: Path) -> None:
+    project.write("echo_model.py", "def predict(question):\n    return question\n")
+    project.jsonl(
+        "qa.jsonl",
+        [{"inputs": {"question": "q"}, "expectations": {"expected_response": "q"}}],
+    )
+    project.config(
+        "data: qa.jsonl\nmodel: python:echo_model:predict\nscorers: [exact_match]\n"
+        'thresholds:\n  exact_match/mean: ">= 1"\n'
+    )
+    done, threads = run_with_hook(project, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert threads == ["MainThread"]
