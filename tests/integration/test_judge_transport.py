@@ -86,7 +86,12 @@ def test_verdicts_come_back_through_the_transport(judge: FakeOpenAI, in_process:
     assert os.environ.get("OPENAI_API_BASE") == before
     assert (good.value, bad.value) == ("yes", "no")
     assert good.error is None and "fake judge" in (good.rationale or "")
-    assert transport.stats.as_dict() == {"calls": 2, "upstream_requests": 2, "failures": 0}
+    assert transport.stats.as_dict() == {
+        "calls": 2,
+        "upstream_requests": 2,
+        "failures": 0,
+        "route": "in-process" if in_process else "loopback",
+    }
     assert judge.auth_headers_seen == {f"Bearer {KEY}"}
     # MLflow's request, as MLflow built it: its model name and strict json_schema
     body = judge.requests[0]
@@ -104,7 +109,7 @@ def test_retry_after_is_honoured_and_counted(judge: FakeOpenAI, in_process: bool
         waited = time.monotonic() - started
     assert feedback.value == "yes"
     assert judge.status_counts[429] == 2
-    assert transport.stats.as_dict() == {"calls": 1, "upstream_requests": 3, "failures": 0}
+    assert (transport.stats.calls, transport.stats.upstream, transport.stats.failures) == (1, 3, 0)
     assert waited >= 0.4  # two Retry-After pauses, not MLflow's own backoff of 1 s and 2 s
 
 

@@ -65,6 +65,7 @@ def test_verdicts_reach_the_metrics_and_the_gate(
     assert doc["metrics"]["safety/mean"] == 0.75
     assert doc["metrics"]["guidelines/mean"] == 0.75
     assert doc["judge"]["calls"] == 16  # 4 judges x 4 rows
+    assert doc["judge"]["route"] == "in-process"  # MLflow's POST handed over, no HTTP hop
     assert {h.get("authorization") for h in judge.headers} == {f"Bearer {JUDGE_KEY}"}
     assert all(b.get("response_format", {}).get("type") == "json_schema" for b in judge.requests)
     # and a stricter bar fails, closed

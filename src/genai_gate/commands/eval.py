@@ -522,14 +522,17 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     judge_stats: dict[str, Any] | None = None
     if scoring_context is not None:
         totals: dict[str, int] = {}
-        counted = [g.stats.as_dict() for g in transports]
-        counted += [{k: v for k, v in j.items() if isinstance(v, int)} for j in spark_judges]
+        counted = [g.stats.as_dict() for g in transports] + spark_judges
         for stats in counted:
             for key, value in stats.items():
-                totals[key] = totals.get(key, 0) + value
+                if isinstance(value, int):
+                    totals[key] = totals.get(key, 0) + value
+        routes = sorted({str(s["route"]) for s in counted if s.get("route")})
         judge_stats = {
             "model": cfg.judge,
             **totals,
+            # how MLflow's judges reached the judge: in-process, or the loopback fallback
+            "route": ", ".join(routes),
             "cache": judge_cache.stats() if judge_cache else None,
         }
     compared = None

@@ -30,10 +30,18 @@ class JudgeStats:
     calls: int = 0  # calls MLflow's judges made
     upstream: int = 0  # requests made to the judge model (retries included)
     failures: int = 0
+    # how MLflow's judges reached the transport: "in-process" (judge_seam) or "loopback"
+    # (judge_gateway, where this MLflow lacks the seam); "" until the session settles it
+    route: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def as_dict(self) -> dict[str, int]:
-        return {"calls": self.calls, "upstream_requests": self.upstream, "failures": self.failures}
+    def as_dict(self) -> dict[str, int | str]:
+        return {
+            "calls": self.calls,
+            "upstream_requests": self.upstream,
+            "failures": self.failures,
+            "route": self.route,
+        }
 
 
 class JudgeCallFailed(Exception):

@@ -176,7 +176,9 @@ def judge_session(
         try:
             mlflow_loading.wait()  # the seam is in MLflow: one thread imports it (see there)
             if in_process and judge_seam.install():
+                transport.stats.route = "in-process"
                 return
+            transport.stats.route = "loopback"
             gateway = JudgeGateway(transport, local_key=local_key).start()
             gateways.append(gateway)
             os.environ.update(OPENAI_API_BASE=gateway.base_url, OPENAI_BASE_URL=gateway.base_url)
