@@ -230,7 +230,7 @@ def _score_row(
     scorers: Sequence[BoundScorer],
     verdicts: VerdictCache | None = None,
 ) -> ScoredRow:
-    mlflow_loading.wait()
+    mlflow_loading.ensure()
     from mlflow.entities import Feedback
 
     scores: dict[str, float | None] = {}
@@ -460,12 +460,14 @@ def _pipelined(
     score_deadline = scoring_deadline(cfg, scorers)
 
     def score(i: int, p: Outcome[Any]) -> None:
-        # priority 0: a row's judge calls go before the next row's model call
+        # priority 0: a row's judge calls go before the next row's model call. While MLflow
+        # still loads on its thread (mlflow_loading), a scoring job would only hold a worker
+        # waiting for it: the model calls go first then, and these rows are scored later
         pool.submit(
             ("score", i),
             functools.partial(_score_row, rows[i], p.value, _latency(p), scorers, verdicts),
             timeout=score_deadline,
-            priority=0,
+            priority=0 if mlflow_loading.loaded() else 2,
         )
 
     def score_answer(i: int, outcome: Outcome[Any]) -> None:

@@ -1,17 +1,21 @@
-"""MLflow imported on one thread while a remote model's first calls are in flight (issue #14).
+"""MLflow's import: once, on one thread, and for a remote model off the path to its first call.
 
 `import mlflow` takes about 1.1 s, most of a run's time to its first request, and nothing
 before a model's first answer needs it: the config is checked without it (the scorers are
 `LazyScorer`s), and the tracking URI is set through MLFLOW_TRACKING_URI. So for a remote
-model, one daemon thread imports MLflow, then does the steps given (build the scorers, open
-the tracking store), while the main thread starts the calls.
+model, `load_in_background` imports MLflow on a daemon thread, then runs the steps it is
+given there (create the local store, build the scorers, open the store), while the main
+thread starts the calls (issue #14).
 
-One thread, and everyone else waits (`wait`): MLflow's package has import cycles that are
-safe only when one thread runs them; two threads importing parts of it at once get
-"partially initialized module 'mlflow'" errors. Every path that touches MLflow after
-`load_in_background` (scoring a row, routing the judges, logging the run) waits first.
-Where the model is a `python:` function or an MLflow model, whose own code may import MLflow
-on any thread, `load_now` imports it on the main thread before any call, as before.
+One thread at a time: MLflow's package has import cycles that are safe only when one thread
+runs them; two threads importing parts of it before the package is whole get "partially
+initialized module 'mlflow'" errors. So every path that needs MLflow first calls `ensure`
+(scoring a row, building a scorer, routing the judges, logging the run): it waits for the
+loading thread if one runs, else imports MLflow itself under a lock, which the other threads
+then wait on. Once the package is whole, submodules (the sqlite store, the judges' adapter)
+may load on several threads at once, as they always did. Where the model is a `python:`
+function or an MLflow model, whose own code may import MLflow on any thread, `ensure` runs
+on the main thread before any call.
 """
 
 from __future__ import annotations
@@ -20,43 +24,77 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 
-_ready = threading.Event()  # MLflow is imported
-_ready.set()  # nothing is loading
-_done = threading.Event()  # ... and the steps after it have run
-_done.set()
+_lock = threading.Lock()
+_loaded = False
+_loader_done = threading.Event()  # set when no loading thread is importing MLflow
+_loader_done.set()
+_steps_done = threading.Event()  # ... and when its steps have run too
+_steps_done.set()
+_step_errors: dict[str, BaseException] = {}
 
 
-def load_now() -> None:
-    import mlflow  # noqa: F401  (the import is the point)
+def ensure() -> None:
+    """MLflow imported: by the loading thread if one runs, else here, one thread at a time."""
+    global _loaded
+    _loader_done.wait()
+    if _loaded:
+        return
+    with _lock:
+        if not _loaded:
+            import mlflow  # noqa: F401  (the import is the point)
+
+            _loaded = True
 
 
-def load_in_background(steps: Sequence[Callable[[], None]] = ()) -> None:
-    """Import MLflow on a daemon thread, then run `steps` there (their errors are ignored:
-    each step's work is met again, and reported, where its result is used)."""
-    _ready.clear()
-    _done.clear()
+def loaded() -> bool:
+    """Whether MLflow is whole, so that a row may be scored without waiting."""
+    return _loaded
+
+
+def load_in_background(steps: Sequence[tuple[str, Callable[[], object]]] = ()) -> None:
+    """Import MLflow on a daemon thread, then run the named `steps` there. A step's error is
+    kept (`step_error`) for the caller to meet again where the step's result is used."""
+    wait_for_steps()  # an earlier run's thread, in the same process, finishes first
+    _loader_done.clear()
+    _steps_done.clear()
+    _step_errors.clear()
 
     def load() -> None:
         try:
             try:
-                with contextlib.suppress(Exception):  # met again, and reported, where used
-                    load_now()
+                with contextlib.suppress(Exception):  # met again, and reported, in `ensure`
+                    _import_here()
             finally:
-                _ready.set()
-            for step in steps:
-                with contextlib.suppress(Exception):
+                _loader_done.set()
+            for name, step in steps:
+                try:
                     step()
+                except Exception as exc:
+                    _step_errors[name] = exc
         finally:
-            _done.set()
+            _steps_done.set()
 
     threading.Thread(target=load, name="genai-gate-mlflow", daemon=True).start()
 
 
-def wait() -> None:
-    """Block until MLflow is imported, if it is being imported on the thread."""
-    _ready.wait()
+def _import_here() -> None:
+    global _loaded
+    with _lock:
+        if not _loaded:
+            import mlflow  # noqa: F401
+
+            _loaded = True
+
+
+def wait_for_loader() -> None:
+    """Block while the loading thread imports MLflow (imports nothing itself)."""
+    _loader_done.wait()
 
 
 def wait_for_steps() -> None:
-    """Block until the thread's steps are done too (the tracking store is in place)."""
-    _done.wait()
+    """Block until the loading thread's steps are done too (the tracking store is in place)."""
+    _steps_done.wait()
+
+
+def step_error(name: str) -> BaseException | None:
+    return _step_errors.get(name)

@@ -6,7 +6,6 @@ aggregations, and how an answer and its references are read as text.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import string
 import threading
@@ -40,20 +39,30 @@ class LazyScorer:
             if self._built is None and self._error is None:
                 try:
                     self._built = self._build()
+                except ImportError:
+                    raise  # not kept: the next row asks again
                 except Exception as exc:
                     self._error = exc
             if self._error is not None:
                 raise self._error
             return self._built
 
+    @property
+    def error(self) -> BaseException | None:
+        """Why the build failed, once it has been tried."""
+        return self._error
 
-def build_scorers_now(scorers: Sequence[BoundScorer]) -> None:
-    """Build the lazy scorers (on MLflow's loading thread); a failure is left for each row
-    that needs the scorer to report."""
+
+def build_scorers_now(scorers: Sequence[BoundScorer]) -> list[str]:
+    """Build the lazy scorers; the problems, one a scorer that MLflow would not build."""
+    problems = []
     for s in scorers:
         if isinstance(s.scorer, LazyScorer):
-            with contextlib.suppress(Exception):
+            try:
                 s.scorer.get()
+            except Exception as exc:
+                problems.append(f"scorers: {s.name}: MLflow would not build it: {exc}")
+    return problems
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from genai_gate import mlflow_loading
 from genai_gate.errors import TrackingError
 from genai_gate.secrets import scrub, scrub_credentials, scrub_doc, tracking_password
 
@@ -79,6 +80,8 @@ def use_tracking_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
+        # a package still loading on MLflow's thread has no set_tracking_uri yet
+        mlflow_loading.wait_for_loader()
         mlflow = sys.modules.get("mlflow")
         if mlflow is not None:
             # None unsets it (and the variable); MLflow's annotation leaves None out

@@ -1,5 +1,5 @@
 """LLM judges (MLflow's built-ins) graded by a local OpenAI-compatible server, through the
-judge gateway: verdicts reach the metrics and the gate; 429s are retried; re-runs are free."""
+judge transport: verdicts reach the metrics and the gate; 429s are retried; re-runs are free."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_a_cached_rerun_does_no_judge_work_and_keeps_every_verdict(
     first_rows = (project.out / "rows.jsonl").read_text(encoding="utf-8")
     assert run(cli, project).code == 0
     again = project.results()
-    # the verdicts came whole from the cache: MLflow's judges never reached the gateway
+    # the verdicts came whole from the cache: MLflow's judges never reached the transport
     assert again["judge"]["calls"] == 0
     assert again["judge"]["cache"]["hits"] == 16
     assert again["metrics"] == first["metrics"]

@@ -4,7 +4,9 @@ the loading thread, so the model's first calls do not wait the second it takes; 
 MLflow on any thread. Either way the run gates, judges and logs as before.
 
 Seen from inside the work process with an audit hook (a sitecustomize on PYTHONPATH) that
-records which thread loads the `mlflow` package."""
+records, for every `mlflow` module loaded, the thread, and whether the `mlflow` package was
+still initialising: while it is, no other thread may load any part of it (MLflow's import
+cycles break then, with "partially initialized module" errors)."""
 
 from __future__ import annotations
 
@@ -27,9 +29,11 @@ HOOK = """\
 import os, sys, threading
 
 def _record(event, args):
-    if event == "import" and args[0] == "mlflow":
+    if event == "import" and (args[0] == "mlflow" or args[0].startswith("mlflow.")):
+        spec = getattr(sys.modules.get("mlflow"), "__spec__", None)
+        busy = int(bool(getattr(spec, "_initializing", False)))
         with open(os.environ["GG_MLFLOW_IMPORT_LOG"], "a", encoding="utf-8") as fh:
-            fh.write(threading.current_thread().name + "\\n")
+            fh.write(f"{threading.current_thread().name} {args[0]} {busy}\\n")
 
 sys.addaudithook(_record)
 """
@@ -67,8 +71,13 @@ def run_with_hook(
         text=True,
         timeout=300,
     )
-    threads = log.read_text(encoding="utf-8").split() if log.exists() else []
-    return done, threads
+    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    loads = [line.split() for line in lines]
+    package = [thread for thread, module, _ in loads if module == "mlflow"]
+    # while the package initialises, only the thread that loads it loads any part of it
+    others = {(t, m) for t, m, busy in loads if busy == "1" and t not in package}
+    assert not others, f"loaded on another thread while mlflow initialised: {sorted(others)}"
+    return done, package
 
 
 def test_a_remote_models_run_loads_mlflow_on_its_loading_thread(

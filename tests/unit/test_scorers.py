@@ -166,3 +166,22 @@ def test_configured_scorers_are_checked_before_mlflow_builds_them() -> None:
     ok = build_scorers(["exact_match", "safety"], [], Path("."), judge="openai:/gpt-4o-mini")
     assert [type(s.scorer).__name__ for s in ok] == ["LazyScorer", "LazyScorer"]
     assert isinstance(ok[0].resolved, Scorer) and isinstance(ok[1].resolved, Scorer)
+
+
+def test_a_scorer_mlflow_refuses_is_a_config_error() -> None:
+    """Built before any call (python: models), or after the calls on MLflow's loading thread:
+    either way a scorer MLflow would not build is exit 2, never a verdict."""
+    from genai_gate.errors import ExitCode
+    from genai_gate.scorer import BoundScorer, LazyScorer
+    from genai_gate.scoring.registry import raise_unbuilt
+
+    def refuse() -> object:
+        raise ValueError("instructions must name a template variable")
+
+    bound = BoundScorer("mine", LazyScorer(refuse), ("mean",), False, False, judge=True)
+    with pytest.raises(ConfigError) as caught:
+        raise_unbuilt([bound])
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    assert caught.value.problems == [
+        "scorers: mine: MLflow would not build it: instructions must name a template variable"
+    ]

@@ -65,7 +65,7 @@ from genai_gate.results import (
 )
 from genai_gate.scorer import BoundScorer, build_scorers_now
 from genai_gate.scoring.judges import judge_session
-from genai_gate.scoring.registry import configured_scorers
+from genai_gate.scoring.registry import configured_scorers, raise_unbuilt
 from genai_gate.scoring.verdicts import VerdictCache
 from genai_gate.spark_runner import evaluate_on_spark
 from genai_gate.tables import TableReader
@@ -184,24 +184,34 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
         ensure_local_store(tracking_uri)
     with use_tracking_uri(tracking_uri), run_limits(run.loaded.config.max_duration):
         prepared = _prepare(run, tracking_uri)
-        steps: list[Callable[[], None]] = []
-        if not store_first:
-            steps.append(partial(ensure_local_store, tracking_uri))
-        steps.append(partial(build_scorers_now, prepared.scorers))
-        if unreachable is None:
-            steps.append(partial(open_store, tracking_uri))
         target = prepared.target
-        if target is not None and target.remote and run.loaded.config.runner != "spark":
-            # nothing needs MLflow before the model's first answer (mlflow_loading)
-            mlflow_loading.load_in_background(steps)
-        else:
-            mlflow_loading.load_now()
-            if not store_first:
-                ensure_local_store(tracking_uri)
-            if unreachable is None:
-                open_store_early(tracking_uri)
-        evaluated = _evaluate(run, prepared, progress)
-        mlflow_loading.wait_for_steps()  # the store is in place before the run is logged
+        try:
+            if target is not None and target.remote and run.loaded.config.runner != "spark":
+                # nothing needs MLflow before the model's first answer (mlflow_loading)
+                steps: list[tuple[str, Callable[[], object]]] = []
+                if not store_first:
+                    steps.append(("store", partial(ensure_local_store, tracking_uri)))
+                steps.append(("scorers", partial(build_scorers_now, prepared.scorers)))
+                if unreachable is None:
+                    steps.append(("open", partial(open_store, tracking_uri)))
+                mlflow_loading.load_in_background(steps)
+            else:
+                mlflow_loading.ensure()
+                raise_unbuilt(prepared.scorers)  # before any call
+                if not store_first:
+                    ensure_local_store(tracking_uri)
+                if unreachable is None:
+                    open_store_early(tracking_uri)
+            evaluated = _evaluate(run, prepared, progress)
+        finally:
+            # the store is in place before the run is logged, and a second run in this
+            # process does not start while this one's loading thread still works
+            mlflow_loading.wait_for_steps()
+        # a scorer MLflow would not build failed each row that needed it: that is the
+        # config's problem to report, not a verdict (the answers are cached)
+        raise_unbuilt(prepared.scorers)
+        if mlflow_loading.step_error("store") is not None:
+            ensure_local_store(tracking_uri)  # again, here, where its error is reported
         report = _report(run, prepared, evaluated, tracking_uri, started_at, unreachable)
         _check_limits(run, report)
         return report
@@ -381,7 +391,8 @@ def _checked_inputs(
     dataset: Dataset | None = None
     if not skip & _SCORER_KEYS:
         try:
-            scorers = configured_scorers(loaded, notices)
+            # checked now, built on MLflow's loading thread or before the first call
+            scorers = configured_scorers(loaded, notices, lazy=True)
         except GateError as exc:
             errors.append(exc)
     table = loaded.data_table
@@ -518,6 +529,8 @@ def _evaluate(run: Run, prep: _Prepared, progress: PhaseProgress | None) -> _Eva
     baseline = prep.resolution.baseline
     baseline_eval = None
     if baseline is not None and baseline.target is not None:
+        if not baseline.target.remote:
+            mlflow_loading.ensure()  # its own code may import MLflow: not while it loads
         baseline_eval = run_target(baseline.target, _prefixed(progress, "baseline-"))
     judge_stats: dict[str, Any] | None = None
     if scoring_context is not None:

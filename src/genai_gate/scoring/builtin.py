@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from genai_gate import mlflow_loading
 from genai_gate.scorer import (
     AGGREGATIONS,
     LATENCY_METADATA_KEY,
@@ -157,6 +158,7 @@ def make_builtin(name: str, aggregations: tuple[str, ...]) -> LazyScorer:
         semantic.require()  # an optional extra: ConfigError with the install command
 
     def build() -> Any:
+        mlflow_loading.ensure()
         from mlflow.genai.scorers import scorer
 
         return scorer(

@@ -11,7 +11,6 @@ scorer fails at once and the row records the real reason.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,11 +19,10 @@ from genai_gate.scoring.judge_transport import GAVE_UP, JudgeCallFailed, JudgeTr
 
 
 class JudgeGateway:
-    def __init__(self, transport: JudgeTransport, *, local_key: str = "") -> None:
+    def __init__(self, transport: JudgeTransport, *, local_key: str) -> None:
         self.transport = transport
-        self.stats = transport.stats
         # MLflow must present this to the gateway; the real key never leaves genai-gate
-        self.local_key = local_key or secrets.token_urlsafe(24)
+        self.local_key = local_key
         self._server: ThreadingHTTPServer | None = None
 
     @property

@@ -25,12 +25,14 @@ import inspect
 import threading
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from genai_gate.scoring.judge_transport import GAVE_UP, JudgeCallFailed, JudgeTransport
 
 # MLflow's judges are pointed here (OPENAI_API_BASE). `.invalid` never resolves (RFC 2606):
 # a call that slipped past the seam could reach no server at all
-BASE_URL = "http://judge.genai-gate.invalid/v1"
+HOST = "judge.genai-gate.invalid"
+BASE_URL = f"http://{HOST}/v1"
 ENDPOINT = f"{BASE_URL}/chat/completions"
 
 _SEND_PARAMETERS = ["endpoint", "headers", "payload", "num_retries"]
@@ -51,7 +53,7 @@ def _parameters(fn: Any) -> list[str]:
 def _modules() -> tuple[ModuleType, ModuleType] | None:
     try:
         from mlflow.genai.judges.adapters import gateway_adapter, utils
-    except ImportError:
+    except Exception:  # ImportError, or an MLflow whose adapter fails to import: no seam
         return None
     original = getattr(utils, "send_chat_request", None)
     error = getattr(utils, "ChatCompletionError", None)
@@ -90,7 +92,7 @@ def activate(transport: JudgeTransport | None) -> None:
 def _send(
     endpoint: str, headers: dict[str, str], payload: dict[str, Any], num_retries: int
 ) -> dict[str, Any]:
-    if endpoint != ENDPOINT:
+    if urlsplit(endpoint).hostname != HOST:
         # another provider, or a judge this run did not configure: MLflow's call, untouched
         answer: dict[str, Any] = _installed["original"](endpoint, headers, payload, num_retries)
         return answer

@@ -83,6 +83,7 @@ def make_judge_scorer(
     rules = list(guidelines)
 
     def build() -> Any:
+        mlflow_loading.ensure()
         if instructions is not None:
             from mlflow.genai.judges import make_judge
 
@@ -115,11 +116,15 @@ _SESSION = threading.Lock()
 # set while no judge session is being routed: the judges' calls wait on it (`wait_for_route`)
 _ROUTED = threading.Event()
 _ROUTED.set()
+_ROUTE_FAILED: list[BaseException] = []  # why this session's route could not be set up
 
 
 def wait_for_route() -> None:
-    """Block until the open judge session knows how MLflow's judges reach the transport."""
+    """Block until the open judge session knows how MLflow's judges reach the transport;
+    raise if it found no way (each judge call then fails at once, with the reason)."""
     _ROUTED.wait()
+    if _ROUTE_FAILED:
+        raise RuntimeError(f"the judge could not be reached: {_ROUTE_FAILED[0]}")
 
 
 @contextlib.contextmanager
@@ -174,7 +179,7 @@ def judge_session(
 
     def route() -> None:
         try:
-            mlflow_loading.wait()  # the seam is in MLflow: one thread imports it (see there)
+            mlflow_loading.ensure()  # the seam is in MLflow: see mlflow_loading
             if in_process and judge_seam.install():
                 transport.stats.route = "in-process"
                 return
@@ -182,6 +187,8 @@ def judge_session(
             gateway = JudgeGateway(transport, local_key=local_key).start()
             gateways.append(gateway)
             os.environ.update(OPENAI_API_BASE=gateway.base_url, OPENAI_BASE_URL=gateway.base_url)
+        except Exception as exc:  # no route: every judge call fails with this, closed
+            _ROUTE_FAILED.append(exc)
         finally:
             _ROUTED.set()
 
@@ -191,6 +198,7 @@ def judge_session(
         before = {k: os.environ.get(k) for k in settings}
         os.environ.update(settings)
         judge_seam.activate(transport)
+        _ROUTE_FAILED.clear()
         _ROUTED.clear()
         router = threading.Thread(target=route, name="genai-gate-judge-route", daemon=True)
         router.start()

@@ -17,7 +17,7 @@ from typing import Any
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ModelLoadError
 from genai_gate.pyimport import PREFIX, load_object
-from genai_gate.scorer import AGGREGATIONS, BoundScorer
+from genai_gate.scorer import AGGREGATIONS, BoundScorer, build_scorers_now
 from genai_gate.scoring.judges import CONTEXT_JUDGES, JUDGE_ALIASES, JUDGES, make_judge_scorer
 from genai_gate.thresholds import RelativeThreshold, Threshold
 
@@ -238,10 +238,16 @@ def build_scorers(
     return tuple(resolved)
 
 
-def configured_scorers(loaded: LoadedConfig, notices: list[str]) -> tuple[BoundScorer, ...]:
-    """The scorers a config asks for, with its judge settings."""
+def configured_scorers(
+    loaded: LoadedConfig, notices: list[str], *, lazy: bool = False
+) -> tuple[BoundScorer, ...]:
+    """The scorers a config asks for, with its judge settings, built (imports MLflow), or
+    with `lazy` only checked, to be built on first use (see scorer.LazyScorer)."""
     try:
-        return _build_configured(loaded, notices)
+        scorers = _build_configured(loaded, notices)
+        if not lazy:
+            raise_unbuilt(scorers)
+        return scorers
     except ConfigError as exc:
         # each problem under the name the user typed it (the file, --scorers, an env var)
         for key in ("scorers", "thresholds", "judge"):
@@ -250,6 +256,19 @@ def configured_scorers(loaded: LoadedConfig, notices: list[str]) -> tuple[BoundS
                 for p in exc.problems
             ]
         raise
+
+
+def raise_unbuilt(scorers: Sequence[BoundScorer]) -> None:
+    """Build the lazy scorers now; ConfigError (exit 2) for each that MLflow refuses."""
+    problems = build_scorers_now(scorers)
+    if problems:
+        raise ConfigError(
+            f"{len(problems)} scorer(s) could not be built",
+            problems=problems,
+            fix="The scorers' settings passed genai-gate's checks and MLflow refused them: "
+            "check the judge's name and the custom judges' instructions, or remove the "
+            "scorer:\n  scorers: [exact_match, correctness]",
+        )
 
 
 def _build_configured(loaded: LoadedConfig, notices: list[str]) -> tuple[BoundScorer, ...]:
