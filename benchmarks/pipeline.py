@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 16])
     parser.add_argument(
-        "--repeat", type=int, default=3, help="zero-latency runs per concurrency (medians)"
+        "--repeat", type=int, default=5, help="zero-latency runs per concurrency (medians)"
     )
     parser.add_argument("--keep", action="store_true")
     parser.add_argument(
