@@ -2,10 +2,10 @@
 
 `import mlflow` takes about 1.1 s, most of a run's time to its first request, and nothing
 before a model's first answer needs it: the config is checked without it (the scorers are
-`LazyScorer`s), and the tracking URI is set through MLFLOW_TRACKING_URI. So for a remote
-model, `load_in_background` imports MLflow on a daemon thread, then runs the steps it is
-given there (create the local store, build the scorers, open the store), while the main
-thread starts the calls (issue #14).
+`LazyScorer`s), and the tracking URI is set through MLFLOW_TRACKING_URI. So
+`load_in_background` imports MLflow on a daemon thread (for a remote model; otherwise it is
+already imported), then runs the steps it is given there (build the scorers, create the
+local store, open it), while the main thread starts the calls (issue #14).
 
 One thread at a time: MLflow's package has import cycles that are safe only when one thread
 runs them; two threads importing parts of it before the package is whole get "partially
@@ -35,10 +35,13 @@ _step_errors: dict[str, BaseException] = {}
 
 def ensure() -> None:
     """MLflow imported: by the loading thread if one runs, else here, one thread at a time."""
-    global _loaded
     _loader_done.wait()
-    if _loaded:
-        return
+    if not _loaded:
+        _import()
+
+
+def _import() -> None:
+    global _loaded
     with _lock:
         if not _loaded:
             import mlflow  # noqa: F401  (the import is the point)
@@ -63,7 +66,7 @@ def load_in_background(steps: Sequence[tuple[str, Callable[[], object]]] = ()) -
         try:
             try:
                 with contextlib.suppress(Exception):  # met again, and reported, in `ensure`
-                    _import_here()
+                    _import()
             finally:
                 _loader_done.set()
             for name, step in steps:
@@ -75,15 +78,6 @@ def load_in_background(steps: Sequence[tuple[str, Callable[[], object]]] = ()) -
             _steps_done.set()
 
     threading.Thread(target=load, name="genai-gate-mlflow", daemon=True).start()
-
-
-def _import_here() -> None:
-    global _loaded
-    with _lock:
-        if not _loaded:
-            import mlflow  # noqa: F401
-
-            _loaded = True
 
 
 def wait_for_loader() -> None:

@@ -35,6 +35,8 @@ class LazyScorer:
         self._error: BaseException | None = None
 
     def get(self) -> Any:
+        if self._built is not None:  # every row's every scorer asks: no lock once built
+            return self._built
         with self._lock:
             if self._built is None and self._error is None:
                 try:
@@ -46,11 +48,6 @@ class LazyScorer:
             if self._error is not None:
                 raise self._error
             return self._built
-
-    @property
-    def error(self) -> BaseException | None:
-        """Why the build failed, once it has been tried."""
-        return self._error
 
 
 def build_scorers_now(scorers: Sequence[BoundScorer]) -> list[str]:

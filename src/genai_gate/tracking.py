@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -109,22 +108,14 @@ def _wrap(action: str, uri: str, exc: Exception) -> TrackingError:
     )
 
 
-def open_store_early(tracking_uri: str) -> None:
-    """Open the tracking store on a daemon thread while the model calls run (issue #14).
+def open_store(tracking_uri: str) -> None:
+    """Open the tracking store, on MLflow's loading thread while the model calls run.
 
     Opening a sqlite store imports SQLAlchemy and Alembic and checks the schema: about 2 s
     that would otherwise come after the verdict. MLflow keeps one store per URI (built under
-    its own lock), so `start_run` picks this one up, or waits for it. A failure here is
-    ignored: `start_run` meets it again and reports it.
+    its own lock), so `start_run` picks this one up. A failure here is ignored: `start_run`
+    meets it again and reports it.
     """
-
-    threading.Thread(
-        target=open_store, args=(tracking_uri,), name="genai-gate-tracking-store", daemon=True
-    ).start()
-
-
-def open_store(tracking_uri: str) -> None:
-    """Open (and cache, in MLflow) the tracking store; a failure is left for start_run."""
     from mlflow import MlflowClient
 
     with contextlib.suppress(Exception):

@@ -58,7 +58,7 @@ def config(fake: FakeOpenAI, **extra: Any) -> Config:
 
 
 def correctness(answer: str, judge: str = "openai:/gpt-4o-mini") -> Any:
-    scorer = make_judge_scorer("correctness", ["mean"], judge=judge, guidelines=[])
+    scorer = make_judge_scorer("correctness", ["mean"], judge=judge, guidelines=[]).get()
     wait_for_route()  # as genai-gate's scoring does before a judge's call
     return scorer(
         inputs={"question": "Capital of France?"},
@@ -152,9 +152,7 @@ def test_after_the_session_mlflow_reaches_no_judge(judge: FakeOpenAI) -> None:
     """A call abandoned at the scoring deadline may come back after its session: it gets an
     error, and no request leaves the process."""
     with judge_session(config(judge), None, {"JUDGE_KEY": KEY}, NoWorkspace()):
-        scorer = make_judge_scorer(
-            "correctness", ["mean"], judge="openai:/gpt-4o-mini", guidelines=[]
-        )
+        wait_for_route()  # the seam is in place
     from mlflow.genai.judges.adapters import gateway_adapter
     from mlflow.genai.judges.adapters.utils import ChatCompletionError
 
@@ -165,7 +163,6 @@ def test_after_the_session_mlflow_reaches_no_judge(judge: FakeOpenAI) -> None:
         with pytest.raises(ChatCompletionError, match="the judge session has ended"):
             send(endpoint, {}, {"messages": []}, 10)
     assert judge.calls == 0
-    del scorer
 
 
 def test_other_endpoints_still_go_through_mlflows_own_client(judge: FakeOpenAI) -> None:

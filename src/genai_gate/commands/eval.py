@@ -79,7 +79,6 @@ from genai_gate.tracking import (
     ensure_local_store,
     finish_run,
     open_store,
-    open_store_early,
     probe,
     redact,
     start_run,
@@ -185,23 +184,22 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
     with use_tracking_uri(tracking_uri), run_limits(run.loaded.config.max_duration):
         prepared = _prepare(run, tracking_uri)
         target = prepared.target
+        steps: list[tuple[str, Callable[[], object]]] = []
+        if target is not None and target.remote and run.loaded.config.runner != "spark":
+            # nothing needs MLflow before the model's first answer: it loads on a thread,
+            # then builds the scorers there (mlflow_loading)
+            steps.append(("scorers", partial(build_scorers_now, prepared.scorers)))
+        else:
+            # a python: model's own code may import MLflow on any thread: here, first
+            mlflow_loading.ensure()
+            raise_unbuilt(prepared.scorers)  # before any call
+        # the store is created and opened on the thread while the calls run
+        if not store_first:
+            steps.append(("store", partial(ensure_local_store, tracking_uri)))
+        if unreachable is None:
+            steps.append(("open", partial(open_store, tracking_uri)))
         try:
-            if target is not None and target.remote and run.loaded.config.runner != "spark":
-                # nothing needs MLflow before the model's first answer (mlflow_loading)
-                steps: list[tuple[str, Callable[[], object]]] = []
-                if not store_first:
-                    steps.append(("store", partial(ensure_local_store, tracking_uri)))
-                steps.append(("scorers", partial(build_scorers_now, prepared.scorers)))
-                if unreachable is None:
-                    steps.append(("open", partial(open_store, tracking_uri)))
-                mlflow_loading.load_in_background(steps)
-            else:
-                mlflow_loading.ensure()
-                raise_unbuilt(prepared.scorers)  # before any call
-                if not store_first:
-                    ensure_local_store(tracking_uri)
-                if unreachable is None:
-                    open_store_early(tracking_uri)
+            mlflow_loading.load_in_background(steps)
             evaluated = _evaluate(run, prepared, progress)
         finally:
             # the store is in place before the run is logged, and a second run in this

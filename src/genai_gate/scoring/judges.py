@@ -57,10 +57,9 @@ def make_judge_scorer(
     judge: str | None,
     guidelines: Sequence[str],
     instructions: str | None = None,
-    lazy: bool = False,
-) -> Any:
+) -> LazyScorer:
     """One of MLflow's built-in judges, or a custom one from its instructions (make_judge).
-    The settings are checked here; with `lazy`, the MLflow object is a LazyScorer."""
+    The settings are checked here; the MLflow object is built on first use (LazyScorer)."""
     if not judge:
         raise ConfigError(
             f"{name} is an LLM judge, and no judge model is configured", fix=JUDGE_FIX
@@ -102,7 +101,7 @@ def make_judge_scorer(
         # deadline (evaluate.scoring_deadline) already bounds the call on a daemon thread
         return cls(model=model, aggregations=aggs, timeout=0, **extra)
 
-    return LazyScorer(build) if lazy else build()
+    return LazyScorer(build)
 
 
 def judge_model_name(judge: str) -> str | None:

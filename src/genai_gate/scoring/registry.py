@@ -198,7 +198,6 @@ def build_scorers(
                     judge=judge,
                     guidelines=guidelines,
                     instructions=instructions_of.get(b.name),
-                    lazy=True,
                 )
             except ConfigError as exc:
                 alias = given_as.get(b.name)
