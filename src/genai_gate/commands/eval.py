@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -61,6 +61,7 @@ from genai_gate.results import (
     EvalResult,
     PhaseProgress,
     ResultsDoc,
+    RowError,
     RowResult,
 )
 from genai_gate.scorer import BoundScorer, build_scorers_now
@@ -124,6 +125,49 @@ class _Compared:
     doc: BaselineDoc  # results.json's `baseline`
 
 
+def against_baseline(
+    loaded: LoadedConfig,
+    scorers: Sequence[BoundScorer],
+    rows: Sequence[RowResult],
+    metrics: Mapping[str, float],
+    base_rows: Sequence[RowResult],
+    base_metrics: Mapping[str, float],
+) -> tuple[int, dict[str, Comparison], list[RowChange]]:
+    """The candidate's rows paired with the baseline's: how many pairs, the comparison the
+    rules against the baseline read, and the rows that got worse."""
+    pairs = pair_rows(rows, base_rows)
+    comparisons = compare(pairs, scorers, metrics, base_metrics)
+    directions = regression_directions(loaded.thresholds, loaded.relative, scorers)
+    return len(pairs), comparisons, regressed_rows(pairs, directions)
+
+
+def gate(
+    loaded: LoadedConfig,
+    metrics: Mapping[str, float],
+    *,
+    rows: int,
+    row_errors: Sequence[RowError],
+    comparisons: Mapping[str, Comparison] | None,
+    no_baseline: str | None,
+    baseline_label: str,
+) -> Verdict:
+    """The verdict on a run's metrics and row errors: the config's thresholds and rules
+    against the baseline, its error allowance and its stance on inconclusive comparisons."""
+    cfg = loaded.config
+    return decide(
+        loaded.thresholds,
+        metrics,
+        rows=rows,
+        row_errors=row_errors,
+        allowed_errors=cfg.allowed_errors(rows),
+        relative=loaded.relative,
+        comparisons=comparisons,
+        no_baseline=no_baseline,
+        baseline_label=baseline_label,
+        inconclusive=cfg.inconclusive,
+    )
+
+
 def _compare(
     loaded: LoadedConfig,
     scorers: Sequence[BoundScorer],
@@ -136,10 +180,9 @@ def _compare(
         rows, metrics = evaluated.rows, evaluated.metrics
     else:
         rows, metrics = baseline.rows, compute_metrics(baseline.rows, scorers)
-    pairs = pair_rows(result.rows, rows)
-    comparisons = compare(pairs, scorers, result.metrics, metrics)
-    directions = regression_directions(loaded.thresholds, loaded.relative, scorers)
-    regressions = regressed_rows(pairs, directions)
+    pairs, comparisons, regressions = against_baseline(
+        loaded, scorers, result.rows, result.metrics, rows, metrics
+    )
     identity = dict(baseline.identity)
     served = getattr(baseline.target, "served_models", None)
     if callable(served):
@@ -152,7 +195,7 @@ def _compare(
         rows=rows,
         metrics=metrics,
         comparisons=comparisons,
-        pairs=len(pairs),
+        pairs=pairs,
         regressed=len(regressions),
         cache=evaluated.cache if evaluated else None,
     )
@@ -652,19 +695,14 @@ def _report(
     cfg = loaded.config
     result, compared, dataset = done.result, done.compared, prep.dataset
     baseline = prep.resolution.baseline
-    comparisons = compared.comparisons if compared else None
-    allowed = cfg.allowed_errors(len(dataset.rows))
-    verdict = decide(
-        loaded.thresholds,
+    verdict = gate(
+        loaded,
         result.metrics,
         rows=len(result.rows),
         row_errors=result.row_errors,
-        allowed_errors=allowed,
-        relative=loaded.relative,
-        comparisons=comparisons,
+        comparisons=compared.comparisons if compared else None,
         no_baseline=prep.resolution.unavailable,
         baseline_label=baseline.label if baseline else "the baseline",
-        inconclusive=cfg.inconclusive,
     )
 
     prov = collect(loaded.base_dir, run.environ)
@@ -691,7 +729,7 @@ def _report(
         verdict,
         loaded.thresholds,
         info,
-        allowed_errors=allowed,
+        allowed_errors=cfg.allowed_errors(len(dataset.rows)),
         notices=prep.notices,
         relative=loaded.relative,
     )
@@ -778,7 +816,7 @@ def _report(
             "genai_gate/error_rows": float(doc["errors"]["rows"]),
             "genai_gate/passed": float(verdict.passed),
         }
-        for name, comparison in (comparisons or {}).items():
+        for name, comparison in (compared.comparisons if compared else {}).items():
             if comparison.baseline is not None:
                 metrics[f"baseline/{name}"] = comparison.baseline
             if comparison.delta is not None:

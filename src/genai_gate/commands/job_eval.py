@@ -40,19 +40,21 @@ from genai_gate import artefacts, evidence, pyimport
 from genai_gate.baseline import rows_from_records
 from genai_gate.commands.eval import (
     EvalReport,
+    against_baseline,
     baseline_evidence,
     check_before_submitting,
     data_evidence,
     eval_record,
+    gate,
     run_eval,
     shown_config,
 )
 from genai_gate.commands.run import Run
-from genai_gate.compare import RowChange, compare, pair_rows, regressed_rows, regression_directions
+from genai_gate.compare import Comparison, RowChange
 from genai_gate.config import LoadedConfig
 from genai_gate.errors import ConfigError, ServiceError
 from genai_gate.evaluate import compute_metrics, row_errors
-from genai_gate.gate import Verdict, decide
+from genai_gate.gate import Verdict
 from genai_gate.github import run_links
 from genai_gate.provenance import collect
 from genai_gate.report.results import worst_rows
@@ -265,17 +267,17 @@ def decide_again(
     as a local run decides them (commands/eval.py `_compare`, then gate.decide): the
     comparison is computed again from both sides' fetched rows. Also returns the rows that
     got worse than the baseline, for the summary."""
-    cfg, doc = loaded.config, fetched.doc
+    doc = fetched.doc
     metrics = {k: v for k, v in doc["metrics"].items() if v is not None}
-    comparisons, regressions = None, []
+    comparisons: dict[str, Comparison] | None = None
+    regressions: list[RowChange] = []
     no_baseline, label = None, "the baseline"
     base = doc.get("baseline")
     if base is not None and fetched.baseline_rows is not None:
-        pairs = pair_rows(fetched.rows, fetched.baseline_rows)
         base_metrics = {k: v for k, v in base["metrics"].items() if v is not None}
-        comparisons = compare(pairs, scorers, metrics, base_metrics)
-        directions = regression_directions(loaded.thresholds, loaded.relative, scorers)
-        regressions = regressed_rows(pairs, directions)
+        _, comparisons, regressions = against_baseline(
+            loaded, scorers, fetched.rows, metrics, fetched.baseline_rows, base_metrics
+        )
         label = base["label"]
     else:
         # the job could not read its baseline: its notice says why, and the rules against
@@ -283,17 +285,14 @@ def decide_again(
         prefix = "no comparison: "
         why = [n.removeprefix(prefix) for n in doc["notices"] if n.startswith(prefix)]
         no_baseline = why[0] if why else None
-    verdict = decide(
-        loaded.thresholds,
+    verdict = gate(
+        loaded,
         metrics,
         rows=doc["rows"],
         row_errors=row_errors(fetched.rows),
-        allowed_errors=cfg.allowed_errors(doc["rows"]),
-        relative=loaded.relative,
         comparisons=comparisons,
         no_baseline=no_baseline,
         baseline_label=label,
-        inconclusive=cfg.inconclusive,
     )
     return verdict, regressions
 
