@@ -60,6 +60,18 @@ class CliResult:
         return self.out + self.err
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a genai-gate process a test starts: this process's, without what a
+    CI runner or the action set for genai-gate, with MLflow's telemetry off, plus `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GENAI_GATE_", "GITHUB_")) and k != "MLFLOW_TRACKING_URI"
+    }
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", **extra)
+    return env
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in list(os.environ):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import child_env
 from tests.fakes.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.integration
@@ -43,13 +44,7 @@ cache: false
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GENAI_GATE_", "GITHUB_")) and k != "MLFLOW_TRACKING_URI"
-    }
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", **extra)
-    return env
+    return child_env(**extra)
 
 
 def _gate(

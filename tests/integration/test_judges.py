@@ -4,7 +4,6 @@ judge transport: verdicts reach the metrics and the gate; 429s are retried; re-r
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, child_env
 from tests.fakes.openai_server import FakeOpenAI
 
 JUDGE_KEY = "sk-judge-secret-0123456789"
@@ -118,12 +117,7 @@ def test_a_rerun_in_another_process_finds_every_verdict(
     `required_columns` (a set) in the order of the process's string-hash seed, and seeds 1
     and 2 order it differently, so a key taken from that dump missed on every second run."""
     setup(project, judge, '  correctness/mean: ">= 0.75"\n')
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GENAI_GATE_", "GITHUB_")) and k != "MLFLOW_TRACKING_URI"
-    }
-    env.update(JUDGE_KEY=JUDGE_KEY, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    env = child_env(JUDGE_KEY=JUDGE_KEY)
     for seed in ("1", "2"):
         done = subprocess.run(
             [sys.executable, "-m", "genai_gate", "eval", "-q", "--out", str(project.out)],

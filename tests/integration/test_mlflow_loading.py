@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, child_env
 from tests.fakes.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.integration
@@ -52,15 +52,11 @@ def run_with_hook(
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(HOOK, encoding="utf-8")
     log = tmp_path / "imports.log"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GENAI_GATE_", "GITHUB_")) and k != "MLFLOW_TRACKING_URI"
-    }
-    env.update(
+    env = child_env(
         LLM_KEY=KEY,
-        MLFLOW_DISABLE_TELEMETRY="true",
-        PYTHONPATH=os.pathsep.join([str(hook), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        ),
         GG_MLFLOW_IMPORT_LOG=str(log),
     )
     done = subprocess.run(

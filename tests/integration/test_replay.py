@@ -5,7 +5,6 @@ and points at the MLflow run that holds them. Anything that differs is a full ru
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import Project
+from tests.conftest import Project, child_env
 from tests.fakes.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.integration
@@ -92,12 +91,7 @@ def test_a_replayed_run_imports_no_mlflow(project: Project, llm: FakeOpenAI) -> 
     """The point of a replay: no MLflow start-up. Measured with Python's own import log in
     the work process (PYTHONPROFILEIMPORTTIME reaches the supervisor's child too)."""
     setup(project, llm, '  correctness/mean: ">= 0.5"\n')
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GENAI_GATE_", "GITHUB_")) and k != "MLFLOW_TRACKING_URI"
-    }
-    env.update(LLM_KEY=KEY, MLFLOW_DISABLE_TELEMETRY="true")
+    env = child_env(LLM_KEY=KEY)
     argv = [sys.executable, "-m", "genai_gate", "eval", "-q", "--out", str(project.out)]
     done = [
         subprocess.run(

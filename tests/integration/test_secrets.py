@@ -10,7 +10,6 @@ its artifacts), the step summary, the outputs file, stdout and stderr.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ import pytest
 
 from genai_gate.evidence import read_records
 from tests.action_env import pr_payload
+from tests.conftest import child_env
 from tests.fakes.databricks import FakeDatabricks, ServedEntity
 from tests.fakes.github_api import WRITE_TOKEN, FakeGitHub
 from tests.fakes.github_oidc import FakeGitHubOIDC
@@ -79,14 +79,7 @@ def _project(root: Path, base_url: str) -> None:
 
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GENAI_GATE_", "GITHUB_")) and k != "MLFLOW_TRACKING_URI"
-    }
-    env.update(CANARIES)
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", **extra)
-    return env
+    return child_env(**{**CANARIES, **extra})
 
 
 def _hits(blob: bytes, where: str, secrets: list[str]) -> list[str]:
