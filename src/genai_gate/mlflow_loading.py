@@ -30,6 +30,7 @@ _loader_done = threading.Event()  # set when no loading thread is importing MLfl
 _loader_done.set()
 _steps_done = threading.Event()  # ... and when its steps have run too
 _steps_done.set()
+_step_done: dict[str, threading.Event] = {}
 _step_errors: dict[str, BaseException] = {}
 
 
@@ -56,11 +57,13 @@ def loaded() -> bool:
 
 def load_in_background(steps: Sequence[tuple[str, Callable[[], object]]] = ()) -> None:
     """Import MLflow on a daemon thread, then run the named `steps` there. A step's error is
-    kept (`step_error`) for the caller to meet again where the step's result is used."""
-    wait_for_steps()  # an earlier run's thread, in the same process, finishes first
+    kept (`finished`) for the caller to meet again where the step's result is used."""
+    _steps_done.wait()  # an earlier run's thread, in the same process, finishes first
     _loader_done.clear()
     _steps_done.clear()
     _step_errors.clear()
+    _step_done.clear()
+    _step_done.update((name, threading.Event()) for name, _ in steps)
 
     def load() -> None:
         try:
@@ -74,7 +77,11 @@ def load_in_background(steps: Sequence[tuple[str, Callable[[], object]]] = ()) -
                     step()
                 except Exception as exc:
                     _step_errors[name] = exc
+                finally:
+                    _step_done[name].set()
         finally:
+            for event in _step_done.values():
+                event.set()
             _steps_done.set()
 
     threading.Thread(target=load, name="genai-gate-mlflow", daemon=True).start()
@@ -85,10 +92,10 @@ def wait_for_loader() -> None:
     _loader_done.wait()
 
 
-def wait_for_steps() -> None:
-    """Block until the loading thread's steps are done too (the tracking store is in place)."""
-    _steps_done.wait()
-
-
-def step_error(name: str) -> BaseException | None:
+def finished(name: str) -> BaseException | None:
+    """Block until the loading thread's step `name` has run, if it has one; its error, if it
+    failed. Only what needs that step waits: the verdict does not wait for the store."""
+    event = _step_done.get(name)
+    if event is not None:
+        event.wait()
     return _step_errors.get(name)

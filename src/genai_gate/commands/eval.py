@@ -241,18 +241,17 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
             steps.append(("store", partial(ensure_local_store, tracking_uri)))
         if unreachable is None:
             steps.append(("open", partial(open_store, tracking_uri)))
-        try:
-            mlflow_loading.load_in_background(steps)
-            evaluated = _evaluate(run, prepared, progress)
-        finally:
-            # the store is in place before the run is logged, and a second run in this
-            # process does not start while this one's loading thread still works
-            mlflow_loading.wait_for_steps()
+        mlflow_loading.load_in_background(steps)
+        evaluated = _evaluate(run, prepared, progress)
+        mlflow_loading.ensure()  # whole before the logging imports it, if no row was scored
         # a scorer MLflow would not build failed each row that needed it: that is the
         # config's problem to report, not a verdict (the answers are cached)
         raise_unbuilt(prepared.scorers)
-        if mlflow_loading.step_error("store") is not None:
-            ensure_local_store(tracking_uri)  # again, here, where its error is reported
+        # a new store is in place before the run is logged (opening it need not be: MLflow
+        # opens one store per URI, under its lock); if it could not be made, again here,
+        # where its error is reported
+        if mlflow_loading.finished("store") is not None:
+            ensure_local_store(tracking_uri)
         report = _report(run, prepared, evaluated, tracking_uri, started_at, unreachable)
         _check_limits(run, report)
         return report
