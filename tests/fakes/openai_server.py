@@ -292,6 +292,18 @@ class FakeOpenAI:
             self.auth_headers_seen.clear()
             self.connections = 0
 
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until every connection has closed. A client killed mid-run may have left a
+        request in its socket that the server has not read yet: it is counted only when a
+        handler reads it, so a test that compares `calls` across a kill waits for this."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._sockets:
+                    return
+            time.sleep(0.02)
+        raise TimeoutError(f"the fake OpenAI server still had open connections after {timeout} s")
+
     def judge_requests(self) -> list[dict[str, Any]]:
         """The recorded request bodies that carried a JSON response_format."""
         with self._lock:

@@ -272,6 +272,7 @@ def test_answers_are_cached_as_they_arrive_and_survive_a_kill(tmp_path: Path) ->
         assert len(cached) >= answered - 2  # at most the calls in flight were lost
         for path in cached:  # every entry is whole: written aside, then renamed
             assert "output" in json.loads(path.read_text())
+        fake.wait_idle()  # the dead run's last request may still sit unread in its socket
         fake.configure(latency=0.0)
         before = fake.calls
         done = _gate(root, env=env)
