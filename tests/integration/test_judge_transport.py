@@ -7,7 +7,9 @@ judge's error with the real reason and no key in it."""
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -178,3 +180,26 @@ def test_other_endpoints_still_go_through_mlflows_own_client(judge: FakeOpenAI) 
     )
     assert answer["object"] == "chat.completion"
     assert judge.headers[0]["user-agent"].startswith("python-requests/")
+
+
+def test_a_route_that_cannot_be_set_up_fails_each_judge_call_at_once(
+    judge: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the loopback gateway cannot bind (a sandbox with no loopback address), the
+    session still opens and closes cleanly; each judge call fails at once with the reason,
+    and no request leaves for the judge or anywhere else."""
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+
+    monkeypatch.setattr(socket.socket, "bind", refuse)  # the OS's refusal, not ours
+    with judge_session(
+        config(judge), None, {"JUDGE_KEY": KEY}, NoWorkspace(), in_process=False
+    ) as transport:
+        for _ in range(2):  # every call, not only the first
+            with pytest.raises(RuntimeError, match=r"could not be reached.*Cannot assign"):
+                wait_for_route()
+        # MLflow's judges were never pointed at a public provider
+        assert os.environ["OPENAI_API_BASE"] == judge_seam.BASE_URL
+        assert transport.stats.route == "loopback"
+    assert judge.calls == 0
