@@ -19,8 +19,9 @@ import pytest
 
 from genai_gate.evidence import read_records
 from tests.action_env import github_env, read_outputs
-from tests.conftest import CliResult
+from tests.conftest import CliResult, child_env
 from tests.fakes.databricks import WAREHOUSE_ID, FakeDatabricks
+from tests.import_audit import audited
 
 pytestmark = pytest.mark.integration
 
@@ -344,3 +345,34 @@ def test_a_schedule_with_no_canary_in_flight_monitors_the_champion(
     outputs = read_outputs(Path(job["GITHUB_OUTPUT"]))
     assert outputs["result"] == "skipped" and outputs["passed"] == "false"
     assert canary.routes() == {"bot-12": 100}
+
+
+def test_an_analysis_in_its_own_process_loads_mlflow_before_its_threads(
+    canary: Canary, ws: FakeDatabricks, tmp_path: Path
+) -> None:
+    """The canary's scorers are built up front, so MLflow is imported on the main thread
+    before the judge's route, the SQL polling or any scoring thread starts: none of them
+    loads a part of it half-way (tests.import_audit)."""
+    from tests.fakes.openai_server import FakeOpenAI
+
+    ws.model_versions[("main.ml.bot", "13")].answer = sloppy
+    deploy_challenger(canary)
+    canary.traffic(400)
+    with FakeOpenAI(api_key="sk-judge-0123456789") as judge:
+        extra = (
+            WAREHOUSE + "judge: openai:/gpt-4o-mini\n"
+            f"judge-base-url: {judge.base_url}\njudge-api-key-env: JUDGE_KEY\n"
+            f"cache-dir: {canary.root / 'cache'}\n"
+        )
+        cfg = canary.config(extra, scorers='["python:checks:polite", safety]')
+        done, threads = audited(
+            ["analyze", "-c", str(cfg), "--out", str(canary.root / "out")],
+            cwd=canary.root,
+            env=child_env(**canary.env, JUDGE_KEY="sk-judge-0123456789"),
+            tmp_path=tmp_path,
+        )
+        judged = len(judge.judge_requests())
+    assert done.returncode == 1, done.stdout + done.stderr  # the sloppy challenger is worse
+    assert "polite/mean vs champion" in done.stdout
+    assert threads == ["MainThread"]
+    assert judged >= 60  # the judge's route and its calls ran beside the import's result

@@ -3,17 +3,12 @@ the loading thread, so the model's first calls do not wait the second it takes; 
 `python:` model, the main thread before any call, since the model's own code may import
 MLflow on any thread. Either way the run gates, judges and logs as before.
 
-Seen from inside the work process with an audit hook (a sitecustomize on PYTHONPATH) that
-records, for every `mlflow` module loaded, the thread, and whether the `mlflow` package was
-still initialising: while it is, no other thread may load any part of it (MLflow's import
-cycles break then, with "partially initialized module" errors)."""
+Seen from inside the work process by `tests.import_audit`."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,22 +16,11 @@ import pytest
 
 from tests.conftest import Project, child_env
 from tests.fakes.openai_server import FakeOpenAI
+from tests.import_audit import audited
 
 pytestmark = pytest.mark.integration
 
 KEY = "sk-loading-0123456789abcdef"
-HOOK = """\
-import os, sys, threading
-
-def _record(event, args):
-    if event == "import" and (args[0] == "mlflow" or args[0].startswith("mlflow.")):
-        spec = getattr(sys.modules.get("mlflow"), "__spec__", None)
-        busy = int(bool(getattr(spec, "_initializing", False)))
-        with open(os.environ["GG_MLFLOW_IMPORT_LOG"], "a", encoding="utf-8") as fh:
-            fh.write(f"{threading.current_thread().name} {args[0]} {busy}\\n")
-
-sys.addaudithook(_record)
-"""
 
 
 @pytest.fixture
@@ -48,32 +32,12 @@ def llm() -> Iterator[FakeOpenAI]:
 def run_with_hook(
     project: Project, tmp_path: Path
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(HOOK, encoding="utf-8")
-    log = tmp_path / "imports.log"
-    env = child_env(
-        LLM_KEY=KEY,
-        PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]).rstrip(
-            os.pathsep
-        ),
-        GG_MLFLOW_IMPORT_LOG=str(log),
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "genai_gate", "eval", "-q", "--out", str(project.out)],
+    return audited(
+        ["eval", "-q", "--out", str(project.out)],
         cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        env=child_env(LLM_KEY=KEY),
+        tmp_path=tmp_path,
     )
-    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
-    loads = [line.split() for line in lines]
-    package = [thread for thread, module, _ in loads if module == "mlflow"]
-    # while the package initialises, only the thread that loads it loads any part of it
-    others = {(t, m) for t, m, busy in loads if busy == "1" and t not in package}
-    assert not others, f"loaded on another thread while mlflow initialised: {sorted(others)}"
-    return done, package
 
 
 def test_a_remote_models_run_loads_mlflow_on_its_loading_thread(
