@@ -216,8 +216,10 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
         probe(tracking_uri)
     except TrackingError as exc:
         unreachable = exc
+    # the replay's attempt reads the data file; a full run after it reads it no more
+    read: Dataset | None = None
     if unreachable is None:
-        replayed = _replayed(run, tracking_uri, started_at)
+        replayed, read = _replayed(run, tracking_uri, started_at)
         if replayed is not None:
             return replayed
     # a baseline or a deploy's champion may be read from the store before the first call
@@ -225,7 +227,7 @@ def run_eval(run: Run, progress: PhaseProgress | None = None) -> EvalReport:
     if store_first:
         ensure_local_store(tracking_uri)
     with use_tracking_uri(tracking_uri), run_limits(run.loaded.config.max_duration):
-        prepared = _prepare(run, tracking_uri)
+        prepared = _prepare(run, tracking_uri, read)
         target = prepared.target
         steps: list[tuple[str, Callable[[], object]]] = []
         if target is not None and target.remote and run.loaded.config.runner != "spark":
@@ -294,14 +296,18 @@ def _replay_target(run: Run, dataset: Dataset) -> tuple[bool, Target | None]:
     return bool(target.remote and hasattr(target, "cache_identity")), target
 
 
-def _replayed(run: Run, tracking_uri: str, started_at: str) -> EvalReport | None:
+def _replayed(
+    run: Run, tracking_uri: str, started_at: str
+) -> tuple[EvalReport | None, Dataset | None]:
     """A run identical to one already evaluated and logged, from its replay record
-    (replay.py), or None for a full run. Anything that is not a clean replay (a config or
-    data problem included: the full run reports it with everything else) is a full run."""
+    (replay.py), or None for a full run; and the data file's rows, if they were read.
+    Anything that is not a clean replay (a config or data problem included: the full run
+    reports it with everything else) is a full run."""
     loaded = run.loaded
     cfg = loaded.config
     if not replay.replayable(loaded):
-        return None
+        return None, None
+    dataset: Dataset | None = None
     try:
         dataset = load_dataset(
             loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
@@ -313,17 +319,17 @@ def _replayed(run: Run, tracking_uri: str, started_at: str) -> EvalReport | None
             judge_base = base_url(cfg.judge_base_url or cfg.base_url, run.environ)
             usable = usable and bool(key_value or judge_base != DEFAULT_BASE)
     except GateError:
-        return None
+        return None, dataset
     if not usable:
-        return None
+        return None, dataset
     cache_dir = loaded.resolve(cfg.cache_dir)
     cache = ResponseCache(cache_dir)
     answers = replay.replay_key(loaded, dataset, target, cache, run.environ)
     found = replay.read_record(cache_dir, answers.key) if answers else None
     if found is None or answers is None or not replay.matches(found.rows, dataset, answers):
-        return None
+        return None, dataset
     if not replay.logged_run_exists(tracking_uri, found.run_id, run.environ):
-        return None
+        return None, dataset
     identity = target.identity if target is not None else None
     result = assemble(
         dataset,
@@ -358,7 +364,7 @@ def _replayed(run: Run, tracking_uri: str, started_at: str) -> EvalReport | None
         tracking_uri,
         started_at,
         logged=(found.run_id, found.run_url),
-    )
+    ), dataset
 
 
 def _check_out(out_dir: Path) -> None:
@@ -396,11 +402,15 @@ _DATA_KEYS = frozenset({"data", "columns", "limit", "model"})
 
 
 def check_inputs(
-    loaded: LoadedConfig, notices: list[str], reader: TableReader | None = None
+    loaded: LoadedConfig,
+    notices: list[str],
+    reader: TableReader | None = None,
+    read: Dataset | None = None,
 ) -> tuple[tuple[BoundScorer, ...], Dataset]:
     """The scorers and the eval set, checked together against each other: every problem is
-    raised in one ConfigError, so that one run names them all. `reader` reads a uc: table."""
-    scorers, dataset, errors = _checked_inputs(loaded, notices, frozenset(), reader)
+    raised in one ConfigError, so that one run names them all. `reader` reads a uc: table;
+    `read` is the data file's rows, if this run has read them already."""
+    scorers, dataset, errors = _checked_inputs(loaded, notices, frozenset(), reader, read)
     _raise_together(errors)
     assert scorers is not None and dataset is not None  # both were built, or errors raised
     return scorers, dataset
@@ -424,11 +434,12 @@ def _checked_inputs(
     notices: list[str],
     skip: frozenset[str],
     reader: TableReader | None = None,
+    read: Dataset | None = None,
 ) -> tuple[tuple[BoundScorer, ...] | None, Dataset | None, list[GateError]]:
     cfg = loaded.config
     errors: list[GateError] = []
     scorers: tuple[BoundScorer, ...] | None = None
-    dataset: Dataset | None = None
+    dataset: Dataset | None = read
     if not skip & _SCORER_KEYS:
         try:
             # checked now, built on MLflow's loading thread or before the first call
@@ -437,7 +448,7 @@ def _checked_inputs(
             errors.append(exc)
     table = loaded.data_table
     # a table is read only with a reader: a config already known wrong signs in to nothing
-    if not skip & _DATA_KEYS and (table is None or reader is not None):
+    if dataset is None and not skip & _DATA_KEYS and (table is None or reader is not None):
         try:
             if table is not None and reader is not None:
                 dataset = load_table(
@@ -486,12 +497,14 @@ def _together(errors: Sequence[GateError]) -> ConfigError:
     )
 
 
-def _prepare(run: Run, tracking_uri: str) -> _Prepared:
+def _prepare(run: Run, tracking_uri: str, read: Dataset | None = None) -> _Prepared:
+    """Everything checkable before a model call; `read` is the data file's rows if they
+    were read already (by the replay's attempt)."""
     loaded = run.loaded
     cfg = loaded.config
     notices = list(loaded.notices)
     scorers, dataset = check_inputs(
-        loaded, notices, run.table_reader() if loaded.data_table is not None else None
+        loaded, notices, run.table_reader() if loaded.data_table is not None else None, read
     )
     if cfg.model and (cfg.columns.outputs or "outputs" in dataset.columns):
         notices.append(
