@@ -19,9 +19,10 @@ RUN if ! command -v python3 >/dev/null 2>&1; then \
     && python3 --version
 
 # ---------------------------------------------------------------- build: uv sync from the lock
-# Every extra but spark (pyspark and a JVM, ~490 MB) is in the image (semantic: the
-# semantic_similarity scorer's local model, ~125 MB; gcs, azure: gs:// and az:// inference
-# logs): a container action has no install step where a user could ask for one.
+# Every extra but spark (pyspark and a JVM, ~490 MB) and delta (deltalake, ~130 MB, for an
+# inference-data folder that is a Delta table; its Parquet copy needs nothing) is in the image
+# (semantic: the semantic_similarity scorer's local model, ~125 MB; gcs, azure: gs:// and
+# az:// inference logs): a container action has no install step where a user could ask for one.
 FROM base AS build
 ENV UV_PROJECT_ENVIRONMENT=/opt/genai-gate \
     UV_PYTHON_DOWNLOADS=never \

@@ -141,8 +141,9 @@ ACTION_ONLY: tuple[Input, ...] = (
         "extras",
         "Optional extras to install with genai-gate, comma-separated: `semantic` (the "
         "semantic_similarity scorer's local embedding model, about 125 MB), `spark` "
-        "(pyspark, for runner: spark; about 490 MB, and Java 17+ on the runner), `gcs` and "
-        "`azure` (gcsfs, adlfs: KServe's inference-log in a gs:// or az:// bucket; s3:// "
+        "(pyspark, for runner: spark; about 490 MB, and Java 17+ on the runner), `delta` "
+        "(deltalake, about 130 MB: an `inference-data` folder that is a Delta table), `gcs` "
+        "and `azure` (gcsfs, adlfs: KServe's inference-log in a gs:// or az:// bucket; s3:// "
         "needs no extra).",
         cli=False,
         flavours=("composite",),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from genai_gate.backends.databricks.local_table import local_source
-from genai_gate.errors import ConfigError, DataError
+from genai_gate.errors import ConfigError, DataError, ExitCode
 from genai_gate.rollout.decision import Rules, bootstrap_diff, decide, quality_deltas
 from genai_gate.rollout.measures import EntityTraffic
 from genai_gate.thresholds import Better
@@ -181,6 +182,19 @@ def test_parquet_and_delta_tables_read_the_same(tmp_path: Path) -> None:
         for path in (tmp_path / "pq" / "main.mon.bot_payload", delta)
     ]
     assert counts[0] == counts[1] == {"bot-12": 30, "bot-13": 10}
+
+
+def test_a_delta_table_without_deltalake_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container image and the action install deltalake only with the delta extra."""
+    delta = tmp_path / "main.mon.bot_payload"
+    (delta / "_delta_log").mkdir(parents=True)
+    monkeypatch.setitem(sys.modules, "deltalake", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match="needs the deltalake package") as err:
+        local_source(str(delta), tmp_path, {})
+    assert err.value.exit_code == ExitCode.BAD_INPUT
+    assert "extras: delta" in err.value.fix
 
 
 def test_the_legacy_schema_maps_entities_by_model_and_version(tmp_path: Path) -> None:

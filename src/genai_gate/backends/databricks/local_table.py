@@ -49,8 +49,19 @@ def _delta_files(folder: Path) -> list[Path]:
     Reading every Parquet file in the folder would count rows that later commits removed;
     the `deltalake` library resolves the log, checkpoints included.
     """
-    from deltalake import DeltaTable
-
+    try:
+        from deltalake import DeltaTable
+    except ImportError:
+        raise ConfigError(
+            f"{folder} is a Delta table, and reading one needs the deltalake package, "
+            "which is not installed",
+            fix="Install genai-gate's delta extra:\n"
+            "  extras: delta                    # the composite action's input\n"
+            "  uv sync --extra delta            # in a checkout of genai-gate\n"
+            "  pip install 'genai-gate[delta]'\n"
+            "The container flavour's image does not carry it (about 130 MB): there, copy the "
+            "table's current version out as Parquet files.",
+        ) from None
     return [Path(uri.removeprefix("file://")) for uri in DeltaTable(str(folder)).file_uris()]
 
 
