@@ -210,7 +210,7 @@ class CanarySettings(_Model):
     inference_data: str | None = Field(
         default=None,
         description="Read the inference table from local files instead: a Parquet or JSON-lines "
-        "file, a folder, a glob, or a Delta table folder.",
+        "file, a folder, a glob, or a Delta table folder (needs the delta extra).",
     )
     sample_size: int = Field(
         default=50,
