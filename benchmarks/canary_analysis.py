@@ -12,7 +12,7 @@ the system table `<data>/system.serving.served_entities.parquet`. The columns ar
 numpy and pyarrow one file at a time: no list or DataFrame of all the rows is ever built.
 
 Then, in a fresh process per run (so its peak RSS is that run's alone), what `genai-gate
-analyze --inference-data ...` does with the table: `local_source(...)`, `stats("bot", since)`
+analyze --inference-data ...` does with the table: `local_source(...)`, `stats(endpoint, since_ms)`
 and `sample(...)` of `--sample` rows for each served entity. The child prints JSON: its RSS
 after importing genai_gate.backends.databricks.inference_table and duckdb (the baseline),
 the wall time of each step, its peak RSS (VmHWM; see _peak_kib), DuckDB's threads and
@@ -584,7 +584,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rows", type=int, nargs="+", default=[1_000_000, 10_000_000], help="sizes (1M 10M)"
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="SET threads in DuckDB (default: traffic.py's)"
+        "--threads",
+        type=int,
+        default=None,
+        help="SET threads in DuckDB (default: backends/files.py's connect())",
     )
     parser.add_argument("--repeat", type=int, default=3, help="analysis runs per size (3)")
     parser.add_argument("--sample", type=int, default=50, help="sample per entity (50)")

@@ -14,7 +14,7 @@ pyarrow one file at a time.
 
 Then, in a fresh process per run (so its peak RSS is that run's alone), what `genai-gate
 analyze` does with `inference-log:` pointing at the folder: `LoggedEvents(...)`,
-`stats("bot", since)` and `sample(...)` of `--sample` exchanges per revision. The child prints
+`stats(endpoint, since_ms)` and `sample(...)` of `--sample` exchanges per revision. The child prints
 JSON; the parent checks the counts against what it generated and prints a table with the
 targets (10M pairs: analysis under 10 s, peak RSS under 1 GiB).
 
