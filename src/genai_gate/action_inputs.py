@@ -274,17 +274,25 @@ OUTPUTS: tuple[Output, ...] = (
         "Path of results.json, relative to the workspace (so a later step finds it).",
     ),
     Output("run-id", "The MLflow run id."),
-    Output("endpoint-config-version", "After deploy: the endpoint's config version."),
-    Output("endpoint-url", "After deploy: the endpoint's invocations URL."),
+    Output(
+        "endpoint-config-version",
+        "After deploy, an applied analyze, promote or rollback, or a monitor that rolled "
+        "back: the endpoint's config version.",
+    ),
+    Output(
+        "endpoint-url",
+        "After deploy or an applied analyze, promote or rollback: the endpoint's invocations URL.",
+    ),
     Output(
         "routes",
-        'After deploy: the traffic routes as compact JSON, e.g. {"bot-12":90,"bot-13":10}.',
+        "After deploy, an applied analyze, promote or rollback, or a monitor that rolled back: "
+        'the traffic routes as compact JSON, e.g. {"bot-12":90,"bot-13":10}.',
     ),
-    Output("decision", "After analyze: promote, advance, hold or rollback."),
+    Output("decision", "After analyze, promote or rollback: promote, advance, hold or rollback."),
     Output(
         "verdict",
-        "After analyze: healthy, unhealthy or inconclusive. After monitor: stable, drift or "
-        "not enough traffic.",
+        "After analyze: healthy, unhealthy or inconclusive (promote and rollback by hand give "
+        "inconclusive). After monitor: stable, drift or not enough traffic.",
     ),
     Output("drift", 'After monitor: "true" when a drift rule failed.'),
     Output("dashboard-id", "After dashboard: the AI/BI dashboard's id (the same on a re-run)."),
