@@ -191,7 +191,7 @@ def test_a_delta_table_without_deltalake_names_the_extra(
     delta = tmp_path / "main.mon.bot_payload"
     (delta / "_delta_log").mkdir(parents=True)
     monkeypatch.setitem(sys.modules, "deltalake", None)  # as if it were not installed
-    with pytest.raises(ConfigError, match="needs the deltalake package") as err:
+    with pytest.raises(ConfigError, match=r"^inference-data: .*needs the deltalake package") as err:
         local_source(str(delta), tmp_path, {})
     assert err.value.exit_code == ExitCode.BAD_INPUT
     assert "extras: delta" in err.value.fix

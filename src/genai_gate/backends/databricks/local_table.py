@@ -52,7 +52,7 @@ def _delta_files(folder: Path) -> list[Path]:
     try:
         from deltalake import DeltaTable
     except ImportError:
-        raise ConfigError(
+        raise DataError(
             f"{folder} is a Delta table, and reading one needs the deltalake package, "
             "which is not installed",
             fix="Install genai-gate's delta extra:\n"
@@ -131,7 +131,7 @@ def local_source(spec: str, base: Path, models: Mapping[tuple[str, str], str]) -
     try:
         payload = _reader(files)
     except DataError as exc:
-        raise ConfigError(f"inference-data: {spec!r}: {exc.message}") from None
+        raise ConfigError(f"inference-data: {spec!r}: {exc.message}", fix=exc.fix) from None
     entity_files = sorted(folder.parent.glob(f"{SERVED_ENTITIES}.*")) + sorted(
         folder.glob(f"{SERVED_ENTITIES}.*")
     )
