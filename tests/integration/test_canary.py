@@ -375,4 +375,4 @@ def test_an_analysis_in_its_own_process_loads_mlflow_before_its_threads(
     assert done.returncode == 1, done.stdout + done.stderr  # the sloppy challenger is worse
     assert "polite/mean vs champion" in done.stdout
     assert threads == ["MainThread"]
-    assert judged >= 60  # the judge's route and its calls ran beside the import's result
+    assert judged >= 60  # the judge was reached from the threads that started after the import

@@ -309,9 +309,7 @@ def _replayed(
         return None, None
     dataset: Dataset | None = None
     try:
-        dataset = load_dataset(
-            loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
-        )
+        dataset = _read_data_file(loaded)
         usable, target = _replay_target(run, dataset)
         if cfg.judge:
             # the key a full run would send: a bad or missing one is that run's to report
@@ -455,9 +453,7 @@ def _checked_inputs(
                     table, reader, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
                 )
             else:
-                dataset = load_dataset(
-                    loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
-                )
+                dataset = _read_data_file(loaded)
         except GateError as exc:
             errors.append(exc)
     if scorers is not None and dataset is not None:
@@ -466,6 +462,15 @@ def _checked_inputs(
         except GateError as exc:
             errors.append(exc)
     return scorers, dataset, errors
+
+
+def _read_data_file(loaded: LoadedConfig) -> Dataset:
+    """The eval set from its file, as every eval reads it: one reading serves both the
+    replay's attempt and the full run after it."""
+    cfg = loaded.config
+    return load_dataset(
+        loaded.data_path, cfg.columns, limit=cfg.limit, use_outputs=cfg.model is None
+    )
 
 
 def _raise_together(errors: Sequence[GateError]) -> None:
